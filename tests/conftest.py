@@ -1,0 +1,19 @@
+"""A strict harness: x64 on, strict dtype promotion, rank promotion raises, keys from a fixture."""
+import zlib
+
+import jax
+import numpy as np
+import pytest
+
+jax.config.update("jax_enable_x64", True)
+jax.config.update("jax_numpy_rank_promotion", "raise")
+jax.config.update("jax_numpy_dtype_promotion", "strict")
+
+# Named, dtype-keyed tolerances (relative); references run in float64.
+TOL = {np.dtype("float32"): 2e-3, np.dtype("float64"): 1e-7}
+
+
+@pytest.fixture
+def key(request):
+    """A PRNG key derived from the test's id: different per test, the same on every run."""
+    return jax.random.key(zlib.crc32(request.node.nodeid.encode()))
