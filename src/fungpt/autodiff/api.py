@@ -1,0 +1,261 @@
+"""The public transforms, with JAX's signatures: grad, value_and_grad, vjp, jvp, jacrev, jacfwd,
+hessian. Each flattens pytrees, traces to a jaxpr, and runs our interpreters on the flat lists."""
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import tree_util
+
+from fungpt.autodiff.forward import jvp_jaxpr
+from fungpt.autodiff.jaxpr import trace
+from fungpt.autodiff.reverse import linearize
+
+__all__ = ["grad", "hessian", "jacfwd", "jacrev", "jvp", "value_and_grad", "vjp"]
+
+
+def _dtype(x):
+    return jnp.result_type(x) if not hasattr(x, "dtype") else x.dtype
+
+
+def _is_float(x):
+    return jnp.issubdtype(_dtype(x), jnp.inexact)
+
+
+def _float0_zeros(x):
+    return np.zeros(np.shape(x), dtype=jax.dtypes.float0)
+
+
+def _zeros(x):
+    return jnp.zeros(np.shape(x), _dtype(x))
+
+
+def _argnums_tuple(argnums, nargs, name):
+    nums = (argnums,) if isinstance(argnums, int) else tuple(argnums)
+    for a in nums:
+        if not isinstance(a, int) or not -nargs <= a < nargs:
+            raise ValueError(f"{name}: argnums={argnums!r} is out of range for a function called with "
+                             f"{nargs} positional arguments.")
+    return tuple(a % nargs for a in nums)
+
+
+def _vjp_flat(fun, primals, has_aux):
+    """Trace fun(*primals) and run the forward sweep. Returns outputs, aux, and the pullback."""
+    flat, in_tree = tree_util.tree_flatten(primals)
+    f = (lambda *a: fun(*a)) if not has_aux else (lambda *a: _split_aux(fun(*a)))
+    closed, out_tree = trace(f, flat, in_tree)
+    active = [_is_float(x) for x in flat]
+    outs, out_active, residuals, backward = linearize(closed.jaxpr, closed.consts, flat, active)
+    return flat, in_tree, outs, out_tree, out_active, residuals, backward
+
+
+def _split_aux(out):
+    if not (isinstance(out, tuple | list) and len(out) == 2):
+        raise TypeError("has_aux=True requires the function to return a pair (output, aux); got "
+                        f"{type(out).__name__}.")
+    return tuple(out)
+
+
+def vjp(fun, *primals, has_aux=False):
+    """(out, pullback[, aux]) with pullback(ct) = ct^T J, one cotangent per primal (a tuple).
+
+    Like `jax.vjp`: integer/bool primals receive float0 cotangents."""
+    flat, in_tree, outs, out_tree, out_active, residuals, backward = _vjp_flat(fun, primals, has_aux)
+    n_all = len(outs)
+    if has_aux:
+        out_tree, aux_tree = out_tree.children()
+        aux = tree_util.tree_unflatten(aux_tree, outs[out_tree.num_leaves:])
+    n = out_tree.num_leaves
+    outs, out_active = outs[:n], out_active[:n]
+    out = tree_util.tree_unflatten(out_tree, outs)
+
+    def pullback(ct):
+        ct_flat, ct_tree = tree_util.tree_flatten(ct)
+        if ct_tree != out_tree:
+            raise ValueError(f"fungpt.vjp: the cotangent has tree structure {ct_tree}, but the function's "
+                             f"output has {out_tree}.")
+        for c, o in zip(ct_flat, outs, strict=True):
+            if np.shape(c) != np.shape(o):
+                raise ValueError(f"fungpt.vjp: cotangent of shape {np.shape(c)} for an output of shape "
+                                 f"{np.shape(o)}.")
+        cts = [jnp.asarray(c, _dtype(o)) if a else None for c, o, a in zip(ct_flat, outs, out_active, strict=True)]
+        cts_in = backward(residuals, cts + [None] * (n_all - n))
+        res = [(_zeros(x) if c is None else c) if _is_float(x) else _float0_zeros(x)
+               for x, c in zip(flat, cts_in, strict=True)]
+        return tree_util.tree_unflatten(in_tree, res)
+
+    return (out, pullback, aux) if has_aux else (out, pullback)
+
+
+def value_and_grad(fun, argnums=0, has_aux=False, holomorphic=False, allow_int=False, reduce_axes=()):
+    """(f(x), df/dx) for a scalar-output f, like `jax.value_and_grad` (same argnums/has_aux)."""
+    del reduce_axes
+
+    @functools.wraps(fun)
+    def wrapped(*args, **kwargs):
+        nums = _argnums_tuple(argnums, len(args), "fungpt.grad")
+        dyn = tuple(args[i] for i in nums)
+        for leaf in tree_util.tree_leaves(dyn):
+            dt = _dtype(leaf)
+            if not jnp.issubdtype(dt, jnp.inexact) and not allow_int:
+                raise TypeError(f"grad requires real- or complex-valued inputs (input dtype that is a "
+                                f"sub-dtype of np.inexact), but got {dt.name}. If you want to use Boolean- "
+                                f"or integer-valued inputs, use vjp or set allow_int to True.")
+            if jnp.issubdtype(dt, jnp.complexfloating) and not holomorphic:
+                raise TypeError("grad with complex inputs requires holomorphic=True (as in JAX).")
+
+        def f(*dyn_args):
+            full = list(args)
+            for i, a in zip(nums, dyn_args, strict=True):
+                full[i] = a
+            return fun(*full, **kwargs)
+
+        res = vjp(f, *dyn, has_aux=has_aux)
+        out, pullback = res[0], res[1]
+        if not ((np.shape(out) == () and hasattr(out, "dtype")) or isinstance(out, float)):
+            raise TypeError(f"Gradient only defined for scalar-output functions. Output had shape: "
+                            f"{np.shape(out)}.")
+        dt = _dtype(out)
+        if not jnp.issubdtype(dt, jnp.floating) and not (holomorphic and jnp.issubdtype(dt, jnp.complexfloating)):
+            raise TypeError(f"grad requires real-valued outputs (output dtype that is a sub-dtype of "
+                            f"np.floating), but got {dt.name}. For holomorphic differentiation, pass "
+                            f"holomorphic=True.")
+        g = pullback(jnp.ones((), dt))
+        g = g[0] if isinstance(argnums, int) else g
+        return ((out, res[2]), g) if has_aux else (out, g)
+
+    return wrapped
+
+
+def grad(fun, argnums=0, has_aux=False, holomorphic=False, allow_int=False, reduce_axes=()):
+    """df/dx for a scalar-output f by our reverse mode; a drop-in for `jax.grad`.
+
+    >>> fungpt.grad(lambda x: (x ** 2).sum())(jnp.arange(3.0))   # 2x
+    """
+    vg = value_and_grad(fun, argnums, has_aux, holomorphic, allow_int, reduce_axes)
+
+    @functools.wraps(fun)
+    def wrapped(*args, **kwargs):
+        (out, g) = vg(*args, **kwargs)
+        return (g, out[1]) if has_aux else g
+
+    return wrapped
+
+
+def jvp(fun, primals, tangents, has_aux=False):
+    """(f(x), J t) by our forward mode; a drop-in for `jax.jvp` (primals and tangents are tuples)."""
+    if not isinstance(primals, tuple | list) or not isinstance(tangents, tuple | list):
+        raise TypeError("fungpt.jvp: primals and tangents must be tuples or lists, as in jax.jvp.")
+    flat, in_tree = tree_util.tree_flatten(tuple(primals))
+    tflat, t_tree = tree_util.tree_flatten(tuple(tangents))
+    if t_tree != in_tree:
+        raise TypeError(f"fungpt.jvp: primal and tangent arguments must have the same tree structure; "
+                        f"got {in_tree} and {t_tree}.")
+    for x, t in zip(flat, tflat, strict=True):
+        if np.shape(x) != np.shape(t):
+            raise ValueError(f"fungpt.jvp: primal and tangent shapes differ: {np.shape(x)} vs {np.shape(t)}.")
+    f = (lambda *a: fun(*a)) if not has_aux else (lambda *a: _split_aux(fun(*a)))
+    closed, out_tree = trace(f, flat, in_tree)
+    ts = [jnp.asarray(t, _dtype(x)) if _is_float(x) else None for x, t in zip(flat, tflat, strict=True)]
+    outs, touts = jvp_jaxpr(closed.jaxpr, closed.consts, flat, ts)
+    touts = [(_zeros(o) if t is None else t) if _is_float(o) else _float0_zeros(o)
+             for o, t in zip(outs, touts, strict=True)]
+    if has_aux:
+        out_tree, aux_tree = out_tree.children()
+        n = out_tree.num_leaves
+        aux = tree_util.tree_unflatten(aux_tree, outs[n:])
+        return (tree_util.tree_unflatten(out_tree, outs[:n]), tree_util.tree_unflatten(out_tree, touts[:n]), aux)
+    return tree_util.tree_unflatten(out_tree, outs), tree_util.tree_unflatten(out_tree, touts)
+
+
+def _std_basis(x):
+    """The standard basis of x's space as a batch: shape (x.size, *x.shape)."""
+    n = int(np.prod(np.shape(x)))
+    return jnp.eye(n, dtype=_dtype(x)).reshape((n, *np.shape(x)))
+
+
+def jacrev(fun, argnums=0, has_aux=False, holomorphic=False, allow_int=False):
+    """The Jacobian by reverse mode: one pullback per output element (vmapped); like `jax.jacrev`.
+    Each output leaf of shape S gets, per argument leaf of shape A, a block of shape S + A."""
+    del holomorphic, allow_int
+
+    @functools.wraps(fun)
+    def wrapped(*args):
+        nums = _argnums_tuple(argnums, len(args), "fungpt.jacrev")
+
+        def f(*dyn):
+            full = list(args)
+            for i, a in zip(nums, dyn, strict=True):
+                full[i] = a
+            return fun(*full)
+
+        res = vjp(f, *[args[i] for i in nums], has_aux=has_aux)
+        out, pullback = res[0], res[1]
+        out_flat, out_tree = tree_util.tree_flatten(out)
+        sizes = [int(np.prod(np.shape(o))) for o in out_flat]
+        basis = jnp.eye(sum(sizes), dtype=jnp.result_type(*[_dtype(o) for o in out_flat]))
+        splits = np.cumsum(sizes)[:-1]
+
+        def row(e):
+            parts = jnp.split(e, splits)
+            return pullback(tree_util.tree_unflatten(
+                out_tree, [p.reshape(np.shape(o)).astype(_dtype(o)) for p, o in zip(parts, out_flat, strict=True)]))
+
+        rows = jax.vmap(row)(basis)  # tuple over argnums; leaves (n_out, *arg_shape)
+        per_out = []
+        for k, o in enumerate(out_flat):
+            lo, hi = (0 if k == 0 else int(splits[k - 1])), int(np.cumsum(sizes)[k])
+            per_out.append(tree_util.tree_map(lambda r, o=o, lo=lo, hi=hi: r[lo:hi].reshape(
+                (*np.shape(o), *r.shape[1:])), rows))
+        jac = tree_util.tree_unflatten(out_tree, [p[0] if isinstance(argnums, int) else p for p in per_out])
+        return (jac, res[2]) if has_aux else jac
+
+    return wrapped
+
+
+def jacfwd(fun, argnums=0, has_aux=False, holomorphic=False):
+    """The Jacobian by forward mode: one JVP per input element (vmapped); like `jax.jacfwd`."""
+    del holomorphic
+
+    @functools.wraps(fun)
+    def wrapped(*args):
+        nums = _argnums_tuple(argnums, len(args), "fungpt.jacfwd")
+        dyn = tuple(args[i] for i in nums)
+        dyn_flat, dyn_tree = tree_util.tree_flatten(dyn)
+        sizes = [int(np.prod(np.shape(x))) for x in dyn_flat]
+        n = sum(sizes)
+
+        def f(*d):
+            full = list(args)
+            for i, a in zip(nums, d, strict=True):
+                full[i] = a
+            return fun(*full)
+
+        def column(e):
+            parts = jnp.split(e, np.cumsum(sizes)[:-1])
+            tangents = tree_util.tree_unflatten(
+                dyn_tree, [p.reshape(np.shape(x)).astype(_dtype(x)) for p, x in zip(parts, dyn_flat, strict=True)])
+            r = jvp(f, dyn, tangents, has_aux=has_aux)
+            return (r[1], r[2]) if has_aux else (r[1], None)
+
+        dtype = jnp.result_type(*[_dtype(x) for x in dyn_flat])
+        cols, aux = jax.vmap(column, out_axes=(-1, None))(jnp.eye(n, dtype=dtype))
+        # cols leaves: (*out_shape, n) -> split n into the argument leaves' shapes.
+        offsets = np.concatenate([[0], np.cumsum(sizes)])
+
+        def split_cols(c):
+            blocks = [c[..., offsets[k]:offsets[k + 1]].reshape((*c.shape[:-1], *np.shape(x)))
+                      for k, x in enumerate(dyn_flat)]
+            tree = tree_util.tree_unflatten(dyn_tree, blocks)
+            return tree[0] if isinstance(argnums, int) else tree
+
+        jac = tree_util.tree_map(split_cols, cols)
+        return (jac, aux) if has_aux else jac
+
+    return wrapped
+
+
+def hessian(fun, argnums=0, has_aux=False, holomorphic=False):
+    """The Hessian as forward-over-reverse, jacfwd(jacrev(f)), like `jax.hessian`."""
+    return jacfwd(jacrev(fun, argnums, has_aux=has_aux, holomorphic=holomorphic), argnums, has_aux=has_aux,
+                  holomorphic=holomorphic)

@@ -1,0 +1,88 @@
+"""Tracing functions of pytrees to jaxprs, and the small helpers both interpreters share."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import tree_util
+from jax.extend.core import ClosedJaxpr, Literal
+
+try:  # DropVar moved between JAX releases.
+    from jax.extend.core import DropVar
+except ImportError:  # pragma: no cover
+    from jax._src.core import DropVar
+
+
+def trace(fun, args_flat, in_tree):
+    """Trace `fun(*unflatten(in_tree, args_flat))` to (closed_jaxpr, out_tree)."""
+    store = {}
+
+    def flat_fun(*flat):
+        out = fun(*tree_util.tree_unflatten(in_tree, flat))
+        out_flat, store["tree"] = tree_util.tree_flatten(out)
+        return out_flat
+
+    closed = jax.make_jaxpr(flat_fun)(*args_flat)
+    return closed, store["tree"]
+
+
+def literal_value(v):
+    """A literal's value with exactly the dtype the jaxpr gave it (never a float64 numpy scalar)."""
+    return np.asarray(v.val, dtype=v.aval.dtype) if hasattr(v.aval, "dtype") else v.val
+
+
+def read(env, v):
+    return literal_value(v) if isinstance(v, Literal) else env[v]
+
+
+def is_drop(v):
+    return isinstance(v, DropVar)
+
+
+def differentiable(aval) -> bool:
+    dtype = getattr(aval, "dtype", None)
+    return dtype is not None and jnp.issubdtype(dtype, jnp.inexact)
+
+
+def bind_params(primitive, params):
+    """(subfuns, params) to bind `primitive` with: older JAX returns the pair, newer JAX a dict
+    holding the subfunctions under 'subfuns' (passed to bind as a keyword)."""
+    got = primitive.get_bind_params(params)
+    if isinstance(got, tuple):
+        return list(got[0]), got[1]
+    got = dict(got)
+    return list(got.get("subfuns", ())), got
+
+
+def bind(eqn, args):
+    """Evaluate one equation as `jax.core.eval_jaxpr` does; always returns a list."""
+    got = eqn.primitive.get_bind_params(eqn.params)
+    subfuns, params = (got if isinstance(got, tuple) else ((), got))
+    out = eqn.primitive.bind(*subfuns, *args, **params)
+    return list(out) if eqn.primitive.multiple_results else [out]
+
+
+def eval_jaxpr(jaxpr, consts, args):
+    env = {}
+    for v, x in zip(jaxpr.constvars, consts, strict=True):
+        env[v] = x
+    for v, x in zip(jaxpr.invars, args, strict=True):
+        env[v] = x
+    for eqn in jaxpr.eqns:
+        outs = bind(eqn, [read(env, v) for v in eqn.invars])
+        for v, x in zip(eqn.outvars, outs, strict=True):
+            if not is_drop(v):
+                env[v] = x
+    return [read(env, v) for v in jaxpr.outvars]
+
+
+def open_jaxpr(j):
+    """(jaxpr, consts) for a ClosedJaxpr or an open Jaxpr."""
+    return (j.jaxpr, list(j.consts)) if isinstance(j, ClosedJaxpr) else (j, [])
+
+
+def source_line(eqn) -> str:
+    """The user's source line that produced this equation (best effort)."""
+    try:
+        from jax._src import source_info_util
+        return source_info_util.summarize(eqn.source_info)
+    except Exception:
+        return "<unknown source>"

@@ -1,0 +1,110 @@
+"""Reverse mode: a forward sweep that keeps residuals, and a backward sweep that pulls cotangents
+through the equations in reverse order (a jaxpr is already a topological order of its DAG)."""
+import numpy as np
+from jax.extend.core import Literal
+
+from fungpt.autodiff.jaxpr import bind, differentiable, is_drop, literal_value, read, source_line
+from fungpt.autodiff.rules import fwd_rules, vjp_rules, zeros_like_aval
+
+
+def no_rule_error(eqn, mode):
+    name = eqn.primitive.name
+    return NotImplementedError(
+        f"fungpt has no {mode} rule for primitive '{name}' (used at {source_line(eqn)}). "
+        f"Add one to the rule table in fungpt/autodiff/rules/ (see its module docstring), "
+        f"or stop differentiating through it with jax.lax.stop_gradient.")
+
+
+def linearize(jaxpr, consts, args, active_in):
+    """Forward sweep of `jaxpr` on `args`.
+
+    Returns (outs, out_active, residuals, backward) where backward(residuals, cts_out) -> cts_in,
+    one per invar (None where inactive or zero). `backward` closes over no array: everything the
+    backward sweep reads is in `residuals`, a flat list."""
+    env, active, residuals, tape = {}, set(), [], []
+    for v, x in zip(jaxpr.constvars, consts, strict=True):
+        env[v] = x
+    for v, x, a in zip(jaxpr.invars, args, active_in, strict=True):
+        env[v] = x
+        if a and differentiable(v.aval):
+            active.add(v)
+    is_active = lambda v: not isinstance(v, Literal) and v in active
+    for eqn in jaxpr.eqns:
+        ins = [read(env, v) for v in eqn.invars]
+        ins_active = [is_active(v) for v in eqn.invars]
+        if any(ins_active):
+            outs, res, bwd = _fwd(eqn, ins, ins_active)
+            tape.append((eqn, len(residuals), len(residuals) + len(res), bwd, ins_active))
+            residuals.extend(res)
+            active.update(v for v in eqn.outvars if not is_drop(v) and differentiable(v.aval))
+        else:
+            outs = bind(eqn, ins)
+        for v, x in zip(eqn.outvars, outs, strict=True):
+            if not is_drop(v):
+                env[v] = x
+    outs = [read(env, v) for v in jaxpr.outvars]
+    out_active = [is_active(v) for v in jaxpr.outvars]
+
+    def backward(residuals, cts_out):
+        ct_env = {}
+
+        def add(v, ct):
+            ct_env[v] = ct if v not in ct_env else ct_env[v] + ct
+
+        for v, ct, a in zip(jaxpr.outvars, cts_out, out_active, strict=True):
+            if a and ct is not None:
+                add(v, ct)
+        for eqn, start, stop, bwd, ins_active in reversed(tape):
+            cts = [None if is_drop(v) else ct_env.pop(v, None) for v in eqn.outvars]
+            if all(ct is None for ct in cts):
+                continue  # a symbolic zero: nothing flows back through this equation
+            cts_in = bwd(residuals[start:stop], cts)
+            for v, a, ct in zip(eqn.invars, ins_active, cts_in, strict=True):
+                if a and ct is not None:
+                    add(v, _checked(ct, v, eqn))
+        return [ct_env.pop(v, None) if a else None for v, a in
+                zip(jaxpr.invars, [is_active(v) for v in jaxpr.invars], strict=True)]
+
+    return outs, out_active, residuals, backward
+
+
+def _checked(ct, v, eqn):
+    shape, dtype = v.aval.shape, v.aval.dtype
+    if np.shape(ct) != shape or ct.dtype != dtype:
+        raise ValueError(
+            f"fungpt: the VJP rule of '{eqn.primitive.name}' returned a cotangent of "
+            f"{ct.dtype}{list(np.shape(ct))} for an input of {dtype}{list(shape)} "
+            f"(at {source_line(eqn)}); this is a bug in the rule.")
+    return ct
+
+
+def _fwd(eqn, ins, ins_active):
+    p = eqn.primitive
+    if p in fwd_rules:
+        return fwd_rules[p](ins, ins_active, **eqn.params)
+    if p not in vjp_rules:
+        raise no_rule_error(eqn, "reverse-mode (VJP)")
+    rule, params, multiple = vjp_rules[p], eqn.params, p.multiple_results
+    out_avals = [v.aval for v in eqn.outvars]
+    outs = bind(eqn, ins)
+    # Literals are static: captured by value; everything else travels as a residual.
+    statics = [literal_value(v) if isinstance(v, Literal) else None for v in eqn.invars]
+    is_lit = [isinstance(v, Literal) for v in eqn.invars]
+    res = [x for x, lit in zip(ins, is_lit, strict=True) if not lit] + outs
+
+    def bwd(res, cts):
+        it = iter(res)
+        primals = [s if lit else next(it) for s, lit in zip(statics, is_lit, strict=True)]
+        ans = list(it)
+        if multiple:
+            cts = [zeros_like_aval(a) if c is None else c for c, a in zip(cts, out_avals, strict=True)]
+            return rule(cts, ans, *primals, **params)
+        return rule(cts[0], ans[0], *primals, **params)
+
+    return outs, res, bwd
+
+
+def vjp_flat(jaxpr, consts, args, active_in):
+    """(outs, pullback) for a flat jaxpr; pullback(cts) -> cts_in."""
+    outs, out_active, residuals, backward = linearize(jaxpr, consts, args, active_in)
+    return outs, out_active, lambda cts: backward(residuals, cts)

@@ -1,0 +1,126 @@
+"""The rule tables: one per transformation, keyed by primitive.
+
+Reverse mode
+  vjp_rules[p](ct, ans, *primals, **params) -> one cotangent per primal (None: no cotangent).
+      `ct` and `ans` are the output cotangent and value (lists for multiple-result primitives,
+      with missing cotangents filled by zeros). Params from the jaxpr equation pass straight through.
+  fwd_rules[p](primals, active, **params) -> (outs, residuals, bwd)
+      for primitives that need their own forward sweep (calls, control flow, custom rules).
+      `residuals` is a flat list of arrays; `bwd(residuals, cts) -> cts_in` must close over no
+      array, so that scan can stack residuals and run `bwd` in its own loop.
+
+Forward mode
+  jvp_rules[p](primals, tangents, **params) -> (outs, tangent_outs); tangent None is a symbolic zero
+      (single values, or lists for multiple-result primitives).
+
+Family helpers below keep each rules module a table of derivatives.
+"""
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+from jax.extend.core import primitives as P
+
+vjp_rules: dict = {}
+jvp_rules: dict = {}
+fwd_rules: dict = {}
+
+
+def prim(name):
+    """The primitive object called `name` in this JAX version, or None (names move between releases)."""
+    return getattr(P, f"{name}_p", None)
+
+
+def is_float(dtype) -> bool:
+    return jnp.issubdtype(dtype, jnp.inexact)
+
+
+def zeros_like_aval(aval):
+    return jnp.zeros(aval.shape, aval.dtype)
+
+
+def unbroadcast(ct, x):
+    """Sum `ct` back to the shape of operand `x`: jaxprs broadcast binary elementwise operands
+    implicitly (a rank-0 operand, or size-1 axes of equal rank). The one place this is undone."""
+    shape = np.shape(x)
+    if ct.shape == shape:
+        return ct
+    if len(shape) == 0:
+        return jnp.sum(ct).astype(ct.dtype)
+    axes = tuple(i for i, (a, b) in enumerate(zip(shape, ct.shape, strict=True)) if a == 1 and b != 1)
+    return jnp.sum(ct, axis=axes, keepdims=True).astype(ct.dtype)
+
+
+def bcast(t, shape):
+    """A tangent broadcast to the output shape (the forward-mode twin of `unbroadcast`)."""
+    return t if t.shape == tuple(shape) else jnp.broadcast_to(t, shape)
+
+
+def out_shape(*xs):
+    return np.broadcast_shapes(*(np.shape(x) for x in xs))
+
+
+def defelementwise(p, *derivs):
+    """Elementwise p(x1, ..., xn) with partials derivs[i](ans, *xs, **params) (None: no gradient)."""
+    if p is None:
+        return
+
+    def vjp(ct, ans, *xs, **params):
+        return [None if d is None else unbroadcast(ct * d(ans, *xs, **params), x) for d, x in
+                zip(derivs, xs, strict=True)]
+
+    def jvp(xs, ts, **params):
+        ans = p.bind(*xs, **params)
+        shape = out_shape(*xs)
+        terms = [bcast(t * d(ans, *xs, **params), shape) for d, t in zip(derivs, ts, strict=True)
+                 if t is not None and d is not None]
+        return ans, (sum(terms[1:], terms[0]) if terms else None)
+
+    vjp_rules[p], jvp_rules[p] = vjp, jvp
+
+
+def deflinear(p, transpose):
+    """A primitive linear in all its operands: its JVP applies it to the tangents; its VJP is the
+    transpose, `transpose(ct, *xs, **params)` (xs give shapes only)."""
+    if p is None:
+        return
+
+    def vjp(ct, ans, *xs, **params):
+        return transpose(ct, *xs, **params)
+
+    def jvp(xs, ts, **params):
+        ans = p.bind(*xs, **params)
+        if all(t is None for t in ts):
+            return ans, None
+        ts = [jnp.zeros(np.shape(x), _dtype(x)) if t is None else t for x, t in zip(xs, ts, strict=True)]
+        return ans, p.bind(*ts, **params)
+
+    vjp_rules[p], jvp_rules[p] = vjp, jvp
+
+
+def defnograd(p):
+    """Outputs that carry no derivative (comparisons, integer ops, argmax, ...)."""
+    if p is None:
+        return
+
+    def vjp(ct, ans, *xs, **params):
+        return [None] * len(xs)
+
+    def jvp(xs, ts, **params):
+        ans = p.bind(*xs, **params)
+        return ans, ([None] * len(ans) if p.multiple_results else None)
+
+    vjp_rules[p], jvp_rules[p] = vjp, jvp
+
+
+def _dtype(x):
+    return getattr(x, "dtype", None) or np.result_type(x)
+
+
+def binds(p, *xs, **params):
+    return p.bind(*xs, **params)
+
+
+__all__ = [
+    "bcast", "binds", "defelementwise", "deflinear", "defnograd", "fwd_rules", "is_float", "jvp_rules",
+    "lax", "prim", "unbroadcast", "vjp_rules", "zeros_like_aval",
+]

@@ -1,0 +1,384 @@
+"""Higher-order primitives: calls, custom rules, checkpointing and control flow recurse into their
+sub-jaxprs with the same two interpreters."""
+import jax
+import jax.numpy as jnp
+from jax import lax
+from jax.extend.core import Literal
+
+from fungpt.autodiff.forward import jvp_jaxpr
+from fungpt.autodiff.jaxpr import bind_params, differentiable, eval_jaxpr, is_drop, open_jaxpr
+from fungpt.autodiff.reverse import linearize
+from fungpt.autodiff.rules import fwd_rules, jvp_rules, prim, zeros_like_aval
+
+
+def _zeros(x):
+    return jnp.zeros(jnp.shape(x), x.dtype)
+
+
+def propagate(jaxpr, in_active):
+    """Which outputs of `jaxpr` can depend on an active input (a static, conservative pass)."""
+    active = {v for v, a in zip(jaxpr.invars, in_active, strict=True) if a}
+    for eqn in jaxpr.eqns:
+        if any(not isinstance(v, Literal) and v in active for v in eqn.invars):
+            active.update(v for v in eqn.outvars if not is_drop(v) and differentiable(v.aval))
+    return [not isinstance(v, Literal) and v in active for v in jaxpr.outvars]
+
+
+def _register(names, fwd=None, jvp=None):
+    for name in names:
+        p = prim(name)
+        if p is not None:
+            if fwd is not None:
+                fwd_rules[p] = fwd
+            if jvp is not None:
+                jvp_rules[p] = jvp
+
+
+# --- calls: jit / pjit / closed_call -----------------------------------------------------------
+def _call_fwd(ins, active, **params):
+    jaxpr, consts = open_jaxpr(params.get("jaxpr", params.get("call_jaxpr")))
+    outs, _, res, backward = linearize(jaxpr, consts, ins, active)
+    return outs, res, backward
+
+
+def _call_jvp(xs, ts, **params):
+    jaxpr, consts = open_jaxpr(params.get("jaxpr", params.get("call_jaxpr")))
+    return jvp_jaxpr(jaxpr, consts, xs, ts)
+
+
+_register(["jit", "pjit", "closed_call", "core_call"], _call_fwd, _call_jvp)
+
+
+# --- checkpoint (remat): keep only the inputs, recompute the rest in the backward sweep ----------
+def _remat_fwd(ins, active, *, jaxpr, prevent_cse=True, **_):
+    jaxpr, consts = open_jaxpr(jaxpr)
+    outs = eval_jaxpr(jaxpr, consts, ins)
+
+    def bwd(res, cts):
+        if prevent_cse:  # stop XLA from merging the recomputation with the forward pass
+            res = list(lax.optimization_barrier(list(res)))
+        _, _, residuals, backward = linearize(jaxpr, consts, res, active)
+        return backward(residuals, cts)
+
+    return outs, list(ins), bwd
+
+
+def _remat_jvp(xs, ts, *, jaxpr, **_):
+    jaxpr, consts = open_jaxpr(jaxpr)
+    return jvp_jaxpr(jaxpr, consts, xs, ts)
+
+
+_register(["remat", "checkpoint"], _remat_fwd, _remat_jvp)
+if prim("remat") is None:  # the checkpoint primitive is called remat2 in recent JAX
+    from jax._src.ad_checkpoint import remat_p as _remat_p
+    fwd_rules[_remat_p], jvp_rules[_remat_p] = _remat_fwd, _remat_jvp
+
+
+# --- custom_jvp: honour the user's JVP rule; reverse mode transposes it ------------------------
+def _custom_jvp_rule(params, nonzero):
+    jvp_jaxpr_, jvp_consts, out_zeros = params["jvp_jaxpr_fun"].call_wrapped(*[not nz for nz in nonzero])
+    jaxpr, consts = open_jaxpr(jvp_jaxpr_)
+    return jaxpr, list(consts) + list(jvp_consts), list(out_zeros)
+
+
+def _custom_jvp_jvp(xs, ts, *, num_consts, **params):
+    if any(t is not None for t in ts[:num_consts]):
+        raise NotImplementedError("fungpt: differentiating a custom_jvp function with respect to a "
+                                  "closed-over value is not supported (JAX refuses it too).")
+    primals, tangents = xs[num_consts:], ts[num_consts:]
+    nonzero = [t is not None for t in tangents]
+    jaxpr, consts, out_zeros = _custom_jvp_rule(params, nonzero)
+    out = eval_jaxpr(jaxpr, consts, [*primals, *[t for t in tangents if t is not None]])
+    outs, nz = out[:len(out_zeros)], iter(out[len(out_zeros):])
+    return outs, [None if z else next(nz) for z in out_zeros]
+
+
+def _custom_jvp_fwd(ins, active, *, num_consts, **params):
+    if any(active[:num_consts]):
+        raise NotImplementedError("fungpt: differentiating a custom_jvp function with respect to a "
+                                  "closed-over value is not supported (JAX refuses it too).")
+    primals, act = ins[num_consts:], active[num_consts:]
+    jaxpr, consts, out_zeros = _custom_jvp_rule(params, act)
+    n, n_out = len(primals), len(out_zeros)
+    # The JVP rule is linear in its tangent inputs: linearizing it at zero tangents and running
+    # our backward sweep over the tangent part is its transpose.
+    tangents = [_zeros(x) for x, a in zip(primals, act, strict=True) if a]
+    outs, _, res, backward = linearize(jaxpr, consts, [*primals, *tangents],
+                                       [False] * n + [True] * len(tangents))
+    nz_out = [i for i, z in enumerate(out_zeros) if not z]
+
+    def bwd(res, cts):
+        ct_t = [None] * n_out
+        for k, i in enumerate(nz_out):
+            ct_t[k] = cts[i]
+        cts_in = backward(res, [None] * n_out + ct_t[:len(nz_out)])
+        it = iter(cts_in[n:])
+        return [None] * num_consts + [next(it) if a else None for a in act]
+
+    return outs[:n_out], res, bwd
+
+
+_register(["custom_jvp_call"], _custom_jvp_fwd, _custom_jvp_jvp)
+
+
+# --- custom_vjp: run the user's fwd, keep its residuals, call the user's bwd --------------------
+def _is_symbolic_zero(x):
+    return type(x).__name__ in ("Zero", "SymbolicZero")
+
+
+def _custom_vjp_fwd(ins, active, *, call_jaxpr, num_consts, out_trees, symbolic_zeros, **params):
+    p = prim("custom_vjp_call")
+    if any(active[:num_consts]):
+        raise NotImplementedError("fungpt: differentiating a custom_vjp function with respect to a "
+                                  "closed-over value is not supported (JAX refuses it too).")
+    subfuns, _ = bind_params(p, dict(call_jaxpr=call_jaxpr, num_consts=num_consts, out_trees=out_trees,
+                                     symbolic_zeros=symbolic_zeros, **params))
+    _, fwd, bwd_fun = subfuns
+    res_and_outs = fwd.call_wrapped(*[v for x, a in zip(ins, active, strict=True) for v in (x, a)])
+    _, res_tree, input_fwds = out_trees()
+    n_res_out = res_tree.num_leaves - sum(f is not None for f in input_fwds)
+    res_out, outs = res_and_outs[:n_res_out], res_and_outs[n_res_out:]
+    it = iter(res_out)
+    primals = ins[num_consts:]
+    res = [next(it) if f is None else primals[f] for f in input_fwds]
+    out_avals = [jax.typeof(o) if hasattr(jax, "typeof") else jax.core.get_aval(o) for o in outs]
+    n_in = len(ins)
+
+    def bwd(res, cts):
+        if not symbolic_zeros:
+            cts = [zeros_like_aval(a) if c is None else c for c, a in zip(cts, out_avals, strict=True)]
+        cts_in = list(bwd_fun.call_wrapped(*res, *cts))
+        cts_in = cts_in[-n_in:] if len(cts_in) >= n_in else cts_in
+        return [None if (c is None or _is_symbolic_zero(c)) else c for c in cts_in]
+
+    return list(outs), res, bwd
+
+
+def _custom_vjp_jvp(xs, ts, **params):
+    raise NotImplementedError("fungpt: forward mode through a jax.custom_vjp function is not defined "
+                              "(JAX refuses it too: a custom_vjp rule gives no JVP).")
+
+
+_register(["custom_vjp_call", "custom_vjp_call_jaxpr"], _custom_vjp_fwd, _custom_vjp_jvp)
+
+
+# --- cond / switch -------------------------------------------------------------------------------
+def _cond_fwd(ins, active, *, branches, **params):
+    index, ops, op_act = ins[0], ins[1:], active[1:]
+    outs = prim("cond").bind(index, *ops, branches=branches, **params)
+    out_avals = [jax.ShapeDtypeStruct(jnp.shape(o), o.dtype) for o in outs]
+
+    def bwd(res, cts):
+        # Residuals are the operands: the taken branch is linearized again inside a switch.
+        index, ops = res[0], res[1:]
+        cts = [None if c is None or not differentiable(a) else c for c, a in zip(cts, out_avals, strict=True)]
+
+        def branch(b):
+            def run(ops, cts):
+                jaxpr, consts = open_jaxpr(b)
+                _, _, residuals, backward = linearize(jaxpr, consts, ops, op_act)
+                cts_in = backward(residuals, cts)
+                return [_zeros(o) if c is None else c for o, c, a in zip(ops, cts_in, op_act, strict=True) if a]
+            return run
+
+        got = iter(lax.switch(index, [branch(b) for b in branches], list(ops), cts))
+        return [None] + [next(got) if a else None for a in op_act]
+
+    return list(outs), [index, *ops], bwd
+
+
+def _cond_jvp(xs, ts, *, branches, **params):
+    index, ops, tops = xs[0], xs[1:], ts[1:]
+    nz = [t is not None for t in tops]
+    tin = [t for t in tops if t is not None]
+
+    def branch(b):
+        def run(ops, tin):
+            it = iter(tin)
+            jaxpr, consts = open_jaxpr(b)
+            outs, touts = jvp_jaxpr(jaxpr, consts, ops, [next(it) if z else None for z in nz])
+            return outs, [_zeros(o) if t is None else t if differentiable(jax.typeof(o)) else None
+                          for o, t in zip(outs, touts, strict=True)]
+        return run
+
+    return lax.switch(index, [branch(b) for b in branches], list(ops), tin)
+
+
+_register(["cond"], _cond_fwd, _cond_jvp)
+
+
+# --- scan ----------------------------------------------------------------------------------------
+def _scan_fwd(ins, active, *, jaxpr, num_consts, num_carry, length, reverse, unroll, **params):
+    body, body_consts = open_jaxpr(jaxpr)
+    consts, init, xs = ins[:num_consts], ins[num_consts:num_consts + num_carry], ins[num_consts + num_carry:]
+    c_act, x_act = active[:num_consts], active[num_consts + num_carry:]
+    carry_act = [a and differentiable(v.aval) for a, v in
+                 zip(active[num_consts:num_consts + num_carry], body.invars[num_consts:], strict=False)]
+    while True:  # a carry is active if it starts active or an active value flows into it
+        out_act = propagate(body, c_act + carry_act + x_act)
+        new = [a or o for a, o in zip(carry_act, out_act[:num_carry], strict=True)]
+        if new == carry_act:
+            break
+        carry_act = new
+    in_act = c_act + carry_act + x_act
+    plan = {}
+
+    def fwd_body(carry, x):
+        args = [*consts, *carry, *x]
+        outs, out_active, res, bwd = linearize(body, body_consts, args, in_act)
+        # Where each residual comes from: a loop-invariant const, a slice of xs, a static value, or
+        # a value computed in this iteration (stacked along the scan axis).
+        kinds, stacked = [], []
+        for r in res:
+            ci = next((i for i, c in enumerate(consts) if r is c), None)
+            xi = next((i for i, c in enumerate(x) if r is c), None)
+            if ci is not None:
+                kinds.append(("const", ci))
+            elif xi is not None:
+                kinds.append(("x", xi))
+            elif not isinstance(r, jax.core.Tracer) or any(r is c for c in body_consts):
+                kinds.append(("static", r))
+            else:
+                kinds.append(("stack", len(stacked)))
+                stacked.append(r)
+        used = _used_residuals(bwd, kinds, stacked, consts, x, outs, out_active)
+        plan.update(kinds=kinds, bwd=bwd, used=used, out_active=out_active,
+                    stacked_avals=[jax.ShapeDtypeStruct(jnp.shape(s), s.dtype) for s in stacked])
+        return outs[:num_carry], (outs[num_carry:], [s for s, u in zip(stacked, used, strict=True) if u])
+
+    carry_out, (ys, stacked) = lax.scan(fwd_body, list(init), list(xs), length=length, reverse=reverse,
+                                        unroll=unroll)
+    kinds, body_bwd, used, out_active = plan["kinds"], plan["bwd"], plan["used"], plan["out_active"]
+    stacked_avals = plan["stacked_avals"]
+    n_stk = len(stacked)
+    carry_ct_act = [a and o for a, o in zip(carry_act, out_active[:num_carry], strict=True)]
+    carry_avals = [jax.ShapeDtypeStruct(jnp.shape(c), c.dtype) for c in init]
+    const_avals = [jax.ShapeDtypeStruct(jnp.shape(c), c.dtype) for c in consts]
+
+    def bwd(res, cts):
+        stk, consts_v, xs_v = res[:n_stk], res[n_stk:n_stk + num_consts], res[n_stk + num_consts:]
+        ct_carry = [(_zeros(a) if c is None else c) if act else None
+                    for c, a, act in zip(cts[:num_carry], carry_avals, carry_act, strict=True)]
+        ct_ys = cts[num_carry:]
+        has_ct_y = [c is not None for c in ct_ys]
+        ct_consts = [_zeros(a) if act else None for a, act in zip(const_avals, c_act, strict=True)]
+
+        def bwd_body(state, inp):
+            ct_c, ct_k = state
+            stk_i, x_i, ct_y = inp
+            stk_it, cty_it = iter(stk_i), iter(ct_y)
+            stk_full = [next(stk_it) if u else jnp.zeros(a.shape, a.dtype)
+                        for u, a in zip(used, stacked_avals, strict=True)]
+            r = [_assemble(k, stk_full, consts_v, x_i) for k in kinds]
+            cts_in = body_bwd(r, [*ct_c, *[next(cty_it) if h else None for h in has_ct_y]])
+            k_in, c_in, x_in = (cts_in[:num_consts], cts_in[num_consts:num_consts + num_carry],
+                                cts_in[num_consts + num_carry:])
+            ct_k = [None if acc is None else acc if c is None else acc + c for acc, c in
+                    zip(ct_k, k_in, strict=True)]
+            ct_c = [None if act is None else (_zeros(a) if c is None else c) for act, c, a in
+                    zip(ct_c, c_in, carry_avals, strict=True)]
+            ct_x = [(_zeros(xv) if c is None else c) if a else None for xv, c, a in
+                    zip(x_i, x_in, x_act, strict=True)]
+            return (ct_c, ct_k), ct_x
+
+        (ct_c, ct_k), ct_xs = lax.scan(
+            bwd_body, (ct_carry, ct_consts), (list(stk), list(xs_v), [c for c in ct_ys if c is not None]),
+            length=length, reverse=not reverse, unroll=unroll)
+        return [*ct_k, *ct_c, *ct_xs]
+
+    del carry_ct_act
+    return [*carry_out, *ys], [*stacked, *consts, *xs], bwd
+
+
+def _assemble(kind, stk, consts, x):
+    tag, v = kind
+    return {"stack": lambda: stk[v], "const": lambda: consts[v], "x": lambda: x[v], "static": lambda: v}[tag]()
+
+
+def _used_residuals(bwd, kinds, stacked, consts, x, outs, out_active):
+    """Which stacked residuals the backward sweep reads: trace it once and look."""
+    if not stacked:
+        return []
+    cts = [jax.ShapeDtypeStruct(jnp.shape(o), o.dtype) if a else None for o, a in zip(outs, out_active,
+                                                                                        strict=True)]
+    stk_avals = [jax.ShapeDtypeStruct(jnp.shape(s), s.dtype) for s in stacked]
+
+    def probe(stk, cts):
+        return bwd([_assemble(k, stk, consts, x) for k in kinds], cts)
+
+    closed = jax.make_jaxpr(probe)(stk_avals, cts)
+    invars = closed.jaxpr.invars[:len(stacked)]
+    seen = {v for e in closed.jaxpr.eqns for v in e.invars if not isinstance(v, Literal)}
+    seen.update(v for v in closed.jaxpr.outvars if not isinstance(v, Literal))
+    return [v in seen for v in invars]
+
+
+def _scan_jvp(xs, ts, *, jaxpr, num_consts, num_carry, length, reverse, unroll, **params):
+    body, body_consts = open_jaxpr(jaxpr)
+    consts, init, xs_ = xs[:num_consts], xs[num_consts:num_consts + num_carry], xs[num_consts + num_carry:]
+    tc, ti, tx = ts[:num_consts], ts[num_consts:num_consts + num_carry], ts[num_consts + num_carry:]
+    carry_nz = [t is not None for t in ti]
+    while True:
+        out_nz = propagate(body, [t is not None for t in tc] + carry_nz + [t is not None for t in tx])
+        new = [a or o for a, o in zip(carry_nz, out_nz[:num_carry], strict=True)]
+        if new == carry_nz:
+            break
+        carry_nz = new
+    t_init = [(_zeros(c) if t is None else t) if nz else None for c, t, nz in zip(init, ti, carry_nz, strict=True)]
+    tx_nz = [t is not None for t in tx]
+
+    def body_fn(carry, x):
+        c, tcar = carry
+        xv, txv = x
+        it = iter(txv)
+        outs, touts = jvp_jaxpr(body, body_consts, [*consts, *c, *xv],
+                                [*tc, *tcar, *[next(it) if nz else None for nz in tx_nz]])
+        tcar_out = [(_zeros(o) if t is None else t) if nz else None
+                    for o, t, nz in zip(outs[:num_carry], touts[:num_carry], carry_nz, strict=True)]
+        ty = [(_zeros(o) if t is None else t) if nz else None
+              for o, t, nz in zip(outs[num_carry:], touts[num_carry:], out_nz[num_carry:], strict=True)]
+        return (outs[:num_carry], tcar_out), (outs[num_carry:], ty)
+
+    (c, tcar), (ys, tys) = lax.scan(body_fn, (list(init), t_init), (list(xs_), [t for t in tx if t is not None]),
+                                    length=length, reverse=reverse, unroll=unroll)
+    return [*c, *ys], [*tcar, *tys]
+
+
+_register(["scan"], _scan_fwd, _scan_jvp)
+
+
+# --- while: forward mode only, as in JAX -------------------------------------------------------
+def _while_fwd(ins, active, **params):
+    raise ValueError("Reverse-mode differentiation does not work for lax.while_loop or lax.fori_loop "
+                     "with dynamic start/stop values. Try using lax.scan, or lax.fori_loop with static "
+                     "start/stop (fungpt follows JAX here).")
+
+
+def _while_jvp(xs, ts, *, cond_jaxpr, body_jaxpr, cond_nconsts, body_nconsts, **params):
+    cj, cc = open_jaxpr(cond_jaxpr)
+    bj, bc = open_jaxpr(body_jaxpr)
+    cconsts, bconsts, init = xs[:cond_nconsts], xs[cond_nconsts:cond_nconsts + body_nconsts], \
+        xs[cond_nconsts + body_nconsts:]
+    tb, ti = ts[cond_nconsts:cond_nconsts + body_nconsts], ts[cond_nconsts + body_nconsts:]
+    nz = [t is not None for t in ti]
+    while True:
+        out_nz = propagate(bj, [t is not None for t in tb] + nz)
+        new = [a or o for a, o in zip(nz, out_nz, strict=True)]
+        if new == nz:
+            break
+        nz = new
+    t0 = [(_zeros(c) if t is None else t) if z else None for c, t, z in zip(init, ti, nz, strict=True)]
+
+    def cond_fn(carry):
+        return eval_jaxpr(cj, cc, [*cconsts, *carry[0]])[0]
+
+    def body_fn(carry):
+        c, tcar = carry
+        outs, touts = jvp_jaxpr(bj, bc, [*bconsts, *c], [*tb, *tcar])
+        return outs, [(_zeros(o) if t is None else t) if z else None for o, t, z in zip(outs, touts, nz, strict=True)]
+
+    c, tc = lax.while_loop(cond_fn, body_fn, (list(init), t0))
+    return c, tc
+
+
+_register(["while"], _while_fwd, _while_jvp)

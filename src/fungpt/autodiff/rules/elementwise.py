@@ -1,0 +1,213 @@
+"""Elementwise primitives: a table of derivatives. Each partial is d(ans)/d(x_i) as a function of
+(ans, *xs); the family helpers turn it into a VJP (ct * d, summed back over broadcast axes) and a
+JVP (t * d)."""
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from fungpt.autodiff.rules import (
+    bcast,
+    defelementwise,
+    deflinear,
+    defnograd,
+    jvp_rules,
+    prim,
+    unbroadcast,
+    vjp_rules,
+)
+
+
+def _one(ans, *xs, **_):
+    return jnp.ones((), ans.dtype)
+
+
+# --- linear and bilinear ------------------------------------------------------------------------
+def _t_add(ct, x, y, **_):
+    return unbroadcast(ct, x), unbroadcast(ct, y)
+
+
+def _t_sub(ct, x, y, **_):
+    return unbroadcast(ct, x), unbroadcast(-ct, y)
+
+
+deflinear(prim("add"), _t_add)
+deflinear(prim("add_any"), _t_add)
+deflinear(prim("add_jaxvals"), _t_add)
+deflinear(prim("sub"), _t_sub)
+deflinear(prim("neg"), lambda ct, x, **_: (-ct,))
+deflinear(prim("copy"), lambda ct, x, **_: (ct,))
+deflinear(prim("real"), lambda ct, x, **_: (lax.complex(ct, jnp.zeros_like(ct)),))
+deflinear(prim("imag"), lambda ct, x, **_: (lax.complex(jnp.zeros_like(ct), -ct),))
+deflinear(prim("complex"), lambda ct, x, y, **_: (unbroadcast(jnp.real(ct), x), unbroadcast(-jnp.imag(ct), y)))
+deflinear(prim("conj"), lambda ct, x, **_: (jnp.conj(ct) if jnp.iscomplexobj(x) else jnp.real(ct),))
+deflinear(prim("reduce_precision"), lambda ct, x, **p: (lax.reduce_precision(ct, **p),))
+
+
+def _t_convert(ct, x, *, new_dtype, **_):
+    dtype = np.result_type(x) if not hasattr(x, "dtype") else x.dtype
+    if jnp.iscomplexobj(ct) and not jnp.issubdtype(dtype, jnp.complexfloating):
+        ct = jnp.real(ct)
+    return (ct.astype(dtype),)
+
+
+deflinear(prim("convert_element_type"), _t_convert)
+
+# mul is bilinear: d/dx = y, d/dy = x.
+defelementwise(prim("mul"), lambda ans, x, y, **_: y, lambda ans, x, y, **_: x)
+# div: d/dx = 1/y, d/dy = -x/y^2 = -ans/y.
+defelementwise(prim("div"), lambda ans, x, y, **_: 1 / y, lambda ans, x, y, **_: -ans / y)
+
+# --- transcendental ---------------------------------------------------------------------------
+defelementwise(prim("exp"), lambda ans, x, **_: ans)
+defelementwise(prim("exp2"), lambda ans, x, **_: ans * np.log(2).astype(ans.dtype))
+defelementwise(prim("log"), lambda ans, x, **_: 1 / x)
+defelementwise(prim("log1p"), lambda ans, x, **_: 1 / (1 + x))
+defelementwise(prim("expm1"), lambda ans, x, **_: ans + 1)
+defelementwise(prim("tanh"), lambda ans, x, **_: 1 - ans * ans)
+defelementwise(prim("logistic"), lambda ans, x, **_: ans * (1 - ans))
+defelementwise(prim("sin"), lambda ans, x, **_: jnp.cos(x))
+defelementwise(prim("cos"), lambda ans, x, **_: -jnp.sin(x))
+defelementwise(prim("tan"), lambda ans, x, **_: 1 + ans * ans)
+defelementwise(prim("asin"), lambda ans, x, **_: lax.rsqrt(1 - x * x))
+defelementwise(prim("acos"), lambda ans, x, **_: -lax.rsqrt(1 - x * x))
+defelementwise(prim("atan"), lambda ans, x, **_: 1 / (1 + x * x))
+defelementwise(prim("sinh"), lambda ans, x, **_: jnp.cosh(x))
+defelementwise(prim("cosh"), lambda ans, x, **_: jnp.sinh(x))
+defelementwise(prim("asinh"), lambda ans, x, **_: lax.rsqrt(x * x + 1))
+defelementwise(prim("acosh"), lambda ans, x, **_: lax.rsqrt((x - 1) * (x + 1)))
+defelementwise(prim("atanh"), lambda ans, x, **_: 1 / ((1 - x) * (1 + x)))
+# atan2(x, y) = atan(x / y): d/dx = y / (x^2 + y^2), d/dy = -x / (x^2 + y^2).
+defelementwise(prim("atan2"), lambda ans, x, y, **_: y / (x * x + y * y),
+               lambda ans, x, y, **_: -x / (x * x + y * y))
+defelementwise(prim("sqrt"), lambda ans, x, **_: 0.5 / ans)
+defelementwise(prim("rsqrt"), lambda ans, x, **_: -0.5 * ans / x)
+defelementwise(prim("cbrt"), lambda ans, x, **_: ans / (3 * x))
+defelementwise(prim("square"), lambda ans, x, **_: 2 * x)
+defelementwise(prim("erf"), lambda ans, x, **_: (2 / np.sqrt(np.pi)) * jnp.exp(-x * x))
+defelementwise(prim("erfc"), lambda ans, x, **_: (-2 / np.sqrt(np.pi)) * jnp.exp(-x * x))
+defelementwise(prim("erf_inv"), lambda ans, x, **_: (np.sqrt(np.pi) / 2) * jnp.exp(ans * ans))
+defelementwise(prim("lgamma"), lambda ans, x, **_: lax.digamma(x))
+defelementwise(prim("digamma"), lambda ans, x, **_: lax.polygamma(jnp.ones((), x.dtype), x))
+defelementwise(prim("bessel_i0e"), lambda ans, x, **_: lax.bessel_i1e(x) - jnp.sign(x) * ans)
+defelementwise(prim("bessel_i1e"), lambda ans, x, **_: _bessel_i1e_deriv(ans, x))
+
+
+def _bessel_i1e_deriv(ans, x):
+    # d/dx i1e(x) = i0e(x) - i1e(x) * (sign(x) + 1/x), with the x -> 0 limit 1/2.
+    safe = jnp.where(x == 0, jnp.ones_like(x), x)
+    d = lax.bessel_i0e(x) - ans * (jnp.sign(x) + 1 / safe)
+    return jnp.where(x == 0, jnp.full_like(x, 0.5), d)
+
+
+def _integer_pow_deriv(ans, x, *, y):
+    # d/dx x^y = y x^(y-1)
+    return jnp.zeros_like(x) if y == 0 else y * lax.integer_pow(x, y - 1) if y != 1 else jnp.ones_like(x)
+
+
+defelementwise(prim("integer_pow"), _integer_pow_deriv)
+
+
+def _pow_dx(ans, x, y, **_):
+    # d/dx x^y = y x^(y-1), taken as 0 where y = 0 (JAX's convention, also at x = 0).
+    yf = y.astype(ans.dtype) if hasattr(y, "astype") else y
+    return jnp.where(y == 0, jnp.zeros_like(ans), yf * lax.pow(x, y - 1))
+
+
+def _pow_dy(ans, x, y, **_):
+    # d/dy x^y = log(x) x^y, taken as 0 where x = 0 (JAX's convention).
+    return ans * jnp.log(jnp.where(x == 0, jnp.ones_like(x), x))
+
+
+def _pow_vjp(ct, ans, x, y, **_):
+    dy = unbroadcast(ct * _pow_dy(ans, x, y), y) if jnp.issubdtype(np.result_type(y), jnp.inexact) else None
+    return unbroadcast(ct * _pow_dx(ans, x, y), x), dy
+
+
+def _pow_jvp(xs, ts, **_):
+    (x, y), ans = xs, lax.pow(*xs)
+    terms = [bcast(t * d(ans, x, y), ans.shape) for t, d in zip(ts, (_pow_dx, _pow_dy), strict=True)
+             if t is not None]
+    return ans, (sum(terms[1:], terms[0]) if terms else None)
+
+
+if prim("pow") is not None:
+    vjp_rules[prim("pow")], jvp_rules[prim("pow")] = _pow_vjp, _pow_jvp
+
+# abs: sign(x) for real x; x/|x| (0 at 0) for complex x, matching JAX.
+defelementwise(prim("abs"), lambda ans, x, **_: jnp.sign(x) if not jnp.iscomplexobj(x)
+               else jnp.conj(jnp.where(ans == 0, jnp.zeros_like(x), x / ans.astype(x.dtype))))
+
+
+# max/min: the gradient goes to the larger (smaller) operand; ties split it in half, as JAX does.
+def _select_deriv(cmp, other):
+    def d(ans, x, y, **_):
+        mine, theirs = (x, y) if other == 1 else (y, x)
+        return jnp.where(cmp(mine, theirs), 1.0, jnp.where(mine == theirs, 0.5, 0.0)).astype(ans.dtype)
+    return d
+
+
+defelementwise(prim("max"), _select_deriv(lax.gt, 1), _select_deriv(lax.gt, 0))
+defelementwise(prim("min"), _select_deriv(lax.lt, 1), _select_deriv(lax.lt, 0))
+
+# --- selection ---------------------------------------------------------------------------------
+
+
+def _select_n_vjp(ct, ans, which, *cases, **_):
+    zero = jnp.zeros_like(ct)
+    if len(cases) == 1:
+        return [None, ct]
+    return [None] + [unbroadcast(lax.select_n(which, *[ct if j == i else zero for j in range(len(cases))]), c)
+                     for i, c in enumerate(cases)]
+
+
+def _select_n_jvp(xs, ts, **_):
+    which, *cases = xs
+    ans = lax.select_n(which, *cases)
+    if all(t is None for t in ts[1:]):
+        return ans, None
+    tcases = [jnp.zeros(ans.shape, ans.dtype) if t is None else bcast(t, ans.shape) for t in ts[1:]]
+    return ans, lax.select_n(which, *tcases)
+
+
+vjp_rules[prim("select_n")], jvp_rules[prim("select_n")] = _select_n_vjp, _select_n_jvp
+
+
+def _clamp_masks(lo, x, hi, shape):
+    # Who receives the gradient of clamp(lo, x, hi), exactly as JAX assigns it (ties: nobody).
+    lo, x, hi = (jnp.broadcast_to(v, shape) for v in (lo, x, hi))
+    return (lo > x) & (lo < hi), (x > lo) & (x < hi), hi < x
+
+
+def _clamp_vjp(ct, ans, lo, x, hi, **_):
+    zero = jnp.zeros_like(ct)
+    return [unbroadcast(jnp.where(m, ct, zero), v)
+            for m, v in zip(_clamp_masks(lo, x, hi, ans.shape), (lo, x, hi), strict=True)]
+
+
+def _clamp_jvp(xs, ts, **_):
+    ans = lax.clamp(*xs)
+    masks = _clamp_masks(*xs, ans.shape)
+    terms = [jnp.where(m, bcast(t, ans.shape), jnp.zeros_like(ans)) for m, t in zip(masks, ts, strict=True)
+             if t is not None]
+    return ans, (sum(terms[1:], terms[0]) if terms else None)
+
+
+vjp_rules[prim("clamp")], jvp_rules[prim("clamp")] = _clamp_vjp, _clamp_jvp
+
+# stop_gradient blocks cotangents and tangents alike.
+if prim("stop_gradient") is not None:
+    vjp_rules[prim("stop_gradient")] = lambda ct, ans, x, **_: (None,)
+    jvp_rules[prim("stop_gradient")] = lambda xs, ts, **p: (prim("stop_gradient").bind(*xs, **p), None)
+
+# No derivative: comparisons, rounding, sign, integer and bit operations, predicates.
+for _name in ["sign", "floor", "ceil", "round", "is_finite", "eq", "ne", "lt", "le", "gt", "ge",
+              "and", "or", "not", "xor", "shift_left", "shift_right_arithmetic", "shift_right_logical",
+              "population_count", "clz", "nextafter", "iota", "random_bits", "random_seed",
+              "random_split", "random_fold_in", "random_wrap", "random_unwrap", "threefry2x32",
+              "argmax", "argmin", "eq_to", "le_to", "lt_to", "reduce_and", "reduce_or", "reduce_xor",
+              "bitcast_convert_type", "rng_bit_generator", "rng_uniform", "create_token", "after_all"]:
+    defnograd(prim(_name))
+
+
+# rem(x, y) = x - y * trunc(x / y): d/dx = 1, d/dy = -trunc(x / y).
+defelementwise(prim("rem"), _one, lambda ans, x, y, **_: -lax.round((x - ans) / y))

@@ -1,0 +1,340 @@
+"""Contraction, shape, slicing, indexing and reduction primitives.
+
+Most are linear: their VJP is the transpose (reshape back, sum a broadcast, pad a slice, scatter a
+gather) and their JVP applies the primitive to the tangent."""
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from fungpt.autodiff.rules import deflinear, jvp_rules, prim, vjp_rules
+
+
+def _shape(x):
+    return np.shape(x)
+
+
+def _defrule(p, vjp, jvp):
+    if p is not None:
+        vjp_rules[p], jvp_rules[p] = vjp, jvp
+
+
+# --- dot_general ------------------------------------------------------------------------------
+def _ranks(dims):
+    order = sorted(dims)
+    return {d: order.index(d) for d in dims}
+
+
+def _dot_ct(ct, other, other_is_rhs, x, dimension_numbers, precision, preferred_element_type):
+    """Cotangent of operand `x` of dot_general, contracting ct with the `other` operand.
+
+    For x @ W this is ct @ W^T for x and x^T @ ct for W, emitted directly in the operand's layout
+    (no trailing transpose for dense layers), which XLA:CPU's fast matmul kernels accept."""
+    (lc, rc), (lb, rb) = dimension_numbers
+    xc, oc, xb, ob = (lc, rc, lb, rb) if other_is_rhs else (rc, lc, rb, lb)
+    nb, x_nd, o_nd = len(xb), len(_shape(x)), other.ndim
+    x_free = [d for d in range(x_nd) if d not in xc and d not in xb]
+    o_free = [d for d in range(o_nd) if d not in oc and d not in ob]
+    # ct's axes: batch, lhs free, rhs free.
+    ct_o_free = list(range(nb + len(x_free), ct.ndim)) if other_is_rhs else list(range(nb, nb + len(o_free)))
+    ct_b = list(range(nb))
+    dtype = other.dtype
+    if ct.dtype != dtype:  # mixed precision: multiply in the operands' dtype, accumulate in ct's
+        ct = ct.astype(dtype)
+    out_dtype = preferred_element_type if preferred_element_type is not None else None
+    if other_is_rhs:
+        # x_bar: [batch, x_free, other's contracting dims in ascending order]
+        r = lax.dot_general(ct, other, ((ct_o_free, o_free), (ct_b, list(ob))), precision=precision,
+                            preferred_element_type=out_dtype)
+        rank = _ranks(oc)
+        pos = {**{d: i for i, d in enumerate(xb)}, **{d: nb + j for j, d in enumerate(x_free)},
+               **{xd: nb + len(x_free) + rank[od] for xd, od in zip(xc, oc, strict=True)}}
+    else:
+        # x is the rhs: [batch, other's contracting dims in ascending order, x_free]
+        r = lax.dot_general(other, ct, ((o_free, ct_o_free), (list(ob), ct_b)), precision=precision,
+                            preferred_element_type=out_dtype)
+        rank = _ranks(oc)
+        pos = {**{d: i for i, d in enumerate(xb)}, **{xd: nb + rank[od] for xd, od in zip(xc, oc, strict=True)},
+               **{d: nb + len(oc) + j for j, d in enumerate(x_free)}}
+    perm = tuple(pos[d] for d in range(x_nd))
+    if perm != tuple(range(x_nd)):
+        r = lax.transpose(r, perm)
+    x_dtype = getattr(x, "dtype", r.dtype)
+    return r.astype(x_dtype) if r.dtype != x_dtype else r
+
+
+def _dot_general_vjp(ct, ans, x, y, *, dimension_numbers, precision=None, preferred_element_type=None, **_):
+    return (_dot_ct(ct, y, True, x, dimension_numbers, precision, preferred_element_type),
+            _dot_ct(ct, x, False, y, dimension_numbers, precision, preferred_element_type))
+
+
+def _dot_general_jvp(xs, ts, **params):
+    p = prim("dot_general")
+    x, y = xs
+    ans = p.bind(x, y, **params)
+    terms = []
+    if ts[0] is not None:
+        terms.append(p.bind(ts[0], y, **params))
+    if ts[1] is not None:
+        terms.append(p.bind(x, ts[1], **params))
+    return ans, (sum(terms[1:], terms[0]).astype(ans.dtype) if terms else None)
+
+
+_defrule(prim("dot_general"), _dot_general_vjp, _dot_general_jvp)
+
+# --- shape -------------------------------------------------------------------------------------
+deflinear(prim("transpose"), lambda ct, x, *, permutation, **_: (lax.transpose(ct, np.argsort(permutation)),))
+deflinear(prim("reshape"), lambda ct, x, **_: (jnp.reshape(ct, _shape(x)),))
+deflinear(prim("squeeze"), lambda ct, x, **_: (jnp.reshape(ct, _shape(x)),))
+deflinear(prim("rev"), lambda ct, x, *, dimensions, **_: (lax.rev(ct, dimensions),))
+for _name in ["sharding_constraint", "mesh_cast", "reshard"]:
+    deflinear(prim(_name), lambda ct, x, **_: (ct,))
+
+
+def _t_broadcast_in_dim(ct, x, *dyn, shape, broadcast_dimensions, **_):
+    # Sum over the new axes and over axes where x had size 1: the one place broadcasting is undone.
+    x_shape = _shape(x)
+    new_axes = [d for d in range(len(shape)) if d not in broadcast_dimensions]
+    ones = [b for i, b in enumerate(broadcast_dimensions) if x_shape[i] == 1 and shape[b] != 1]
+    summed = jnp.sum(ct, axis=tuple(new_axes + ones), keepdims=True) if new_axes or ones else ct
+    return (jnp.reshape(summed, x_shape).astype(ct.dtype), *[None] * len(dyn))
+
+
+def _broadcast_in_dim_jvp(xs, ts, **params):
+    p = prim("broadcast_in_dim")
+    ans = p.bind(*xs, **params)
+    return ans, (None if ts[0] is None else p.bind(ts[0], *xs[1:], **params))
+
+
+_defrule(prim("broadcast_in_dim"), lambda ct, ans, *xs, **p: _t_broadcast_in_dim(ct, *xs, **p),
+         _broadcast_in_dim_jvp)
+
+
+def _t_concatenate(ct, *xs, dimension, **_):
+    cuts = np.cumsum([_shape(x)[dimension] for x in xs])[:-1]
+    return tuple(jnp.split(ct, cuts, axis=dimension))
+
+
+deflinear(prim("concatenate"), _t_concatenate)
+
+
+def _t_pad(ct, x, padding_value, *, padding_config, **_):
+    lo, hi, interior = zip(*padding_config, strict=True)
+    unpadded = lax.pad(ct, jnp.zeros((), ct.dtype), [(-a, -b, 0) for a, b in zip(lo, hi, strict=True)])
+    ct_x = lax.slice(unpadded, [0] * ct.ndim, unpadded.shape, [i + 1 for i in interior])
+    return ct_x, jnp.sum(ct) - jnp.sum(ct_x)
+
+
+deflinear(prim("pad"), _t_pad)
+
+
+def _t_slice(ct, x, *, start_indices, limit_indices, strides, **_):
+    shape = _shape(x)
+    if strides is None or all(s == 1 for s in strides):
+        pads = [(s, n - l, 0) for s, n, l in zip(start_indices, shape, limit_indices, strict=True)]
+    else:
+        real_limits = [s + (0 if t == 0 else 1 + (t - 1) * st)
+                       for s, t, st in zip(start_indices, ct.shape, strides, strict=True)]
+        pads = [(s, n - l, st - 1) for s, n, l, st in zip(start_indices, shape, real_limits, strides, strict=True)]
+    return (lax.pad(ct, jnp.zeros((), ct.dtype), pads),)
+
+
+deflinear(prim("slice"), _t_slice)
+
+
+# --- dynamic slicing (linear in the array, not in the integer start indices) ---------------------
+def _dynamic_slice_vjp(ct, ans, x, *starts, slice_sizes, **_):
+    zeros = jnp.zeros(_shape(x), ct.dtype)
+    return (lax.dynamic_update_slice(zeros, ct, starts), *[None] * len(starts))
+
+
+def _dynamic_slice_jvp(xs, ts, **params):
+    p = prim("dynamic_slice")
+    ans = p.bind(*xs, **params)
+    return ans, (None if ts[0] is None else p.bind(ts[0], *xs[1:], **params))
+
+
+_defrule(prim("dynamic_slice"), _dynamic_slice_vjp, _dynamic_slice_jvp)
+
+
+def _dynamic_update_slice_vjp(ct, ans, x, update, *starts, **_):
+    ct_x = lax.dynamic_update_slice(ct, jnp.zeros(_shape(update), ct.dtype), starts)
+    ct_u = lax.dynamic_slice(ct, starts, _shape(update))
+    return (ct_x, ct_u, *[None] * len(starts))
+
+
+def _dynamic_update_slice_jvp(xs, ts, **params):
+    p = prim("dynamic_update_slice")
+    x, u, *starts = xs
+    ans = p.bind(*xs, **params)
+    if ts[0] is None and ts[1] is None:
+        return ans, None
+    tx = jnp.zeros(_shape(x), ans.dtype) if ts[0] is None else ts[0]
+    tu = jnp.zeros(_shape(u), ans.dtype) if ts[1] is None else ts[1]
+    return ans, p.bind(tx, tu, *starts, **params)
+
+
+_defrule(prim("dynamic_update_slice"), _dynamic_update_slice_vjp, _dynamic_update_slice_jvp)
+
+
+# --- gather / scatter ----------------------------------------------------------------------------
+def _scatter_dnums(d):
+    return lax.ScatterDimensionNumbers(
+        update_window_dims=d.offset_dims, inserted_window_dims=d.collapsed_slice_dims,
+        scatter_dims_to_operand_dims=d.start_index_map, operand_batching_dims=d.operand_batching_dims,
+        scatter_indices_batching_dims=d.start_indices_batching_dims)
+
+
+def _gather_dnums(d):
+    return lax.GatherDimensionNumbers(
+        offset_dims=d.update_window_dims, collapsed_slice_dims=d.inserted_window_dims,
+        start_index_map=d.scatter_dims_to_operand_dims, operand_batching_dims=d.operand_batching_dims,
+        start_indices_batching_dims=d.scatter_indices_batching_dims)
+
+
+def _gather_vjp(ct, ans, x, indices, *, dimension_numbers, slice_sizes, indices_are_sorted,
+                unique_indices, mode, fill_value=None, **_):
+    # The transpose of a gather is a scatter-add of the cotangent into zeros (dropped where the
+    # gather filled out-of-bounds rows).
+    zeros = jnp.zeros(_shape(x), ct.dtype)
+    ct_x = lax.scatter_add(zeros, indices, ct, _scatter_dnums(dimension_numbers),
+                           indices_are_sorted=indices_are_sorted, unique_indices=unique_indices, mode=mode)
+    return ct_x, None
+
+
+def _gather_jvp(xs, ts, **params):
+    p = prim("gather")
+    ans = p.bind(*xs, **params)
+    return ans, (None if ts[0] is None else p.bind(ts[0], xs[1], **params))
+
+
+_defrule(prim("gather"), _gather_vjp, _gather_jvp)
+
+
+def _scatter_gather(ct, indices, updates, dimension_numbers, indices_are_sorted, unique_indices, mode):
+    """Gather the cotangent at the scattered positions: the transpose of scatter w.r.t. updates."""
+    d = dimension_numbers
+    slice_sizes, pos = [], 0
+    for i in range(ct.ndim):
+        if i in d.inserted_window_dims or i in d.operand_batching_dims:
+            slice_sizes.append(1)
+        else:
+            slice_sizes.append(_shape(updates)[d.update_window_dims[pos]])
+            pos += 1
+    return lax.gather(ct, indices, _gather_dnums(d), tuple(slice_sizes), indices_are_sorted=indices_are_sorted,
+                      unique_indices=unique_indices, mode=mode, fill_value=0)
+
+
+def _scatter_add_vjp(ct, ans, x, indices, updates, *, dimension_numbers, indices_are_sorted, unique_indices,
+                     mode, **_):
+    ct_u = _scatter_gather(ct, indices, updates, dimension_numbers, indices_are_sorted, unique_indices, mode)
+    return ct, None, ct_u
+
+
+def _scatter_linear_jvp(name):
+    def jvp(xs, ts, **params):
+        p = prim(name)
+        x, indices, updates = xs
+        ans = p.bind(*xs, **params)
+        if ts[0] is None and ts[2] is None:
+            return ans, None
+        tx = jnp.zeros(_shape(x), ans.dtype) if ts[0] is None else ts[0]
+        tu = jnp.zeros(_shape(updates), ans.dtype) if ts[2] is None else ts[2]
+        return ans, p.bind(tx, indices, tu, **params)
+    return jvp
+
+
+_defrule(prim("scatter_add"), _scatter_add_vjp, _scatter_linear_jvp("scatter_add"))
+_defrule(prim("scatter_sub"), lambda ct, ans, x, i, u, **p: (lambda r: (r[0], None, -r[2]))(
+    _scatter_add_vjp(ct, ans, x, i, u, **p)), _scatter_linear_jvp("scatter_sub"))
+
+
+def _scatter_vjp(ct, ans, x, indices, updates, *, dimension_numbers, indices_are_sorted, unique_indices,
+                 mode, update_jaxpr=None, update_consts=(), **_):
+    # Overwrite: positions that were written get no cotangent in x; each update element gets the
+    # cotangent of its position only if it is the one that landed there (duplicates: one winner).
+    kw = dict(indices_are_sorted=indices_are_sorted, unique_indices=unique_indices, mode=mode)
+    ct_x = lax.scatter(ct, indices, jnp.zeros(_shape(updates), ct.dtype), dimension_numbers, **kw)
+    gathered = _scatter_gather(ct, indices, updates, dimension_numbers, **kw)
+    if unique_indices:
+        return ct_x, None, gathered
+    ids = jnp.arange(1, int(np.prod(_shape(updates))) + 1, dtype=jnp.int32).reshape(_shape(updates))
+    landed = lax.scatter(jnp.zeros(_shape(x), jnp.int32), indices, ids, dimension_numbers, **kw)
+    winner = _scatter_gather(landed, indices, updates, dimension_numbers, **kw) == ids
+    return ct_x, None, jnp.where(winner, gathered, jnp.zeros_like(gathered))
+
+
+_defrule(prim("scatter"), _scatter_vjp, _scatter_linear_jvp("scatter"))
+
+
+# --- reductions ----------------------------------------------------------------------------------
+def _t_reduce_sum(ct, x, *, axes, **_):
+    shape = _shape(x)
+    kept = [d for d in range(len(shape)) if d not in axes]
+    return (lax.broadcast_in_dim(ct, shape, kept),)
+
+
+deflinear(prim("reduce_sum"), _t_reduce_sum)
+
+
+def _chooser_mask(ans, x, axes):
+    # Where x attains its max (min); ties share the cotangent equally, as in JAX.
+    kept = [d for d in range(x.ndim) if d not in axes]
+    hit = (x == lax.broadcast_in_dim(ans, x.shape, kept)).astype(ans.dtype)
+    counts = jnp.sum(hit, axis=tuple(axes))
+    return hit, counts, kept
+
+
+def _chooser_vjp(ct, ans, x, *, axes, **_):
+    hit, counts, kept = _chooser_mask(ans, x, axes)
+    return (hit * lax.broadcast_in_dim(ct / counts, x.shape, kept),)
+
+
+def _chooser_jvp(name):
+    def jvp(xs, ts, **params):
+        (x,), (t,) = xs, ts
+        ans = prim(name).bind(x, **params)
+        if t is None:
+            return ans, None
+        hit, counts, _ = _chooser_mask(ans, x, params["axes"])
+        return ans, jnp.sum(t * hit, axis=tuple(params["axes"])) / counts
+    return jvp
+
+
+_defrule(prim("reduce_max"), _chooser_vjp, _chooser_jvp("reduce_max"))
+_defrule(prim("reduce_min"), _chooser_vjp, _chooser_jvp("reduce_min"))
+
+
+def _prod_others(x, axes):
+    """For each element, the product of the other elements it is reduced with (zeros handled:
+    exclusive cumulative products from both sides, no division)."""
+    axes = tuple(sorted(axes))
+    kept = [d for d in range(x.ndim) if d not in axes]
+    perm = kept + list(axes)
+    xt = lax.transpose(x, perm)
+    lead = xt.shape[:len(kept)]
+    flat = xt.reshape((*lead, -1))
+    ones = jnp.ones((*lead, 1), x.dtype)
+    left = jnp.cumprod(jnp.concatenate([ones, flat[..., :-1]], axis=-1), axis=-1)
+    right = jnp.flip(jnp.cumprod(jnp.concatenate([ones, jnp.flip(flat, -1)[..., :-1]], axis=-1), axis=-1), -1)
+    others = (left * right).reshape(xt.shape)
+    return lax.transpose(others, np.argsort(perm)), kept
+
+
+def _reduce_prod_vjp(ct, ans, x, *, axes, **_):
+    others, kept = _prod_others(x, axes)
+    return (others * lax.broadcast_in_dim(ct, x.shape, kept),)
+
+
+def _reduce_prod_jvp(xs, ts, *, axes, **params):
+    (x,), (t,) = xs, ts
+    ans = prim("reduce_prod").bind(x, axes=axes, **params)
+    if t is None:
+        return ans, None
+    others, _ = _prod_others(x, axes)
+    return ans, jnp.sum(t * others, axis=tuple(axes))
+
+
+_defrule(prim("reduce_prod"), _reduce_prod_vjp, _reduce_prod_jvp)
+
+# cumsum is linear; its transpose runs the sum the other way.
+deflinear(prim("cumsum"), lambda ct, x, *, axis, reverse, **_: (lax.cumsum(ct, axis, reverse=not reverse),))
