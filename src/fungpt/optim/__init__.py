@@ -47,6 +47,7 @@ from fungpt.optim.wrappers import (
     InjectHyperparamsState,
     accumulate_gradients,
     inject_hyperparams,
+    set_hyperparams,
 )
 
 __all__ = [
@@ -90,6 +91,7 @@ __all__ = [
     "scale_by_rms",
     "scale_by_rss",
     "scale_by_schedule",
+    "set_hyperparams",
     "sgd",
     "trace",
     "warmup_cosine",

@@ -21,9 +21,8 @@ def inject_hyperparams(optimizer: Callable) -> Callable:
     """Make numeric hyperparameters of ``optimizer(**kwargs)`` live in the state as scalar arrays.
 
     ``inject_hyperparams(adamw)(learning_rate=1e-3, weight_decay=0.1)`` returns a transformation whose
-    ``state.hyperparams["learning_rate"]`` can be read for logging or replaced between steps
-    (``state._replace(hyperparams={**state.hyperparams, "learning_rate": jnp.asarray(...)})``)
-    without retracing a jitted step. A hyperparameter given as a schedule ``step -> value`` is
+    ``state.hyperparams["learning_rate"]`` can be read for logging, and replaced between steps with
+    `set_hyperparams` without retracing a jitted step. A hyperparameter given as a schedule ``step -> value`` is
     evaluated at the 0-based step on each update and its value stored. Non-numeric keyword
     arguments (mask, nesterov, ...) stay static.
     """
@@ -55,6 +54,20 @@ def inject_hyperparams(optimizer: Callable) -> Callable:
         return GradientTransformation(init, update)
 
     return build
+
+
+def set_hyperparams(state: InjectHyperparamsState, **values) -> InjectHyperparamsState:
+    """A copy of `state` with new hyperparameter values, cast to the stored dtype and shape.
+
+    Keeping dtype and weak-typedness identical is what lets a jitted step reuse its compiled code.
+    """
+    if not isinstance(state, InjectHyperparamsState):
+        raise TypeError(f"set_hyperparams expects an InjectHyperparamsState, got {type(state).__name__}")
+    unknown = set(values) - set(state.hyperparams)
+    if unknown:
+        raise ValueError(f"unknown hyperparameters {sorted(unknown)}; this state holds {sorted(state.hyperparams)}")
+    new = {k: jnp.asarray(v).astype(state.hyperparams[k].dtype).reshape(()) for k, v in values.items()}
+    return state._replace(hyperparams={**state.hyperparams, **new})
 
 
 class AccumulateState(NamedTuple):
