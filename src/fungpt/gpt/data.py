@@ -1,0 +1,105 @@
+"""The data pipeline: text in, random contiguous (input, target) windows out.
+
+    text --load_text--> str --tokenizer--> ids (N,) int32 --split--> train (0.9 N,), val (0.1 N,)
+    get_batch(key, ids, B, T) -> x, y (B, T) with y[b, t] = ids[s_b + t + 1], s_b ~ U{0, ..., N - T - 1}
+
+Sampling is a pure function of the key, so a run is reproducible from its seed, and it runs inside
+the jitted train step (the token array lives on the device; no host round trip per step).
+"""
+from __future__ import annotations
+
+import gzip
+import importlib.resources
+import pathlib
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+SHIPPED_CORPUS = "shakespeare_tiny.txt.gz"
+
+__all__ = [
+    "SHIPPED_CORPUS", "check_length", "decode_chars", "encode_chars", "get_batch", "load_text", "split",
+]
+
+
+def load_text(path: str | pathlib.Path | None = None) -> str:
+    """The training text: the shipped corpus (``path=None``), a UTF-8 file, or a folder of ``*.txt``.
+
+    A folder's files are read in sorted name order and joined with a blank line.
+    Raises FileNotFoundError for a missing path and ValueError for non-UTF-8 or empty text.
+    """
+    if path is None:
+        raw = importlib.resources.files("fungpt").joinpath("data", SHIPPED_CORPUS).read_bytes()
+        return gzip.decompress(raw).decode("utf-8")
+    path = pathlib.Path(path)
+    if path.is_dir():
+        files = sorted(path.glob("*.txt"))
+        if not files:
+            raise ValueError(f"data folder {path} holds no .txt files; expected UTF-8 text files")
+        text = "\n\n".join(_read_utf8(f) for f in files)
+    elif path.is_file():
+        text = _read_utf8(path)
+    else:
+        raise FileNotFoundError(f"data path {path} does not exist; expected a UTF-8 text file or folder")
+    if not text:
+        raise ValueError(f"data {path} is empty; expected some UTF-8 text")
+    return text
+
+
+def _read_utf8(path: pathlib.Path) -> str:
+    data = path.read_bytes()
+    if path.suffix == ".gz":
+        data = gzip.decompress(data)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"data file {path} is not UTF-8 text (byte {e.start}: {e.reason})") from None
+
+
+def encode_chars(text: str, vocab: str) -> np.ndarray:
+    """Character-level token ids: ``ids[i] = vocab.index(text[i])``, shape (len(text),), int32."""
+    table = {c: i for i, c in enumerate(vocab)}
+    try:
+        return np.fromiter((table[c] for c in text), dtype=np.int32, count=len(text))
+    except KeyError as e:
+        raise ValueError(f"character {e.args[0]!r} is not in the tokenizer's vocabulary") from None
+
+
+def decode_chars(ids, vocab: str) -> str:
+    """Inverse of `encode_chars`: ``''.join(vocab[i] for i in ids)``."""
+    return "".join(vocab[int(i)] for i in np.asarray(ids).reshape(-1))
+
+
+def split(ids: np.ndarray, val_fraction: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
+    """Split by position: the first ``n - floor(n·val_fraction)`` tokens train, the rest validate.
+
+    With ``val_fraction=0.1`` this is nanoGPT's 90/10 split (``n_train = int(0.9 n)``).
+    """
+    if not 0.0 < val_fraction < 1.0:
+        raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
+    n_train = int(len(ids) * (1.0 - val_fraction))
+    return ids[:n_train], ids[n_train:]
+
+
+def check_length(ids, block_size: int, name: str = "data") -> None:
+    """Raise ValueError unless ``ids`` holds at least one window: ``len(ids) >= block_size + 1``."""
+    if len(ids) < block_size + 1:
+        raise ValueError(
+            f"{name} has {len(ids)} tokens, too few for block_size {block_size}: need at least "
+            f"{block_size + 1} (use more text or a smaller --block-size)"
+        )
+
+
+def get_batch(key: jax.Array, ids: jax.Array, batch_size: int, block_size: int) -> tuple[jax.Array, jax.Array]:
+    """``batch_size`` random windows of ``ids`` (N,): x, y each (batch_size, block_size), y = x shifted by 1.
+
+    Starts are uniform on {0, ..., N - block_size - 1}, as in nanoGPT. Jit- and vmap-safe.
+    """
+    n = ids.shape[0]
+    if n < block_size + 1:
+        raise ValueError(f"ids has {n} tokens, too few for block_size {block_size}: need {block_size + 1}")
+    starts = jax.random.randint(key, (batch_size,), 0, n - block_size, dtype=jnp.int32)
+    # One (T+1)-window per row, cut into input and shifted target.
+    window = jax.vmap(lambda s: jax.lax.dynamic_slice_in_dim(ids, s, block_size + 1))(starts)  # (B, T+1)
+    return window[:, :-1], window[:, 1:]
