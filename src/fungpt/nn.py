@@ -1,0 +1,286 @@
+"""Neural-net layers as pure functions: each layer is `<name>_init(key, ...) -> params` plus
+`<name>(params, x, ...) -> y`, with params a dict of arrays (GPT-2 / Hugging Face names: weight, bias).
+
+Layers are written for one example: `x` has shape (..., features), so a (T, C) sequence, a (B*T, C)
+matrix or any leading batch shape goes through unchanged, and `jax.vmap` batches anything else.
+Normalizations, softmax and losses run in at least float32 whatever the input dtype.
+"""
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+# ---------------------------------------------------------------------------------------------------
+# Initializers: (key, shape, dtype) -> array.
+
+
+def normal(key, shape, std=0.02, dtype=jnp.float32):
+    """W ~ N(0, std²) elementwise (GPT-2 uses std 0.02)."""
+    return std * jax.random.normal(key, shape, dtype)
+
+
+def _fans(shape):
+    if len(shape) < 2:
+        raise ValueError(f"fan-in/fan-out need a weight of rank >= 2, got shape {shape}")
+    receptive = math.prod(shape[:-2])
+    return shape[-2] * receptive, shape[-1] * receptive
+
+
+def xavier_uniform(key, shape, dtype=jnp.float32):
+    """Glorot & Bengio (2010): W ~ U(-a, a), a = sqrt(6 / (fan_in + fan_out)); keeps Var(y) ≈ Var(x)
+    forward and backward for linear layers. Weight layout (fan_in, fan_out)."""
+    fan_in, fan_out = _fans(shape)
+    a = math.sqrt(6.0 / (fan_in + fan_out))
+    return jax.random.uniform(key, shape, dtype, -a, a)
+
+
+def xavier_normal(key, shape, dtype=jnp.float32):
+    """Glorot normal: W ~ N(0, 2 / (fan_in + fan_out))."""
+    fan_in, fan_out = _fans(shape)
+    return math.sqrt(2.0 / (fan_in + fan_out)) * jax.random.normal(key, shape, dtype)
+
+
+def kaiming_normal(key, shape, dtype=jnp.float32):
+    """He et al. (2015): W ~ N(0, 2 / fan_in); keeps the second moment through ReLU layers."""
+    fan_in, _ = _fans(shape)
+    return math.sqrt(2.0 / fan_in) * jax.random.normal(key, shape, dtype)
+
+
+def kaiming_uniform(key, shape, dtype=jnp.float32):
+    """He uniform: W ~ U(-a, a), a = sqrt(6 / fan_in) (same variance 2 / fan_in)."""
+    fan_in, _ = _fans(shape)
+    a = math.sqrt(6.0 / fan_in)
+    return jax.random.uniform(key, shape, dtype, -a, a)
+
+
+def residual_std(n_layer: int, std: float = 0.02) -> float:
+    """GPT-2's scaled init of residual projections: std / sqrt(2·n_layer), since each of the n_layer
+    blocks adds two branches to the residual stream and their variances add up."""
+    if n_layer <= 0:
+        raise ValueError(f"n_layer must be positive, got {n_layer}")
+    return std / math.sqrt(2 * n_layer)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Layers.
+
+
+def matmul(x, w, compute_dtype=None):
+    """x @ w with inputs cast to `compute_dtype` (e.g. bfloat16) and the product accumulated and
+    returned in w's dtype: the mixed-precision policy "low-precision products, float32 everything else".
+
+    x: (..., n), w: (n, m) -> (..., m).
+    """
+    out = w.dtype
+    if compute_dtype is not None and jnp.dtype(compute_dtype) != out:
+        x, w = x.astype(compute_dtype), w.astype(compute_dtype)
+    return lax.dot_general(x, w, (((x.ndim - 1,), (0,)), ((), ())), preferred_element_type=out)
+
+
+def linear_init(key, in_features, out_features, *, bias=True, std=0.02, init=None, dtype=jnp.float32):
+    """A dense layer's params {"weight": (in, out), "bias": (out,)}; weight ~ N(0, std²) unless an
+    initializer `init(key, shape, dtype)` is given (e.g. `xavier_uniform`); bias starts at 0."""
+    shape = (in_features, out_features)
+    w = init(key, shape, dtype) if init is not None else normal(key, shape, std, dtype)
+    return {"weight": w, "bias": jnp.zeros((out_features,), dtype)} if bias else {"weight": w}
+
+
+def _lift(v, ndim):
+    # Explicit rank broadcasting of a (C,) parameter against (..., C) (the harness forbids implicit).
+    return lax.expand_dims(v, tuple(range(ndim - v.ndim)))
+
+
+def linear(params, x, compute_dtype=None):
+    """y = x W + b.  x: (..., in) -> (..., out).  (W is stored (in, out), GPT-2's Conv1D layout.)"""
+    y = matmul(x, params["weight"], compute_dtype)
+    return y + _lift(params["bias"], y.ndim) if "bias" in params else y
+
+
+def embedding_init(key, num_embeddings, features, *, std=0.02, dtype=jnp.float32):
+    """A lookup table {"weight": (num_embeddings, features)} ~ N(0, std²)."""
+    return {"weight": normal(key, (num_embeddings, features), std, dtype)}
+
+
+def embedding(params, ids):
+    """Row lookup E[ids]: ids int (...) -> (..., features).  Out-of-range ids are NOT checked here
+    (JAX's gather clamps them); `fungpt.gpt.forward` validates tokens at its boundary."""
+    return params["weight"][ids]
+
+
+def _wide(dtype):
+    # At least float32: bfloat16's 8-bit mantissa loses the variance of a 128-vector.
+    return jnp.dtype(jnp.float32) if jnp.finfo(dtype).bits < 32 else jnp.dtype(dtype)
+
+
+def _f32(x):
+    return x.astype(_wide(x.dtype))
+
+
+def layer_norm_init(features, *, bias=True, dtype=jnp.float32):
+    """{"weight": ones (features,), "bias": zeros (features,)}."""
+    p = {"weight": jnp.ones((features,), dtype)}
+    return {**p, "bias": jnp.zeros((features,), dtype)} if bias else p
+
+
+def layer_norm(params, x, eps=1e-5):
+    """LN(x) = (x - mean(x)) / sqrt(var(x) + eps) * weight + bias, over the last axis (biased var).
+
+    x: (..., C) -> (..., C), computed in at least float32, returned in x's dtype."""
+    h = _f32(x)
+    mu = jnp.mean(h, axis=-1, keepdims=True)
+    d = h - mu
+    var = jnp.mean(d * d, axis=-1, keepdims=True)
+    y = (d * lax.rsqrt(var + jnp.asarray(eps, h.dtype))).astype(x.dtype) * _lift(params["weight"], x.ndim)
+    return y + _lift(params["bias"], x.ndim) if "bias" in params else y
+
+
+def rms_norm_init(features, *, dtype=jnp.float32):
+    """{"weight": ones (features,)}."""
+    return {"weight": jnp.ones((features,), dtype)}
+
+
+def rms_norm(params, x, eps=1e-6):
+    """RMSNorm(x) = x / sqrt(mean(x²) + eps) * weight (Zhang & Sennrich 2019).  x: (..., C)."""
+    h = _f32(x)
+    y = h * lax.rsqrt(jnp.mean(h * h, axis=-1, keepdims=True) + jnp.asarray(eps, h.dtype))
+    return y.astype(x.dtype) * _lift(params["weight"], x.ndim)
+
+
+def gelu(x, approximate=True):
+    """GELU(x) = x Φ(x) = x/2 (1 + erf(x/√2)); approximate=True is GPT-2's "gelu_new":
+    x/2 (1 + tanh(√(2/π) (x + 0.044715 x³)))."""
+    half = jnp.asarray(0.5, x.dtype)
+    if approximate:
+        c = jnp.asarray(math.sqrt(2.0 / math.pi), x.dtype)
+        return half * x * (1 + jnp.tanh(c * (x + jnp.asarray(0.044715, x.dtype) * x * x * x)))
+    return half * x * (1 + lax.erf(x * jnp.asarray(1 / math.sqrt(2.0), x.dtype)))
+
+
+def dropout(key, x, rate, train=True):
+    """Inverted dropout: y = x · m / (1 - rate), m ~ Bernoulli(1 - rate); identity when not training
+    or rate == 0.  The key is explicit: the same key drops the same units."""
+    if not 0.0 <= rate < 1.0:
+        raise ValueError(f"dropout rate must be in [0, 1), got {rate}")
+    if not train or rate == 0.0:
+        return x
+    if key is None:
+        raise ValueError("dropout with train=True and rate > 0 needs a PRNG key")
+    keep = jax.random.bernoulli(key, 1.0 - rate, x.shape)
+    return jnp.where(keep, x / jnp.asarray(1.0 - rate, x.dtype), jnp.zeros((), x.dtype))
+
+
+def softmax(x, axis=-1):
+    """softmax(x)_i = exp(x_i - max x) / Σ_j exp(x_j - max x), in at least float32 (the max shift
+    changes nothing mathematically and keeps exp from overflowing)."""
+    h = _f32(x)
+    h = h - lax.stop_gradient(jnp.max(h, axis=axis, keepdims=True))
+    e = jnp.exp(h)
+    return e / jnp.sum(e, axis=axis, keepdims=True)
+
+
+def log_softmax(x, axis=-1):
+    """log softmax(x)_i = x_i - max x - log Σ_j exp(x_j - max x), in at least float32."""
+    h = _f32(x)
+    h = h - lax.stop_gradient(jnp.max(h, axis=axis, keepdims=True))
+    return h - jnp.log(jnp.sum(jnp.exp(h), axis=axis, keepdims=True))
+
+
+def cross_entropy(logits, targets):
+    """Mean over positions of -log softmax(logits)[target].  logits (..., V), targets int (...).
+
+    Picks the target's log-probability with a compare-and-sum that XLA fuses into the reduction, so
+    no (N, V) one-hot is ever materialized."""
+    logp = log_softmax(logits)
+    hit = lax.broadcasted_iota(targets.dtype, logp.shape, logp.ndim - 1) == targets[..., None]
+    return -jnp.mean(jnp.sum(jnp.where(hit, logp, jnp.zeros((), logp.dtype)), axis=-1))
+
+
+# ---------------------------------------------------------------------------------------------------
+# Attention.
+
+
+def causal_mask(T: int, S: int | None = None):
+    """Bool (T, S) mask, True where query i may attend to key j: j <= i + (S - T) (keys end with the
+    queries). It is the adjacency of the DAG "token i reads tokens 0..i" plus self-loops."""
+    S = T if S is None else S
+    return lax.broadcasted_iota(jnp.int32, (T, S), 0) + (S - T) >= lax.broadcasted_iota(jnp.int32, (T, S), 1)
+
+
+def attention(q, k, v, mask=None, compute_dtype=None, *, key=None, rate=0.0):
+    """Scaled dot-product attention, per head:  softmax(q kᵀ / √D + M) v,  with M = finfo.min where
+    mask is False (not -inf: a fully masked row stays finite instead of becoming NaN).
+
+    q: (..., T, H, D), k, v: (..., S, H, D), mask: bool broadcastable to (..., H, T, S) -> (..., T, H, D).
+    Scores and softmax are in at least float32; `compute_dtype` sets the dtype of the two products.
+    With a key and rate > 0, dropout is applied to the attention probabilities (training).
+    """
+    out = _wide(q.dtype)
+    cd = compute_dtype or q.dtype
+    scale = jnp.asarray(1.0 / math.sqrt(q.shape[-1]), cd)
+    s = jnp.einsum("...thd,...shd->...hts", (q.astype(cd) * scale), k.astype(cd), preferred_element_type=out)
+    if mask is not None:
+        s = jnp.where(jnp.broadcast_to(mask, s.shape), s, jnp.asarray(jnp.finfo(out).min, out))
+    p = dropout(key, softmax(s), rate, train=key is not None)
+    y = jnp.einsum("...hts,...shd->...thd", p.astype(cd), v.astype(cd), preferred_element_type=out)
+    return y.astype(q.dtype)
+
+
+def causal_self_attention_init(key, n_embd, n_head, *, n_layer=1, bias=True, dtype=jnp.float32):
+    """GPT-2 attention params: c_attn (C, 3C) for q, k, v together, c_proj (C, C) with the residual
+    init std 0.02 / sqrt(2·n_layer)."""
+    if n_embd % n_head:
+        raise ValueError(f"n_embd ({n_embd}) must be divisible by n_head ({n_head})")
+    k1, k2 = jax.random.split(key)
+    return {"c_attn": linear_init(k1, n_embd, 3 * n_embd, bias=bias, dtype=dtype),
+            "c_proj": linear_init(k2, n_embd, n_embd, bias=bias, std=residual_std(n_layer), dtype=dtype)}
+
+
+def causal_self_attention(params, x, n_head, *, key=None, rate=0.0, train=False, compute_dtype=None):
+    """Multi-head causal self-attention of one sequence x: (T, C) -> (T, C) (leading batch dims pass).
+
+    [q, k, v] = x W_attn + b;  head h: A_h = softmax(q_h k_hᵀ/√D, causal) v_h;  y = concat_h(A_h) W_proj + b.
+    """
+    *lead, T, C = x.shape
+    D = C // n_head
+    k1, k2 = jax.random.split(key) if train and rate > 0 else (None, None)
+    qkv = linear(params["c_attn"], x, compute_dtype)  # (..., T, 3C)
+    q, k, v = (a.reshape(*lead, T, n_head, D) for a in jnp.split(qkv, 3, axis=-1))  # (..., T, H, D)
+    y = attention(q, k, v, causal_mask(T), compute_dtype, key=k1, rate=rate)
+    y = linear(params["c_proj"], y.reshape(*lead, T, C), compute_dtype)
+    return dropout(k2, y, rate, train)
+
+
+def mlp_init(key, n_embd, *, hidden=None, n_layer=1, bias=True, dtype=jnp.float32):
+    """GPT-2 MLP params: c_fc (C, 4C), c_proj (4C, C) with the residual init."""
+    hidden = hidden or 4 * n_embd
+    k1, k2 = jax.random.split(key)
+    return {"c_fc": linear_init(k1, n_embd, hidden, bias=bias, dtype=dtype),
+            "c_proj": linear_init(k2, hidden, n_embd, bias=bias, std=residual_std(n_layer), dtype=dtype)}
+
+
+def mlp(params, x, *, key=None, rate=0.0, train=False, approximate=True, compute_dtype=None):
+    """MLP(x) = GELU(x W_fc + b_fc) W_proj + b_proj.  x: (..., C) -> (..., C)."""
+    h = gelu(linear(params["c_fc"], x, compute_dtype), approximate)
+    return dropout(key, linear(params["c_proj"], h, compute_dtype), rate, train)
+
+
+def block_init(key, n_embd, n_head, *, n_layer=1, bias=True, dtype=jnp.float32):
+    """A pre-LN transformer block's params: ln_1, attn, ln_2, mlp."""
+    k1, k2 = jax.random.split(key)
+    return {"ln_1": layer_norm_init(n_embd, bias=bias, dtype=dtype),
+            "attn": causal_self_attention_init(k1, n_embd, n_head, n_layer=n_layer, bias=bias, dtype=dtype),
+            "ln_2": layer_norm_init(n_embd, bias=bias, dtype=dtype),
+            "mlp": mlp_init(k2, n_embd, n_layer=n_layer, bias=bias, dtype=dtype)}
+
+
+def block(params, x, n_head, *, key=None, rate=0.0, train=False, eps=1e-5, approximate=True,
+          compute_dtype=None):
+    """Pre-LN residual block:  x ← x + Attn(LN₁(x));  x ← x + MLP(LN₂(x)).  x: (T, C) -> (T, C)."""
+    k1, k2 = jax.random.split(key) if key is not None else (None, None)
+    x = x + causal_self_attention(params["attn"], layer_norm(params["ln_1"], x, eps), n_head,
+                                  key=k1, rate=rate, train=train, compute_dtype=compute_dtype)
+    return x + mlp(params["mlp"], layer_norm(params["ln_2"], x, eps), key=k2, rate=rate, train=train,
+                   approximate=approximate, compute_dtype=compute_dtype)

@@ -1,0 +1,239 @@
+"""fungpt.gpt model: forward against a naive per-token float64 loop written from the equations, the loss
+against numpy, gradients (fungpt.grad vs jax.grad), the KV-cached path, validation, init statistics."""
+import math
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from conftest import TOL
+from scipy.special import erf
+from scipy.special import log_softmax as np_log_softmax
+
+import fungpt
+from fungpt import gpt
+
+CFG = gpt.GPTConfig(vocab_size=23, block_size=16, n_layer=2, n_head=2, n_embd=16)
+CFG64 = CFG.replace(param_dtype="float64")
+
+
+@pytest.fixture(scope="module")
+def params64():
+    return gpt.init_params(CFG64, jax.random.key(7))
+
+
+def _randomize(params, seed, scale=0.3):
+    # Init has zero biases and unit gains; random ones make the reference exercise every term.
+    rng = np.random.default_rng(seed)
+    return jax.tree_util.tree_map(lambda x: x + (scale * rng.standard_normal(x.shape)).astype(x.dtype), params)
+
+
+def _tokens(shape, vocab_size, seed=0):
+    return np.random.default_rng(seed).integers(0, vocab_size, shape).astype(np.int32)
+
+
+# --- the reference: one token at a time, float64 numpy, straight from the equations ---------------------
+
+def _ln(x, w, b, eps):
+    mu = x.mean()
+    return (x - mu) / math.sqrt(((x - mu) ** 2).mean() + eps) * w + b
+
+
+def _gelu(x, approximate):
+    if approximate:
+        return 0.5 * x * (1 + np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x**3)))
+    return 0.5 * x * (1 + erf(x / math.sqrt(2)))
+
+
+def naive_forward(params, tokens, cfg):
+    P = jax.tree_util.tree_map(lambda a: np.asarray(a, np.float64), params)
+    C, H, D, eps = cfg.n_embd, cfg.n_head, cfg.head_size, cfg.layer_norm_epsilon
+    xs = [P["wte"]["weight"][t] + P["wpe"]["weight"][i] for i, t in enumerate(np.asarray(tokens))]
+    for l in range(cfg.n_layer):
+        p = jax.tree_util.tree_map(lambda a, l=l: a[l], P["h"])
+        keys, values, out = [], [], []
+        for x in xs:
+            qkv = _ln(x, p["ln_1"]["weight"], p["ln_1"]["bias"], eps) @ p["attn"]["c_attn"]["weight"]
+            qkv = qkv + p["attn"]["c_attn"]["bias"]
+            q, k, v = qkv[:C], qkv[C:2 * C], qkv[2 * C:]
+            keys.append(k)
+            values.append(v)
+            heads = []
+            for h in range(H):
+                s = slice(h * D, (h + 1) * D)
+                scores = np.array([q[s] @ kj[s] / math.sqrt(D) for kj in keys])  # only j <= i exist yet
+                w = np.exp(scores - scores.max())
+                w /= w.sum()
+                heads.append(sum(wj * vj[s] for wj, vj in zip(w, values, strict=True)))
+            x = x + np.concatenate(heads) @ p["attn"]["c_proj"]["weight"] + p["attn"]["c_proj"]["bias"]
+            hid = _ln(x, p["ln_2"]["weight"], p["ln_2"]["bias"], eps) @ p["mlp"]["c_fc"]["weight"]
+            hid = _gelu(hid + p["mlp"]["c_fc"]["bias"], cfg.activation == "gelu_tanh")
+            out.append(x + hid @ p["mlp"]["c_proj"]["weight"] + p["mlp"]["c_proj"]["bias"])
+        xs = out
+    return np.stack([_ln(x, P["ln_f"]["weight"], P["ln_f"]["bias"], eps) @ P["wte"]["weight"].T for x in xs])
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("activation", ["gelu_tanh", "gelu"])
+def test_forward_matches_naive_loop(dtype, activation, key):
+    cfg = CFG.replace(param_dtype=dtype, activation=activation)
+    params = _randomize(gpt.init_params(cfg, key), 1)
+    tokens = _tokens((11,), cfg.vocab_size, 2)
+    got = jax.jit(gpt.forward, static_argnums=2)(params, tokens, cfg)
+    chex.assert_shape(got, (11, cfg.vocab_size))
+    chex.assert_type(got, jnp.dtype(dtype))
+    np.testing.assert_allclose(got, naive_forward(params, tokens, cfg), rtol=TOL[np.dtype(dtype)],
+                               atol=TOL[np.dtype(dtype)])
+
+
+def test_batch_is_vmap_of_single(params64, key):
+    tokens = _tokens((3, 9), CFG64.vocab_size, 0)
+    batched = gpt.forward(params64, tokens, CFG64)
+    mapped = jax.vmap(lambda t: gpt.forward(params64, t, CFG64))(tokens)
+    chex.assert_shape(batched, (3, 9, CFG64.vocab_size))
+    np.testing.assert_allclose(batched, mapped, rtol=1e-12, atol=1e-12)
+
+
+def test_loss_is_mean_cross_entropy(params64, key):
+    tokens = _tokens((2, 12), CFG64.vocab_size, 0)
+    targets = _tokens((2, 12), CFG64.vocab_size, 1)
+    logp = np_log_softmax(np.asarray(gpt.forward(params64, tokens, CFG64)), axis=-1)
+    want = -np.mean(np.take_along_axis(logp, np.asarray(targets)[..., None], -1))
+    np.testing.assert_allclose(gpt.loss(params64, tokens, targets, CFG64), want, rtol=1e-12)
+    # one sequence of shape (T,) is the same as a batch of one
+    np.testing.assert_allclose(gpt.loss(params64, tokens[0], targets[0], CFG64),
+                               gpt.loss(params64, tokens[:1], targets[:1], CFG64), rtol=1e-12)
+
+
+def test_fungpt_grad_matches_jax_grad(params64, key):
+    params = _randomize(params64, 2, 0.1)
+    tokens = _tokens((2, 10), CFG64.vocab_size, 1)
+    targets = jnp.roll(tokens, -1, axis=1)
+    f = lambda p: gpt.loss(p, tokens, targets, CFG64)
+    ours, ref = jax.jit(fungpt.grad(f))(params), jax.grad(f)(params)
+    chex.assert_trees_all_equal_structs(ours, ref)
+    chex.assert_trees_all_close(ours, ref, rtol=1e-4, atol=1e-10)
+
+
+def test_loss_grad_matches_finite_differences(params64, key):
+    tokens = _tokens((1, 8), CFG64.vocab_size, 0)
+    targets = jnp.roll(tokens, -1, axis=1)
+    f = lambda w: gpt.loss({**params64, "wpe": {"weight": w}}, tokens, targets, CFG64)
+    w = params64["wpe"]["weight"]
+    g = fungpt.grad(f)(w)
+    d = jax.random.normal(jax.random.fold_in(key, 3), w.shape, w.dtype)
+    eps = 1e-5
+    fd = (f(w + eps * d) - f(w - eps * d)) / (2 * eps)
+    np.testing.assert_allclose(jnp.vdot(g, d), fd, rtol=1e-6)
+
+
+def test_forward_cached_matches_forward(params64, key):
+    tokens = _tokens((2, 13), CFG64.vocab_size, 0)
+    full = gpt.forward(params64, tokens, CFG64)
+    cache = gpt.init_cache(CFG64, 2)
+    step = jax.jit(gpt.forward_cached, static_argnums=4)
+    logits, cache = step(params64, tokens[:, :5], cache, 0, CFG64)  # a 5-token prefill
+    np.testing.assert_allclose(logits, full[:, 4], rtol=1e-10, atol=1e-10)
+    for t in range(5, 13):  # then one token at a time
+        logits, cache = step(params64, tokens[:, t:t + 1], cache, t, CFG64)
+        np.testing.assert_allclose(logits, full[:, t], rtol=1e-10, atol=1e-10)
+
+
+def test_no_retrace_on_second_call(key):
+    cfg = CFG
+    params = gpt.init_params(cfg, key)
+
+    @jax.jit
+    @chex.assert_max_traces(n=1)
+    def step(p, x, y):
+        return jax.value_and_grad(gpt.loss)(p, x, y, cfg)
+
+    x = _tokens((2, 8), cfg.vocab_size, 0)
+    for _ in range(3):
+        (_, g) = step(params, x, x)
+    chex.assert_trees_all_equal_shapes_and_dtypes(g, params)
+
+
+def test_dropout_train_vs_eval(key):
+    cfg = CFG64.replace(dropout=0.3)
+    params = gpt.init_params(cfg, key)
+    tokens = jnp.arange(10) % cfg.vocab_size
+    ev = gpt.forward(params, tokens, cfg)
+    np.testing.assert_allclose(ev, gpt.forward(params, tokens, CFG64), rtol=1e-12)  # dropout off at eval
+    k1, k2 = jax.random.split(key)
+    a = gpt.forward(params, tokens, cfg, key=k1, train=True)
+    np.testing.assert_allclose(a, gpt.forward(params, tokens, cfg, key=k1, train=True), rtol=1e-12)
+    assert not np.allclose(a, gpt.forward(params, tokens, cfg, key=k2, train=True))
+    assert not np.allclose(a, ev)
+    with pytest.raises(ValueError, match="PRNG key"):
+        gpt.forward(params, tokens, cfg, train=True)
+
+
+def test_bfloat16_compute_is_close_to_float32(key):
+    cfg = gpt.GPTConfig(vocab_size=23, block_size=16, n_layer=2, n_head=2, n_embd=32)
+    params = gpt.init_params(cfg, key)
+    tokens = _tokens((2, 16), cfg.vocab_size, 0)
+    f32 = gpt.loss(params, tokens, tokens, cfg)
+    bf16 = gpt.loss(params, tokens, tokens, cfg.replace(compute_dtype="bfloat16"))
+    chex.assert_type(bf16, jnp.float32)
+    np.testing.assert_allclose(bf16, f32, rtol=1e-2)
+
+
+def test_init_statistics_and_count(key):
+    cfg = gpt.GPTConfig(vocab_size=500, block_size=64, n_layer=3, n_head=4, n_embd=64)
+    p = gpt.init_params(cfg, key)
+    np.testing.assert_allclose(np.std(p["wte"]["weight"]), 0.02, rtol=0.05)
+    np.testing.assert_allclose(np.std(p["h"]["mlp"]["c_fc"]["weight"]), 0.02, rtol=0.05)
+    np.testing.assert_allclose(np.std(p["h"]["mlp"]["c_proj"]["weight"]), 0.02 / math.sqrt(2 * 3), rtol=0.05)
+    np.testing.assert_array_equal(p["h"]["ln_1"]["weight"], np.ones((3, 64)))
+    C, L, V, T = 64, 3, 500, 64
+    assert gpt.num_params(p) == V * C + T * C + L * (12 * C * C + 13 * C) + 2 * C
+    assert gpt.num_params(p, non_embedding=True) == gpt.num_params(p) - T * C
+    assert not any(jnp.dtype(x.dtype) != jnp.float32 for x in jax.tree_util.tree_leaves(p))
+
+
+@pytest.mark.parametrize("bad, err, match", [
+    (np.array([0, 23]), ValueError, "vocab_size=23"),
+    (np.array([-1, 2]), ValueError, r"\[0, vocab_size"),
+    (np.array([0.0, 1.0]), TypeError, "integer"),
+    (np.zeros((17,), np.int32), ValueError, "block_size=16"),
+    (np.zeros((1, 2, 3), np.int32), ValueError, "shape"),
+    (np.zeros((0,), np.int32), ValueError, "length"),
+])
+def test_bad_tokens_are_refused(params64, bad, err, match):
+    with pytest.raises(err, match=match):
+        gpt.forward(params64, bad, CFG64)
+
+
+def test_bad_targets_are_refused(params64):
+    with pytest.raises(ValueError, match="targets"):
+        gpt.loss(params64, np.zeros((2, 4), np.int32), np.zeros((2, 5), np.int32), CFG64)
+    with pytest.raises(ValueError, match="targets"):
+        gpt.loss(params64, np.zeros((4,), np.int32), np.array([0, 1, 99, 2]), CFG64)
+
+
+def test_debug_mode_checks_under_jit(params64):
+    f = jax.jit(lambda t: gpt.forward(params64, t, CFG64, debug=True))
+    f(jnp.array([1, 2]))  # fine
+    with pytest.raises(Exception, match="vocab_size=23"):
+        jax.block_until_ready(f(jnp.array([1, 99])))
+
+
+@pytest.mark.parametrize("kw, match", [
+    (dict(n_embd=10, n_head=3), "divisible"),
+    (dict(n_layer=0), "n_layer"),
+    (dict(vocab_size=2.5), "vocab_size"),
+    (dict(dropout=1.0), "dropout"),
+    (dict(activation="relu"), "activation"),
+    (dict(compute_dtype="int8"), "compute_dtype"),
+])
+def test_config_validation(kw, match):
+    with pytest.raises((ValueError, TypeError), match=match):
+        gpt.GPTConfig(**kw)
+
+
+def test_config_is_hashable_and_round_trips():
+    assert hash(CFG) == hash(gpt.GPTConfig.from_dict(CFG.to_dict()))
+    with pytest.raises(ValueError, match="unknown"):
+        gpt.GPTConfig.from_dict({**CFG.to_dict(), "n_embed": 3})
