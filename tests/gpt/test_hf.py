@@ -1,0 +1,99 @@
+"""GPT-2 interop against a fixture written by transformers itself (tests/gpt/fixtures/make_fixture.py):
+our logits on its weights must match transformers' logits; to_hf must write the same keys and shapes."""
+import json
+import pathlib
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from safetensors.numpy import load_file, save_file
+
+from fungpt import gpt
+
+FIX = pathlib.Path(__file__).parent / "fixtures"
+TINY = FIX / "tiny_gpt2"
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return gpt.from_hf(TINY)
+
+
+def test_logits_match_transformers(tiny):
+    config, params = tiny
+    ref = np.load(FIX / "tiny_gpt2_logits.npz")
+    assert (config.n_layer, config.n_embd, config.n_head, config.vocab_size) == (2, 32, 2, 97)
+    logits = gpt.forward(params, jnp.asarray(ref["tokens"]), config)
+    chex.assert_type(logits, jnp.float32)
+    np.testing.assert_allclose(logits, ref["logits"], atol=1e-4, rtol=0)
+
+
+def test_to_hf_writes_what_transformers_writes(tiny, tmp_path):
+    config, params = tiny
+    gpt.to_hf(params, config, tmp_path)
+    ours, theirs = load_file(tmp_path / "model.safetensors"), load_file(TINY / "model.safetensors")
+    assert sorted(ours) == sorted(theirs)
+    for k in theirs:
+        assert ours[k].shape == theirs[k].shape and ours[k].dtype == theirs[k].dtype, k
+        np.testing.assert_array_equal(ours[k], theirs[k], err_msg=k)
+    ours_cfg, theirs_cfg = (json.loads((d / "config.json").read_text()) for d in (tmp_path, TINY))
+    for field in ("model_type", "vocab_size", "n_positions", "n_embd", "n_layer", "n_head",
+                  "activation_function", "layer_norm_epsilon", "tie_word_embeddings"):
+        assert ours_cfg[field] == theirs_cfg[field], field
+    config2, params2 = gpt.from_hf(tmp_path)
+    assert config2 == config
+    chex.assert_trees_all_equal(params2, params)
+
+
+def test_round_trip_of_random_model(tmp_path, key):
+    config = gpt.GPTConfig(vocab_size=11, block_size=8, n_layer=3, n_head=2, n_embd=8, activation="gelu")
+    params = gpt.init_params(config, key)
+    config2, params2 = gpt.from_hf(gpt.to_hf(params, config, tmp_path))
+    assert config2 == config
+    chex.assert_trees_all_equal(params2, params)
+
+
+def test_original_gpt2_key_layout_loads(tiny, tmp_path):
+    # The original `gpt2` upload: no "transformer." prefix, old attn.bias buffers, a tied lm_head.
+    config, params = tiny
+    sd = {k.removeprefix("transformer."): v for k, v in load_file(TINY / "model.safetensors").items()}
+    sd["lm_head.weight"] = sd["wte.weight"]
+    for i in range(config.n_layer):
+        sd[f"h.{i}.attn.bias"] = np.tril(np.ones((1, 1, 24, 24), np.float32))
+    save_file(sd, str(tmp_path / "model.safetensors"), metadata={"format": "pt"})
+    (tmp_path / "config.json").write_text((TINY / "config.json").read_text())
+    chex.assert_trees_all_equal(gpt.from_hf(tmp_path)[1], params)
+
+
+def test_bad_checkpoints_are_refused(tiny, tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"config\.json"):
+        gpt.from_hf(tmp_path)
+    cfg = json.loads((TINY / "config.json").read_text())
+    sd = load_file(TINY / "model.safetensors")
+    (tmp_path / "config.json").write_text(json.dumps({**cfg, "model_type": "llama"}))
+    save_file(sd, str(tmp_path / "model.safetensors"))
+    with pytest.raises(ValueError, match="gpt2"):
+        gpt.from_hf(tmp_path)
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    save_file({**sd, "lm_head.weight": sd["transformer.wte.weight"] + 1}, str(tmp_path / "model.safetensors"))
+    with pytest.raises(ValueError, match="untied"):
+        gpt.from_hf(tmp_path)
+    save_file({k: v for k, v in sd.items() if "h.1.mlp" not in k}, str(tmp_path / "model.safetensors"))
+    with pytest.raises(ValueError, match="missing"):
+        gpt.from_hf(tmp_path)
+    config, params = tiny
+    with pytest.raises(ValueError, match="shapes"):
+        gpt.to_hf(params, config.replace(n_embd=16), tmp_path / "x")
+
+
+def test_bias_free_model_exports_zero_biases(tmp_path, key):
+    config = gpt.GPTConfig(vocab_size=11, block_size=8, n_layer=1, n_head=2, n_embd=8, bias=False,
+                           param_dtype="float32")
+    params = gpt.init_params(config, key)
+    config2, params2 = gpt.from_hf(gpt.to_hf(params, config, tmp_path))
+    tokens = jnp.arange(8) % 11
+    np.testing.assert_allclose(gpt.forward(params2, tokens, config2), gpt.forward(params, tokens, config),
+                               rtol=1e-6, atol=1e-6)
+    assert jax.tree_util.tree_structure(params2) != jax.tree_util.tree_structure(params)
