@@ -1,0 +1,244 @@
+"""Chapter 7, information theory: entropy, joint/marginal/conditional entropy, cross-entropy, KL divergence,
+mutual information and perplexity, as pure JAX functions.
+
+Distributions are arrays of probabilities over the last axis (``(..., K)``, summing to 1); joint tables of
+two variables are ``(..., |X|, |Y|)``.  ``unit`` chooses nats (natural log, the default) or bits (log₂).
+Terms with p = 0 contribute 0 (the limit p log p → 0), with gradients that stay finite: the log is only
+ever taken of the entries where p > 0.  Everything jits, vmaps over leading axes and differentiates.
+"""
+from __future__ import annotations
+
+import math
+
+import jax.numpy as jnp
+from jax import lax
+
+__all__ = [
+    "binary_entropy", "conditional_entropy", "cross_entropy", "cross_entropy_from_logits", "entropy",
+    "gaussian_entropy", "gaussian_mutual_information", "joint_entropy", "kl_divergence", "kl_gaussian",
+    "log_softmax", "marginals", "mutual_information", "mutual_information_histogram", "perplexity",
+    "perplexity_from_probs",
+]
+
+_UNITS = {"nats": 1.0, "bits": 1.0 / math.log(2.0)}
+
+
+def _scale(unit):
+    if unit not in _UNITS:
+        raise ValueError(f"unit must be 'nats' or 'bits', got {unit!r}")
+    return _UNITS[unit]
+
+
+def _float(x, name="p"):
+    x = jnp.asarray(x)
+    if not jnp.issubdtype(x.dtype, jnp.floating):
+        raise TypeError(f"{name} must be a floating array of probabilities, got dtype {x.dtype}")
+    return x
+
+
+def _xlogy(x, y):
+    # x log y with 0 log y = 0; the inner where keeps log's input (and so its gradient) finite at y = 0.
+    pos = x > 0
+    return jnp.where(pos, x * jnp.log(jnp.where(pos, y, jnp.ones_like(y))), jnp.zeros_like(x))
+
+
+def _table(pxy):
+    pxy = _float(pxy, "pxy")
+    if pxy.ndim < 2:
+        raise ValueError(f"pxy must be a joint table (..., |X|, |Y|), got shape {pxy.shape}")
+    return pxy
+
+
+# ---------------------------------------------------------------------------------------------- entropy
+
+def entropy(p, unit: str = "nats"):
+    """Shannon entropy  H(p) = −Σ_k p_k log p_k  over the last axis (0 log 0 = 0).
+
+    p: (..., K) -> (...).  0 <= H <= log K, with log K exactly for the uniform distribution.
+    """
+    p = _float(p)
+    return -jnp.sum(_xlogy(p, p), axis=-1) * _scale(unit)
+
+
+def binary_entropy(p, unit: str = "nats"):
+    """H_b(p) = −p log p − (1−p) log(1−p): the entropy of a coin with P(heads) = p.  Elementwise."""
+    p = _float(p)
+    return -(_xlogy(p, p) + _xlogy(1 - p, 1 - p)) * _scale(unit)
+
+
+def gaussian_entropy(cov, unit: str = "nats"):
+    """Differential entropy of N(μ, Σ):  h = ½ log det(2πe Σ)  (via Cholesky).  cov: (..., d, d) -> (...)."""
+    cov = _float(cov, "cov")
+    d = cov.shape[-1]
+    logdet = 2 * jnp.sum(jnp.log(jnp.diagonal(jnp.linalg.cholesky(cov), axis1=-2, axis2=-1)), axis=-1)
+    return 0.5 * (d * math.log(2 * math.pi * math.e) + logdet) * _scale(unit)
+
+
+# ---------------------------------------------------------------------------- joint, marginal, conditional
+
+def marginals(pxy):
+    """(p(x), p(y)) = (Σ_y p(x, y), Σ_x p(x, y)) of a joint table (..., |X|, |Y|)."""
+    pxy = _table(pxy)
+    return jnp.sum(pxy, axis=-1), jnp.sum(pxy, axis=-2)
+
+
+def joint_entropy(pxy, unit: str = "nats"):
+    """H(X, Y) = −Σ_{x,y} p(x, y) log p(x, y).  pxy: (..., |X|, |Y|) -> (...)."""
+    pxy = _table(pxy)
+    return entropy(pxy.reshape(*pxy.shape[:-2], -1), unit)
+
+
+def conditional_entropy(pxy, unit: str = "nats"):
+    """H(Y | X) = −Σ_{x,y} p(x, y) log p(y | x),  p(y | x) = p(x, y) / p(x).  X is the second-to-last axis.
+
+    Computed from the conditional directly (not as a difference), so the chain rule
+    H(X, Y) = H(X) + H(Y | X) is a real check.  pxy: (..., |X|, |Y|) -> (...).
+    """
+    pxy = _table(pxy)
+    px = jnp.sum(pxy, axis=-1, keepdims=True)
+    cond = pxy / jnp.where(px > 0, px, jnp.ones_like(px))
+    return -jnp.sum(_xlogy(pxy, cond), axis=(-2, -1)) * _scale(unit)
+
+
+# ------------------------------------------------------------------------------------------ cross-entropy
+
+def cross_entropy(p, q, unit: str = "nats"):
+    """H(p, q) = −Σ_k p_k log q_k = H(p) + KL(p ‖ q)  over the last axis.  p, q: (..., K) -> (...).
+
+    Infinite where q_k = 0 < p_k (the model rules out something that happens)."""
+    p, q = _float(p), _float(q, "q")
+    return -jnp.sum(_xlogy(p, q), axis=-1) * _scale(unit)
+
+
+def log_softmax(logits):
+    """log softmax(z)_k = z_k − m − log Σ_j exp(z_j − m),  m = max_j z_j (a constant: no gradient needed,
+    and subtracting it keeps exp from overflowing).  Computed in at least float32."""
+    z = jnp.asarray(logits)
+    if jnp.finfo(z.dtype).bits < 32:
+        z = z.astype(jnp.float32)
+    m = lax.stop_gradient(jnp.max(z, axis=-1, keepdims=True))
+    s = z - m
+    return s - jnp.log(jnp.sum(jnp.exp(s), axis=-1, keepdims=True))
+
+
+def cross_entropy_from_logits(logits, labels, label_smoothing: float = 0.0):
+    """Per-example loss  −Σ_k t_k log softmax(z)_k  with targets t = (1−ε)·onehot(y) + ε/K.
+
+    = logsumexp(z) − (1−ε) z_y − (ε/K) Σ_k z_k, evaluated with the max subtracted, so it is finite for any
+    finite logits (even ±1e30).  The label's entry is picked by a compare-and-sum, no one-hot gather.
+    logits: (..., K) float, labels: (...) int in [0, K) -> (...) in at least float32.
+    Average it for the usual mean loss (the GPT's).
+    """
+    z = jnp.asarray(logits)
+    labels = jnp.asarray(labels)
+    if not jnp.issubdtype(z.dtype, jnp.floating):
+        raise TypeError(f"logits must be floating, got dtype {z.dtype}")
+    if not jnp.issubdtype(labels.dtype, jnp.integer):
+        raise TypeError(f"labels must be integer class indices, got dtype {labels.dtype}")
+    if labels.shape != z.shape[:-1]:
+        raise ValueError(f"labels shape {labels.shape} must equal logits shape without the last axis {z.shape[:-1]}")
+    if not 0.0 <= label_smoothing <= 1.0:
+        raise ValueError(f"label_smoothing must be in [0, 1], got {label_smoothing!r}")
+    if jnp.finfo(z.dtype).bits < 32:
+        z = z.astype(jnp.float32)
+    m = lax.stop_gradient(jnp.max(z, axis=-1, keepdims=True))
+    s = z - m  # (..., K), max 0: exp cannot overflow
+    lse = jnp.log(jnp.sum(jnp.exp(s), axis=-1))
+    hit = lax.broadcasted_iota(labels.dtype, s.shape, s.ndim - 1) == labels[..., None]
+    s_y = jnp.sum(jnp.where(hit, s, jnp.zeros((), s.dtype)), axis=-1)
+    if label_smoothing == 0.0:
+        return lse - s_y
+    eps = label_smoothing
+    return lse - (1.0 - eps) * s_y - eps * jnp.mean(s, axis=-1)
+
+
+# ------------------------------------------------------------------------------------------ KL divergence
+
+def kl_divergence(p, q, unit: str = "nats"):
+    """KL(p ‖ q) = Σ_k p_k log(p_k / q_k) >= 0, = 0 iff p = q; not symmetric.  p, q: (..., K) -> (...)."""
+    p, q = _float(p), _float(q, "q")
+    return jnp.sum(_xlogy(p, p) - _xlogy(p, q), axis=-1) * _scale(unit)
+
+
+def kl_gaussian(mu0, cov0, mu1, cov1, unit: str = "nats"):
+    """KL(N(μ₀, Σ₀) ‖ N(μ₁, Σ₁)) = ½ [tr(Σ₁⁻¹Σ₀) + (μ₁−μ₀)ᵀΣ₁⁻¹(μ₁−μ₀) − d + log det Σ₁ − log det Σ₀].
+
+    mu: (d,), cov: (d, d) symmetric positive definite (Cholesky solves, no inverse) -> scalar.
+    For d = 1 pass (1,) and (1, 1) arrays.  vmap for batches.
+    """
+    mu0, cov0, mu1, cov1 = (_float(a, n) for a, n in ((mu0, "mu0"), (cov0, "cov0"), (mu1, "mu1"), (cov1, "cov1")))
+    d = mu0.shape[-1]
+    if mu0.shape != (d,) or mu1.shape != (d,) or cov0.shape != (d, d) or cov1.shape != (d, d):
+        raise ValueError(f"need mu (d,) and cov (d, d); got {mu0.shape}, {cov0.shape}, {mu1.shape}, {cov1.shape}")
+    L0, L1 = jnp.linalg.cholesky(cov0), jnp.linalg.cholesky(cov1)
+    solve = lambda b: lax.linalg.triangular_solve(L1, b, left_side=True, lower=True)
+    M = solve(L0)  # L1⁻¹ L0:  tr(Σ₁⁻¹Σ₀) = ‖L1⁻¹L0‖_F²
+    r = solve((mu1 - mu0)[:, None])[:, 0]  # L1⁻¹(μ₁−μ₀):  the Mahalanobis term is ‖r‖²
+    logdet = lambda L: 2 * jnp.sum(jnp.log(jnp.diagonal(L)))
+    return 0.5 * (jnp.sum(M * M) + jnp.sum(r * r) - d + logdet(L1) - logdet(L0)) * _scale(unit)
+
+
+# ------------------------------------------------------------------------------------- mutual information
+
+def mutual_information(pxy, unit: str = "nats"):
+    """I(X; Y) = Σ_{x,y} p(x, y) log [p(x, y) / (p(x) p(y))] = KL(p(x, y) ‖ p(x) p(y)) >= 0, 0 iff X ⊥ Y.
+
+    pxy: (..., |X|, |Y|) -> (...).  Equals H(X) + H(Y) − H(X, Y) = H(Y) − H(Y | X).
+    """
+    pxy = _table(pxy)
+    px, py = marginals(pxy)
+    outer = px[..., :, None] * py[..., None, :]
+    return jnp.sum(_xlogy(pxy, pxy) - _xlogy(pxy, outer), axis=(-2, -1)) * _scale(unit)
+
+
+def gaussian_mutual_information(cov, dim_x: int, unit: str = "nats"):
+    """I(X; Y) for jointly Gaussian (X, Y) with covariance Σ = [[Σ_xx, Σ_xy], [Σ_yx, Σ_yy]]:
+    I = ½ log(det Σ_xx · det Σ_yy / det Σ);  for scalars with correlation ρ, I = −½ log(1 − ρ²).
+
+    cov: (d, d), dim_x: size of X (1 <= dim_x < d) -> scalar.
+    """
+    cov = _float(cov, "cov")
+    d = cov.shape[-1]
+    if cov.ndim != 2 or cov.shape[0] != d or not 1 <= dim_x < d:
+        raise ValueError(f"need a (d, d) covariance and 1 <= dim_x < d; got shape {cov.shape}, dim_x={dim_x}")
+    logdet = lambda S: 2 * jnp.sum(jnp.log(jnp.diagonal(jnp.linalg.cholesky(S))))
+    return 0.5 * (logdet(cov[:dim_x, :dim_x]) + logdet(cov[dim_x:, dim_x:]) - logdet(cov)) * _scale(unit)
+
+
+def mutual_information_histogram(x, y, bins: int = 16, unit: str = "nats"):
+    """Plug-in estimate of I(X; Y) from paired samples: bin x and y into `bins` equal-width bins over
+    their ranges, count the joint table, normalize, and apply `mutual_information`.
+
+    x, y: (N,) -> scalar.  Biased upwards by about (bins − 1)² / (2N) nats (Miller–Madow) — compare
+    estimates at equal N and bins.  Jittable (`bins` static).
+    """
+    x, y = _float(x, "x"), _float(y, "y")
+    if x.ndim != 1 or x.shape != y.shape:
+        raise ValueError(f"x and y must be 1-D of equal length, got {x.shape} and {y.shape}")
+    if isinstance(bins, bool) or not isinstance(bins, int) or bins < 1:
+        raise ValueError(f"bins must be a positive int, got {bins!r}")
+
+    def bin_index(v):
+        lo, hi = jnp.min(v), jnp.max(v)
+        width = jnp.where(hi > lo, hi - lo, jnp.ones_like(hi))
+        return jnp.clip(jnp.floor((v - lo) / width * bins).astype(jnp.int32), 0, bins - 1)
+
+    cell = bin_index(x) * bins + bin_index(y)
+    counts = jnp.zeros(bins * bins, x.dtype).at[cell].add(jnp.ones_like(x))
+    return mutual_information((counts / x.shape[0]).reshape(bins, bins), unit)
+
+
+# ------------------------------------------------------------------------------------------- perplexity
+
+def perplexity(loss, unit: str = "nats"):
+    """Perplexity from a mean cross-entropy loss: PPL = exp(loss) (nats) or 2^loss (bits) — the effective
+    number of equally likely choices the model hesitates between.  Elementwise."""
+    loss = _float(loss, "loss")
+    return jnp.exp(loss / _scale(unit))
+
+
+def perplexity_from_probs(p, axis=-1):
+    """PPL = (∏_i p_i)^(−1/N) = exp(−(1/N) Σ_i log p_i), with p_i the probability the model gave the
+    i-th observed token.  Computed in log space (the product underflows for long texts).  p: (..., N)."""
+    p = _float(p)
+    return jnp.exp(-jnp.mean(jnp.log(p), axis=axis))

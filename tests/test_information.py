@@ -1,0 +1,295 @@
+"""Chapter 7 (information theory) against scipy, sklearn, mpmath, closed forms and jax.grad."""
+import math
+
+import jax
+import jax.numpy as jnp
+import mpmath
+import numpy as np
+import pytest
+import scipy.integrate
+import scipy.special
+import scipy.stats
+from conftest import TOL
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+from sklearn.metrics import mutual_info_score
+
+import fungpt
+from fungpt import information as info
+
+SETTINGS = settings(max_examples=20, deadline=None, derandomize=True)
+DTYPES = [jnp.float32, jnp.float64]
+
+
+def _dist(key, shape, dtype, zeros=True):
+    """Random distributions over the last axis, some entries exactly 0."""
+    k1, k2 = jax.random.split(key)
+    w = jax.random.exponential(k1, shape, dtype)
+    if zeros:
+        w = jnp.where(jax.random.uniform(k2, shape) < 0.3, jnp.zeros((), dtype), w)
+        w = w.at[..., 0].set(jnp.ones((), dtype))  # never all zero
+    return w / jnp.sum(w, axis=-1, keepdims=True)
+
+
+def tables(k=3, m=4):
+    """A hypothesis strategy for (k, m) joint probability tables with some zero cells."""
+    cells = st.one_of(st.just(0.0), st.floats(0.01, 1.0))
+    return hnp.arrays(np.float64, (k, m), elements=cells).filter(lambda a: a.sum() > 0).map(lambda a: a / a.sum())
+
+
+# ---------------------------------------------------------------------------------------------- entropy
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("unit,base", [("nats", math.e), ("bits", 2.0)])
+def test_entropy_matches_scipy(key, dtype, unit, base):
+    p = _dist(key, (5, 7), dtype)
+    H = jax.jit(info.entropy, static_argnums=1)(p, unit)
+    assert H.dtype == dtype and H.shape == (5,)
+    np.testing.assert_allclose(H, scipy.stats.entropy(np.asarray(p, np.float64), base=base, axis=-1),
+                               rtol=TOL[np.dtype(dtype)])
+    assert np.all(np.asarray(H) >= 0) and np.all(np.asarray(H) <= math.log(7, base) * (1 + TOL[np.dtype(dtype)]))
+    np.testing.assert_allclose(info.entropy(jnp.full(7, 1 / 7, dtype), unit), math.log(7, base),
+                               rtol=TOL[np.dtype(dtype)])
+    np.testing.assert_allclose(info.binary_entropy(p[:, 1], unit),
+                               scipy.stats.entropy(np.stack([p[:, 1], 1 - p[:, 1]]), base=base),
+                               rtol=TOL[np.dtype(dtype)], atol=TOL[np.dtype(dtype)] * 1e-3)
+
+
+@pytest.mark.parametrize("grad", [jax.grad, fungpt.grad], ids=["jax", "fungpt"])
+def test_entropy_gradient_is_finite_at_zero_probability(key, grad):
+    p = _dist(key, (6,), jnp.float64)
+    g = grad(info.entropy)(p)
+    pn = np.asarray(p)
+    want = np.where(pn > 0, -(np.log(np.where(pn > 0, pn, 1.0)) + 1.0), 0.0)  # dH/dp_k = −(log p_k + 1)
+    np.testing.assert_allclose(g, want, rtol=TOL[np.dtype("float64")])
+
+
+def test_gaussian_entropy_matches_scipy(key):
+    a = jax.random.normal(key, (3, 3), jnp.float64)
+    cov = a @ a.T + jnp.eye(3, dtype=jnp.float64)
+    want = scipy.stats.multivariate_normal(np.zeros(3), np.asarray(cov)).entropy()
+    np.testing.assert_allclose(info.gaussian_entropy(cov), want, rtol=TOL[np.dtype("float64")])
+    np.testing.assert_allclose(info.gaussian_entropy(cov, "bits"), want / math.log(2), rtol=TOL[np.dtype("float64")])
+
+
+# ---------------------------------------------------------------------------- joint, marginal, conditional
+
+@SETTINGS
+@given(tables())
+def test_chain_rule_and_joint_tables(pxy):
+    px, py = info.marginals(pxy)
+    np.testing.assert_allclose(px, pxy.sum(1), rtol=TOL[np.dtype("float64")])
+    np.testing.assert_allclose(py, pxy.sum(0), rtol=TOL[np.dtype("float64")])
+    Hxy = info.joint_entropy(pxy)
+    np.testing.assert_allclose(Hxy, scipy.stats.entropy(pxy.ravel()), rtol=TOL[np.dtype("float64")])
+    Hy_x = info.conditional_entropy(pxy)
+    naive = 0.0  # H(Y|X) = Σ_x p(x) H(Y | X = x)
+    for row in pxy:
+        if row.sum() > 0:
+            naive += row.sum() * scipy.stats.entropy(row / row.sum())
+    np.testing.assert_allclose(Hy_x, naive, rtol=TOL[np.dtype("float64")], atol=1e-12)
+    # chain rule H(X, Y) = H(X) + H(Y | X), and conditioning reduces entropy
+    np.testing.assert_allclose(Hxy, info.entropy(px) + Hy_x, rtol=TOL[np.dtype("float64")], atol=1e-12)
+    assert Hy_x <= info.entropy(py) + 1e-12
+
+
+# ------------------------------------------------------------------------------------------ cross-entropy
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_cross_entropy_is_entropy_plus_kl(key, dtype):
+    kp, kq = jax.random.split(key)
+    p, q = _dist(kp, (4, 6), dtype), _dist(kq, (4, 6), dtype, zeros=False)
+    pn, qn = np.asarray(p, np.float64), np.asarray(q, np.float64)
+    want = -np.sum(scipy.special.xlogy(pn, qn), axis=-1)
+    np.testing.assert_allclose(info.cross_entropy(p, q), want, rtol=TOL[np.dtype(dtype)])
+    np.testing.assert_allclose(info.cross_entropy(p, q), info.entropy(p) + info.kl_divergence(p, q),
+                               rtol=TOL[np.dtype(dtype)])
+
+
+def _mp_loss(z, y, eps):
+    # 50-digit reference:  −Σ_k t_k log softmax(z)_k  with t = (1−ε) onehot(y) + ε/K
+    mpmath.mp.dps = 50
+    z = [mpmath.mpf(float(v)) for v in z]
+    lse = mpmath.log(mpmath.fsum(mpmath.exp(v) for v in z))
+    K = len(z)
+    return float(mpmath.fsum(((1 - eps) * (k == y) + mpmath.mpf(eps) / K) * (lse - z[k]) for k in range(K)))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("eps", [0.0, 0.1])
+@pytest.mark.parametrize("scale", [1.0, 1e4, 1e30])
+def test_cross_entropy_from_logits_matches_mpmath_at_extreme_logits(key, dtype, eps, scale):
+    z = jax.random.normal(key, (3, 5), dtype) * jnp.asarray(scale, dtype)
+    y = jnp.array([0, 2, 4])
+    f = jax.jit(info.cross_entropy_from_logits, static_argnums=2)
+    loss = f(z, y, eps)
+    assert loss.dtype == dtype and loss.shape == (3,)
+    assert np.all(np.isfinite(loss))
+    want = [_mp_loss(zi, int(yi), eps) for zi, yi in zip(np.asarray(z), np.asarray(y), strict=True)]
+    np.testing.assert_allclose(loss, want, rtol=TOL[np.dtype(dtype)], atol=TOL[np.dtype(dtype)])
+
+
+@pytest.mark.parametrize("eps", [0.0, 0.2])
+def test_cross_entropy_from_logits_gradient_is_softmax_minus_target(key, eps):
+    z = jax.random.normal(key, (4, 6), jnp.float64) * 3
+    y = jnp.array([5, 0, 3, 3])
+    f = lambda z: jnp.sum(info.cross_entropy_from_logits(z, y, eps))
+    t = (1 - eps) * np.eye(6)[np.asarray(y)] + eps / 6
+    want = scipy.special.softmax(np.asarray(z), axis=-1) - t
+    for grad in (jax.grad, fungpt.grad, lambda f: jax.jit(fungpt.grad(f))):
+        np.testing.assert_allclose(grad(f)(z), want, rtol=TOL[np.dtype("float64")], atol=1e-12)
+
+
+def test_cross_entropy_from_logits_vmaps_and_upcasts_low_precision(key):
+    z = jax.random.normal(key, (2, 3, 8), jnp.float32)
+    y = jnp.array([[1, 2, 3], [7, 0, 0]])
+    batched = jax.vmap(info.cross_entropy_from_logits)(z, y)
+    np.testing.assert_allclose(batched, info.cross_entropy_from_logits(z, y), rtol=TOL[np.dtype("float32")])
+    low = info.cross_entropy_from_logits(z.astype(jnp.bfloat16), y)
+    assert low.dtype == jnp.float32
+    # equal to the loss of the bfloat16-rounded logits computed in float64 (no bfloat16 arithmetic inside)
+    zr = np.asarray(z.astype(jnp.bfloat16).astype(jnp.float64))
+    want = scipy.special.logsumexp(zr, axis=-1) - np.take_along_axis(zr, np.asarray(y)[..., None], -1)[..., 0]
+    np.testing.assert_allclose(low, want, rtol=TOL[np.dtype("float32")])
+    np.testing.assert_allclose(info.log_softmax(z), scipy.special.log_softmax(np.asarray(z, np.float64), -1),
+                               rtol=TOL[np.dtype("float32")], atol=1e-6)
+
+
+# ------------------------------------------------------------------------------------------ KL divergence
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_kl_matches_scipy_and_is_asymmetric(key, dtype):
+    kp, kq = jax.random.split(key)
+    p, q = _dist(kp, (4, 5), dtype), _dist(kq, (4, 5), dtype, zeros=False)
+    kl = info.kl_divergence(p, q, "bits")
+    np.testing.assert_allclose(kl, scipy.stats.entropy(np.asarray(p, np.float64), np.asarray(q, np.float64),
+                                                       base=2, axis=-1), rtol=TOL[np.dtype(dtype)])
+    np.testing.assert_allclose(info.kl_divergence(p, p), 0.0, atol=TOL[np.dtype(dtype)] * 1e-3)
+    a, b = jnp.array([0.9, 0.1], dtype), jnp.array([0.5, 0.5], dtype)
+    # closed forms: KL(a‖b) = 0.9 log 1.8 + 0.1 log 0.2,  KL(b‖a) = 0.5 log(0.5/0.9) + 0.5 log 5
+    np.testing.assert_allclose(info.kl_divergence(a, b), 0.9 * math.log(1.8) + 0.1 * math.log(0.2),
+                               rtol=TOL[np.dtype(dtype)])
+    np.testing.assert_allclose(info.kl_divergence(b, a), 0.5 * math.log(0.5 / 0.9) + 0.5 * math.log(5),
+                               rtol=TOL[np.dtype(dtype)])
+    assert info.kl_divergence(jnp.array([0.5, 0.5], dtype), jnp.array([1.0, 0.0], dtype)) == jnp.inf
+
+
+@SETTINGS
+@given(tables(1, 6), tables(1, 6))
+def test_kl_is_nonnegative(p, q):
+    kl = float(info.kl_divergence(p[0], q[0]))
+    assert kl >= -1e-12
+    assert np.isinf(kl) == bool(np.any((q[0] == 0) & (p[0] > 0)))
+
+
+def test_kl_gaussian_univariate_matches_quadrature():
+    for mu0, s0, mu1, s1 in [(0.0, 1.0, 1.0, 2.0), (0.3, 0.5, -1.0, 0.8)]:
+        p = scipy.stats.norm(mu0, s0)
+        q = scipy.stats.norm(mu1, s1)
+        want, _ = scipy.integrate.quad(lambda x, p=p, q=q: p.pdf(x) * (p.logpdf(x) - q.logpdf(x)), -30, 30)
+        got = info.kl_gaussian(jnp.array([mu0]), jnp.array([[s0**2]]), jnp.array([mu1]), jnp.array([[s1**2]]))
+        np.testing.assert_allclose(got, want, rtol=1e-7)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_kl_gaussian_multivariate_against_numpy_formula(key, dtype):
+    ks = jax.random.split(key, 4)
+    d = 3
+    a0, a1 = (jax.random.normal(k, (d, d), dtype) for k in ks[:2])
+    cov0, cov1 = a0 @ a0.T + jnp.eye(d, dtype=dtype), a1 @ a1.T + jnp.eye(d, dtype=dtype)
+    mu0, mu1 = (jax.random.normal(k, (d,), dtype) for k in ks[2:])
+    got = jax.jit(info.kl_gaussian)(mu0, cov0, mu1, cov1)
+    m0, m1, c0, c1 = (np.asarray(v, np.float64) for v in (mu0, mu1, cov0, cov1))
+    inv1 = np.linalg.inv(c1)  # the textbook formula with an explicit inverse and slogdet
+    want = 0.5 * (np.trace(inv1 @ c0) + (m1 - m0) @ inv1 @ (m1 - m0) - d
+                  + np.linalg.slogdet(c1)[1] - np.linalg.slogdet(c0)[1])
+    np.testing.assert_allclose(got, want, rtol=TOL[np.dtype(dtype)] * 10)
+    np.testing.assert_allclose(info.kl_gaussian(mu0, cov0, mu0, cov0), 0.0, atol=TOL[np.dtype(dtype)])
+
+
+# ------------------------------------------------------------------------------------- mutual information
+
+@SETTINGS
+@given(tables(3, 4))
+def test_mutual_information_matches_sklearn_and_entropies(pxy):
+    mi = info.mutual_information(pxy)
+    counts = np.round(pxy * 1e9)  # sklearn takes a contingency table of counts
+    np.testing.assert_allclose(mi, mutual_info_score(None, None, contingency=counts), rtol=1e-6, atol=1e-9)
+    px, py = info.marginals(pxy)
+    np.testing.assert_allclose(mi, info.entropy(px) + info.entropy(py) - info.joint_entropy(pxy),
+                               rtol=TOL[np.dtype("float64")], atol=1e-12)
+    np.testing.assert_allclose(mi, info.entropy(py) - info.conditional_entropy(pxy),
+                               rtol=TOL[np.dtype("float64")], atol=1e-12)
+    assert mi >= -1e-12
+    indep = np.outer(np.asarray(px), np.asarray(py))
+    np.testing.assert_allclose(info.mutual_information(indep), 0.0, atol=1e-12)
+
+
+def test_gaussian_mutual_information_closed_forms(key):
+    for rho in (0.0, 0.5, -0.9):
+        cov = jnp.array([[1.0, rho], [rho, 1.0]])
+        np.testing.assert_allclose(info.gaussian_mutual_information(cov, 1), -0.5 * math.log(1 - rho**2),
+                                   rtol=TOL[np.dtype("float64")], atol=1e-15)
+    a = jax.random.normal(key, (5, 5), jnp.float64)
+    cov = np.asarray(a @ a.T + jnp.eye(5, dtype=jnp.float64))
+    h = lambda c: scipy.stats.multivariate_normal(np.zeros(len(c)), c).entropy()
+    want = h(cov[:2, :2]) + h(cov[2:, 2:]) - h(cov)  # I = h(X) + h(Y) − h(X, Y)
+    np.testing.assert_allclose(info.gaussian_mutual_information(cov, 2), want, rtol=TOL[np.dtype("float64")])
+
+
+def test_mutual_information_histogram(key):
+    rho, n, bins = 0.8, 20_000, 12
+    kx, kn = jax.random.split(key)
+    x = jax.random.normal(kx, (n,), jnp.float64)
+    y = rho * x + math.sqrt(1 - rho**2) * jax.random.normal(kn, (n,), jnp.float64)
+    est = jax.jit(info.mutual_information_histogram, static_argnums=2)(x, y, bins)
+    # same binning done independently with numpy, MI of the labels by sklearn
+    xe = np.linspace(float(x.min()), float(x.max()), bins + 1)
+    ye = np.linspace(float(y.min()), float(y.max()), bins + 1)
+    lx = np.clip(np.digitize(np.asarray(x), xe) - 1, 0, bins - 1)
+    ly = np.clip(np.digitize(np.asarray(y), ye) - 1, 0, bins - 1)
+    np.testing.assert_allclose(est, mutual_info_score(lx, ly), rtol=1e-9)
+    # and it approaches the closed form −½ log(1 − ρ²) = 0.51 within the binning error
+    assert abs(float(est) - (-0.5 * math.log(1 - rho**2))) < 0.1
+
+
+# ------------------------------------------------------------------------------------------- perplexity
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_perplexity(key, dtype):
+    V = 11
+    uniform = jnp.zeros((4, V), dtype)
+    y = jnp.array([0, 3, 7, 10])
+    loss = jnp.mean(info.cross_entropy_from_logits(uniform, y))
+    np.testing.assert_allclose(info.perplexity(loss), V, rtol=TOL[np.dtype(dtype)])  # uniform: PPL = V
+    z = jax.random.normal(key, (4, V), dtype)
+    probs = jnp.take_along_axis(jax.nn.softmax(z), y[:, None], axis=-1)[:, 0]
+    loss = jnp.mean(info.cross_entropy_from_logits(z, y))
+    np.testing.assert_allclose(info.perplexity(loss), info.perplexity_from_probs(probs), rtol=TOL[np.dtype(dtype)])
+    mpmath.mp.dps = 30
+    want = mpmath.fprod([mpmath.mpf(float(p)) for p in probs]) ** (-mpmath.mpf(1) / 4)
+    np.testing.assert_allclose(info.perplexity_from_probs(probs), float(want), rtol=TOL[np.dtype(dtype)])
+    np.testing.assert_allclose(info.perplexity(loss / math.log(2), "bits"), info.perplexity(loss),
+                               rtol=TOL[np.dtype(dtype)])
+    tiny = jnp.full((2000,), 1e-3, dtype)  # ∏ p underflows in any float; the log-space form does not
+    np.testing.assert_allclose(info.perplexity_from_probs(tiny), 1e3, rtol=TOL[np.dtype(dtype)])
+
+
+def test_bad_inputs_raise():
+    with pytest.raises(ValueError, match="unit"):
+        info.entropy(jnp.ones(2) / 2, unit="dits")
+    with pytest.raises(TypeError, match="floating"):
+        info.entropy(jnp.array([1, 0]))
+    with pytest.raises(TypeError, match="integer class indices"):
+        info.cross_entropy_from_logits(jnp.zeros((2, 3)), jnp.zeros(2))
+    with pytest.raises(ValueError, match="labels shape"):
+        info.cross_entropy_from_logits(jnp.zeros((2, 3)), jnp.zeros(3, int))
+    with pytest.raises(ValueError, match="label_smoothing"):
+        info.cross_entropy_from_logits(jnp.zeros((2, 3)), jnp.zeros(2, int), 1.5)
+    with pytest.raises(ValueError, match="joint table"):
+        info.mutual_information(jnp.ones(3) / 3)
+    with pytest.raises(ValueError, match="dim_x"):
+        info.gaussian_mutual_information(jnp.eye(2), 2)
+    with pytest.raises(ValueError, match="bins"):
+        info.mutual_information_histogram(jnp.zeros(3), jnp.zeros(3), 0)
