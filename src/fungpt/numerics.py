@@ -1,0 +1,606 @@
+"""Chapter 6 — numerical methods: floating point, summation, numerical differentiation, gradient
+checking, the LU / QR / Cholesky factorizations, and efficient matrix products.
+
+Everything is a pure function of arrays, jittable and vmappable, in float32 or float64. The
+factorizations are written with `lax.fori_loop`/`lax.scan` over static trip counts and masked
+updates (static shapes), so they differentiate in reverse mode; `fungpt.linalg` builds on them.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import itertools
+import math
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+from jax.flatten_util import ravel_pytree
+
+__all__ = [
+    "FloatInfo", "GradCheck", "blocked_matmul", "cholesky", "contraction_path", "einsum",
+    "finite_difference", "float_info", "gradient_check", "kahan_sum", "lu", "lu_factor",
+    "machine_epsilon", "matmul_flops", "matrix_chain_order", "multi_dot", "naive_sum",
+    "nextafter", "one_minus_cos_over_x2", "optimal_step", "pairwise_sum", "qr_givens",
+    "qr_householder", "relative_error", "solve_triangular", "ulp",
+]
+
+
+# --------------------------------------------------------------------------------------------
+# Input checks shared with linalg.py
+# --------------------------------------------------------------------------------------------
+
+def _as_float(x, name="x"):
+    """`x` as an inexact array; integer/bool input becomes the default float dtype."""
+    x = jnp.asarray(x)
+    if not jnp.issubdtype(x.dtype, jnp.inexact):
+        if not (jnp.issubdtype(x.dtype, jnp.integer) or x.dtype == jnp.bool_):
+            raise TypeError(f"{name} must be a numeric array, got dtype {x.dtype}")
+        x = x.astype(jnp.result_type(float))
+    return x
+
+
+def _as_matrix(a, name="a", square=False):
+    a = _as_float(a, name)
+    if a.ndim != 2:
+        raise ValueError(f"{name} must be a 2-D matrix, got shape {a.shape} (use jax.vmap for batches)")
+    if square and a.shape[0] != a.shape[1]:
+        raise ValueError(f"{name} must be square, got shape {a.shape}")
+    return a
+
+
+def _safe_sqrt(s):
+    # sqrt with a finite (zero) gradient at 0: the double-where keeps NaN out of the backward pass.
+    pos = s > 0
+    return jnp.where(pos, jnp.sqrt(jnp.where(pos, s, 1)), 0)
+
+
+def _set_row(a, i, row):
+    return jnp.where((jnp.arange(a.shape[0]) == i)[:, None], row[None, :], a)
+
+
+def _set_col(a, j, col):
+    return jnp.where((jnp.arange(a.shape[1]) == j)[None, :], col[:, None], a)
+
+
+# --------------------------------------------------------------------------------------------
+# Floating point
+# --------------------------------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class FloatInfo:
+    """Layout and range of a binary floating-point format (sign, `exponent_bits`, `mantissa_bits`).
+
+    eps = 2^-p (p = mantissa_bits), tiny = 2^(2 - 2^(e-1)) (smallest normal),
+    max = (2 - eps) * 2^(2^(e-1) - 1), smallest_subnormal = tiny * eps.
+    """
+
+    dtype: str
+    bits: int
+    exponent_bits: int
+    mantissa_bits: int
+    eps: float
+    tiny: float
+    max: float
+    smallest_subnormal: float
+
+
+def machine_epsilon(dtype):
+    """Machine epsilon of `dtype`, found as numerical analysts do: halve e while 1 + e/2 != 1.
+
+    Returns the gap between 1 and the next larger number, 2^-p, as a scalar of `dtype`.
+    """
+    dtype = jnp.dtype(dtype)
+    if not jnp.issubdtype(dtype, jnp.floating):
+        raise TypeError(f"machine_epsilon needs a floating dtype, got {dtype}")
+    one = jnp.ones((), dtype)
+
+    def cond(e):
+        return one + e / 2 != one
+
+    return lax.while_loop(cond, lambda e: e / 2, one)
+
+
+def _uint_for(dtype):
+    return {2: jnp.uint16, 4: jnp.uint32, 8: jnp.uint64}[jnp.dtype(dtype).itemsize]
+
+
+def _from_bits(pattern, dtype):
+    return float(lax.bitcast_convert_type(jnp.asarray(pattern, _uint_for(dtype)), dtype))
+
+
+def float_info(dtype) -> FloatInfo:
+    """Range and precision of a floating dtype (float16, bfloat16, float32, float64), derived from
+    its bit layout: p = -log2(machine_epsilon), e = bits - 1 - p. Compare `jnp.finfo`."""
+    dtype = jnp.dtype(dtype)
+    if not jnp.issubdtype(dtype, jnp.floating) or dtype.itemsize not in (2, 4, 8):
+        raise TypeError(f"float_info needs float16/bfloat16/float32/float64, got {dtype}")
+    if dtype.itemsize == 8 and not jax.config.jax_enable_x64:
+        raise ValueError("float64 needs jax_enable_x64 (jax.config.update('jax_enable_x64', True))")
+    bits = 8 * dtype.itemsize
+    p = round(-math.log2(float(machine_epsilon(dtype))))
+    e = bits - 1 - p
+    exp_all_ones_but_last = ((1 << e) - 2) << p           # biggest finite exponent
+    return FloatInfo(
+        dtype=dtype.name, bits=bits, exponent_bits=e, mantissa_bits=p, eps=2.0 ** -p,
+        tiny=_from_bits(1 << p, dtype),
+        max=_from_bits(exp_all_ones_but_last | ((1 << p) - 1), dtype),
+        smallest_subnormal=_from_bits(1, dtype),
+    )
+
+
+def nextafter(x, y):
+    """The floating-point neighbour of `x` in the direction of `y` (elementwise, like np.nextafter),
+    by stepping the integer bit pattern: positive x moves up with +1, negative x with -1.
+
+    Note: XLA on CPU flushes subnormals to zero in *arithmetic*; the bit patterns returned here
+    are exact, but comparing or adding them in JAX treats subnormals as 0.
+    """
+    x, y = _as_float(x, "x"), _as_float(y, "y")
+    if x.dtype != y.dtype or not jnp.issubdtype(x.dtype, jnp.floating):
+        raise TypeError(f"nextafter needs x and y of one real floating dtype, got {x.dtype}, {y.dtype}")
+    x, y = jnp.broadcast_arrays(x, y)
+    utype = _uint_for(x.dtype)
+    bits = lax.bitcast_convert_type(x, utype)
+    sign_bit = jnp.asarray(1 << (8 * x.dtype.itemsize - 1), utype)
+    # Compare via bit patterns so subnormal x (flushed in arithmetic) still moves correctly.
+    away_from_zero = (y > x) == (bits < sign_bit)
+    stepped = jnp.where(away_from_zero, bits + 1, bits - 1)
+    tiny_toward_y = jnp.where(y > x, jnp.asarray(1, utype), sign_bit | 1)
+    is_zero = (bits & ~sign_bit) == 0
+    out = lax.bitcast_convert_type(jnp.where(is_zero, tiny_toward_y, stepped), x.dtype)
+    out = jnp.where(x == y, y, out)
+    return jnp.where(jnp.isnan(x) | jnp.isnan(y), jnp.nan, out)
+
+
+def ulp(x):
+    """Unit in the last place: the gap from |x| to the next larger float, nextafter(|x|, inf) - |x|
+    (like np.spacing for x >= 0). For normal numbers ulp(x) = 2^(floor(log2|x|) - p)."""
+    ax = jnp.abs(_as_float(x))
+    return nextafter(ax, jnp.full_like(ax, jnp.inf)) - ax
+
+
+def relative_error(approx, exact):
+    """|approx - exact| / |exact| elementwise (absolute error where exact == 0)."""
+    approx, exact = _as_float(approx, "approx"), _as_float(exact, "exact")
+    err = jnp.abs(approx - exact)
+    scale = jnp.abs(exact)
+    return jnp.where(scale == 0, err, err / jnp.where(scale == 0, 1, scale))
+
+
+def one_minus_cos_over_x2(x, stable=True):
+    """(1 - cos x) / x^2, which tends to 1/2 as x -> 0. The naive form loses every digit to
+    cancellation for |x| < sqrt(eps); the stable form uses 1 - cos x = 2 sin^2(x/2)."""
+    x = _as_float(x)
+    if stable:
+        s = jnp.sin(x / 2) / x
+        return 2 * s * s
+    return (1 - jnp.cos(x)) / (x * x)
+
+
+# --------------------------------------------------------------------------------------------
+# Summation
+# --------------------------------------------------------------------------------------------
+
+def _as_vector(x, name="x"):
+    x = _as_float(x, name)
+    if x.ndim != 1:
+        raise ValueError(f"{name} must be a 1-D vector, got shape {x.shape}")
+    return x
+
+
+def naive_sum(x):
+    """s = (((x0 + x1) + x2) + ...): one accumulator, left to right. Error bound (n-1) eps sum|x|."""
+    x = _as_vector(x)
+    return lax.fori_loop(0, x.shape[0], lambda i, s: s + x[i], jnp.zeros((), x.dtype))
+
+
+def pairwise_sum(x):
+    """Sum by a balanced binary tree (pad to a power of two, add halves): error O(log2 n * eps)."""
+    x = _as_vector(x)
+    n = max(1, 1 << (x.shape[0] - 1).bit_length()) if x.shape[0] else 1
+    x = jnp.concatenate([x, jnp.zeros(n - x.shape[0], x.dtype)])
+    while x.shape[0] > 1:
+        half = x.shape[0] // 2
+        x = x[:half] + x[half:]
+    return x[0]
+
+
+def kahan_sum(x):
+    """Kahan's compensated sum: c carries the low-order bits lost by each addition,
+    y = x_i - c; t = s + y; c = (t - s) - y; s = t. Error bound 2 eps sum|x| (independent of n)."""
+    x = _as_vector(x)
+
+    def step(carry, xi):
+        s, c = carry
+        y = xi - c
+        t = s + y
+        return (t, (t - s) - y), None
+
+    zero = jnp.zeros((), x.dtype)
+    (s, _), _ = lax.scan(step, (zero, zero), x)
+    return s
+
+
+# --------------------------------------------------------------------------------------------
+# Numerical differentiation and gradient checking
+# --------------------------------------------------------------------------------------------
+
+_SCHEMES = {"forward": 1, "backward": 1, "central": 2}
+
+
+def finite_difference(f, x, h, scheme="central"):
+    """Derivative of a scalar function f at x by differences:
+    forward (f(x+h) - f(x))/h, error O(h) + O(eps/h); central (f(x+h) - f(x-h))/(2h),
+    error O(h^2) + O(eps/h). `x` and `h` broadcast (vectorised over many x or many h)."""
+    if scheme not in _SCHEMES:
+        raise ValueError(f"scheme must be one of {sorted(_SCHEMES)}, got {scheme!r}")
+    x = _as_float(x, "x")
+    h = jnp.asarray(h, x.dtype)
+    if scheme == "forward":
+        return (f(x + h) - f(x)) / h
+    if scheme == "backward":
+        return (f(x) - f(x - h)) / h
+    return (f(x + h) - f(x - h)) / (2 * h)
+
+
+def optimal_step(dtype, scheme="central"):
+    """Step that balances truncation and rounding error: h* ~ eps^(1/2) for one-sided
+    differences, eps^(1/3) for central ones (for |x| ~ 1 and f, f'' ~ 1)."""
+    if scheme not in _SCHEMES:
+        raise ValueError(f"scheme must be one of {sorted(_SCHEMES)}, got {scheme!r}")
+    eps = float(jnp.finfo(dtype).eps)
+    return eps ** (1 / (_SCHEMES[scheme] + 1))
+
+
+class GradCheck(NamedTuple):
+    rel_error: jax.Array  # ||g_ad - g_fd|| / (||g_ad|| + ||g_fd||)
+    analytic: jax.Array   # flat autodiff gradient
+    numeric: jax.Array    # flat central-difference gradient
+
+
+def gradient_check(f, params, grad_fn=None, h=None):
+    """Compare an autodiff gradient with central differences, coordinate by coordinate.
+
+    g_fd[i] = (f(x + h e_i) - f(x - h e_i)) / (2h) over the flattened pytree `params`;
+    rel_error = ||g - g_fd||_2 / max(||g||_2 + ||g_fd||_2, tiny). In float64 a correct gradient
+    gives ~1e-9 or less; a wrong rule gives ~1e-3 or more. `grad_fn` defaults to `fungpt.grad`.
+    Cost: 2n evaluations of f (vmapped).
+    """
+    if grad_fn is None:
+        from fungpt.autodiff import grad as grad_fn
+    flat, unravel = ravel_pytree(params)
+    if not jnp.issubdtype(flat.dtype, jnp.floating):
+        raise TypeError(f"gradient_check needs floating parameters, got {flat.dtype}")
+    h = optimal_step(flat.dtype) if h is None else h
+    analytic, _ = ravel_pytree(grad_fn(f)(params))
+    flat_f = lambda v: f(unravel(v))
+    steps = h * jnp.maximum(1, jnp.abs(flat))
+    basis = jnp.eye(flat.shape[0], dtype=flat.dtype) * steps[:, None]
+    plus = jax.vmap(lambda d: flat_f(flat + d))(basis)
+    minus = jax.vmap(lambda d: flat_f(flat - d))(basis)
+    numeric = (plus - minus) / (2 * steps)
+    norm = lambda v: jnp.sqrt(jnp.sum(v * v))
+    diff = norm(analytic - numeric)
+    scale = norm(analytic) + norm(numeric)
+    rel = diff / jnp.maximum(scale, jnp.finfo(flat.dtype).tiny)
+    return GradCheck(rel, analytic, numeric)
+
+
+# --------------------------------------------------------------------------------------------
+# LU with partial pivoting, triangular solves, Cholesky
+# --------------------------------------------------------------------------------------------
+
+def lu_factor(a):
+    """Packed LU with partial pivoting: a[perm] = L U, L unit lower (below the diagonal of `lu`),
+    U upper (on and above it). Returns (lu (n, n), perm (n,) int, sign) where sign = det(P) = ±1.
+
+    Step k picks the largest |a_ik| (i >= k) as pivot, swaps it to row k, and subtracts
+    l_ik u_k from every row below: 2n^3/3 flops. A zero pivot (singular input) is kept as 0.
+    """
+    a = _as_matrix(a, "a", square=True)
+    n = a.shape[0]
+    rows = jnp.arange(n)
+
+    def step(k, carry):
+        lu, perm, sign = carry
+        p = jnp.argmax(jnp.where(rows >= k, jnp.abs(lu[:, k]), -1))
+        swap = jnp.where(rows == k, p, jnp.where(rows == p, k, rows))
+        lu, perm = lu[swap], perm[swap]
+        sign = jnp.where(p == k, sign, -sign)
+        pivot = lu[k, k]
+        below = rows > k
+        l = jnp.where(below, lu[:, k] / jnp.where(pivot == 0, 1, pivot), 0)
+        lu = lu - l[:, None] * jnp.where(below, lu[k], 0)[None, :]
+        lu = jnp.where(below[:, None] & (rows == k)[None, :], l[:, None], lu)
+        return lu, perm, sign
+
+    return lax.fori_loop(0, n, step, (a, rows, jnp.ones((), a.dtype)))
+
+
+class LU(NamedTuple):
+    perm: jax.Array  # (n,) rows of a in pivot order: a[perm] = l @ u
+    l: jax.Array     # (n, n) unit lower triangular
+    u: jax.Array     # (n, n) upper triangular
+
+
+def lu(a):
+    """PA = LU with partial pivoting, as (perm, L, U) with a[perm] = L @ U (P = eye[perm])."""
+    packed, perm, _ = lu_factor(a)
+    n = packed.shape[0]
+    l = jnp.tril(packed, -1) + jnp.eye(n, dtype=packed.dtype)
+    return LU(perm, l, jnp.triu(packed))
+
+
+def solve_triangular(t, b, lower=True, unit_diagonal=False):
+    """Solve T x = b by forward (lower) or back (upper) substitution:
+    x_i = (b_i - sum_{j != i} T_ij x_j) / T_ii in order. b is (n,) or (n, k); n^2 flops per column."""
+    t = _as_matrix(t, "t", square=True)
+    b = _as_float(b, "b")
+    if b.ndim not in (1, 2) or b.shape[0] != t.shape[0]:
+        raise ValueError(f"b must be ({t.shape[0]},) or ({t.shape[0]}, k), got {b.shape}")
+    if b.dtype != t.dtype:
+        raise TypeError(f"t and b must share a dtype, got {t.dtype} and {b.dtype}")
+    n = t.shape[0]
+    bm = b.reshape(n, -1)
+    diag = jnp.ones(n, t.dtype) if unit_diagonal else jnp.diagonal(t)
+    off = t - jnp.diag(jnp.diagonal(t))
+
+    def step(k, x):
+        i = k if lower else n - 1 - k
+        # x is still 0 at the unknowns not yet solved, so off[i] @ x sums only the known ones.
+        xi = (bm[i] - off[i] @ x) / diag[i]
+        return _set_row(x, i, xi)
+
+    x = lax.fori_loop(0, n, step, jnp.zeros_like(bm))
+    return x.reshape(b.shape)
+
+
+def cholesky(a):
+    """A = L L^T for symmetric positive definite A (Cholesky–Banachiewicz, column by column):
+    L_jj = sqrt(A_jj - sum_k L_jk^2), L_ij = (A_ij - sum_k L_ik L_jk) / L_jj. n^3/3 flops.
+    Not positive definite -> NaN in L (as jnp.linalg.cholesky); only the lower triangle is read."""
+    a = _as_matrix(a, "a", square=True)
+    rows = jnp.arange(a.shape[0])
+
+    def step(j, l):
+        lj = l[j]                      # entries < j are done, the rest still 0
+        d = jnp.sqrt(a[j, j] - lj @ lj)
+        col = (a[:, j] - l @ lj) / d
+        col = jnp.where(rows > j, col, jnp.where(rows == j, d, 0))
+        return _set_col(l, j, col)
+
+    return lax.fori_loop(0, a.shape[0], step, jnp.zeros_like(a))
+
+
+# --------------------------------------------------------------------------------------------
+# QR: Householder reflections and Givens rotations
+# --------------------------------------------------------------------------------------------
+
+def _householder(x, j):
+    # v = x + phase(x_j) ||x|| e_j and beta = 2 / (v^* v), so (I - beta v v^*) x = -phase ||x|| e_j;
+    # adding (not subtracting) the norm avoids cancellation. x = 0 gives beta = 0 (identity).
+    alpha = _safe_sqrt(jnp.sum(jnp.abs(x) ** 2)).astype(x.dtype)
+    xj = x[j]
+    axj = jnp.abs(xj).astype(x.dtype)
+    phase = jnp.where(axj == 0, 1, xj / jnp.where(axj == 0, 1, axj))
+    v = jnp.where(jnp.arange(x.shape[0]) == j, x + phase * alpha, x)
+    vv = jnp.sum(jnp.abs(v) ** 2).astype(x.dtype)
+    return v, jnp.where(vv == 0, 0, 2 / jnp.where(vv == 0, 1, vv))
+
+
+def qr_householder(a, mode="reduced"):
+    """A = Q R by Householder reflections H_k = I - 2 v v^*/(v^* v), v = x + phase(x_k) ||x|| e_k,
+    which map column k below the diagonal onto e_k. Real or complex; m x n input;
+    mode "reduced": Q (m, k), R (k, n), k = min(m, n); "complete": Q (m, m), R (m, n).
+    2mn^2 - 2n^3/3 flops for R (more to form Q)."""
+    if mode not in ("reduced", "complete"):
+        raise ValueError(f"mode must be 'reduced' or 'complete', got {mode!r}")
+    a = _as_matrix(a, "a")
+    m, n = a.shape
+    k = min(m, n)
+    rows = jnp.arange(m)
+
+    def step(j, carry):
+        r, q = carry
+        v, beta = _householder(jnp.where(rows >= j, r[:, j], 0), j)
+        r = r - beta * v[:, None] * (jnp.conj(v) @ r)[None, :]
+        q = q - beta * (q @ v)[:, None] * jnp.conj(v)[None, :]
+        return r, q
+
+    r, q = lax.fori_loop(0, k, step, (a, jnp.eye(m, dtype=a.dtype)))
+    r = jnp.triu(r)
+    if mode == "reduced":
+        return q[:, :k], r[:k]
+    return q, r
+
+
+def _givens_schedule(m, n):
+    # Zero column j from the bottom up: rotate rows (i-1, i) for i = m-1 .. j+1.
+    pairs = [(i, j) for j in range(min(m - 1, n)) for i in range(m - 1, j, -1)]
+    return np.array(pairs, dtype=np.int32).reshape(-1, 2)
+
+
+def qr_givens(a, mode="reduced"):
+    """A = Q R by Givens rotations G = [[c, s], [-s, c]], c = a/r, s = b/r, r = hypot(a, b),
+    applied to rows (i-1, i) to zero R_ij, column by column from the bottom. Real input;
+    same shapes as `qr_householder`. 3mn^2 - n^3 flops for R: costlier than Householder but each
+    rotation touches two rows only (the tool for sparse or Hessenberg matrices)."""
+    if mode not in ("reduced", "complete"):
+        raise ValueError(f"mode must be 'reduced' or 'complete', got {mode!r}")
+    a = _as_matrix(a, "a")
+    if jnp.issubdtype(a.dtype, jnp.complexfloating):
+        raise TypeError("qr_givens takes real matrices; use qr_householder for complex ones")
+    m, n = a.shape
+    rows = jnp.arange(m, dtype=jnp.int32)    # the schedule is int32 too
+
+    def rotate(carry, ij):
+        r, q = carry
+        i, j = ij[0], ij[1]
+        x, y = r[i - 1, j], r[i, j]
+        rr = _safe_sqrt(x * x + y * y)
+        c = jnp.where(rr == 0, 1, x / jnp.where(rr == 0, 1, rr))
+        s = jnp.where(rr == 0, 0, y / jnp.where(rr == 0, 1, rr))
+        ra, rb = r[i - 1], r[i]
+        r = jnp.where((rows == i - 1)[:, None], (c * ra + s * rb)[None, :], r)
+        r = jnp.where((rows == i)[:, None], (c * rb - s * ra)[None, :], r)
+        qa, qb = q[:, i - 1], q[:, i]
+        q = jnp.where((rows == i - 1)[None, :], (c * qa + s * qb)[:, None], q)
+        q = jnp.where((rows == i)[None, :], (c * qb - s * qa)[:, None], q)
+        return (r, q), None
+
+    sched = jnp.asarray(_givens_schedule(m, n))
+    (r, q), _ = lax.scan(rotate, (a, jnp.eye(m, dtype=a.dtype)), sched)
+    r = jnp.triu(r)
+    if mode == "reduced":
+        k = min(m, n)
+        return q[:, :k], r[:k]
+    return q, r
+
+
+# --------------------------------------------------------------------------------------------
+# Efficient matrix operations
+# --------------------------------------------------------------------------------------------
+
+def matmul_flops(m, k, n):
+    """Floating-point operations of an (m, k) @ (k, n) product: m n k multiplies + m n k adds."""
+    return 2 * m * k * n
+
+
+def blocked_matmul(a, b, block=64):
+    """C = A B computed tile by tile: C_IJ = sum_K A_IK B_KJ over (block x block) tiles, the
+    cache-blocking of every fast GEMM. Inputs are zero-padded to multiples of `block`."""
+    a, b = _as_matrix(a, "a"), _as_matrix(b, "b")
+    if a.shape[1] != b.shape[0] or a.dtype != b.dtype:
+        raise ValueError(f"cannot multiply {a.shape} {a.dtype} by {b.shape} {b.dtype}")
+    if not isinstance(block, int) or block < 1:
+        raise ValueError(f"block must be a positive int, got {block!r}")
+    m, n = a.shape[0], b.shape[1]
+    pad = lambda x, r, c: jnp.pad(x, ((0, -x.shape[0] % r), (0, -x.shape[1] % c)))
+    ap, bp = pad(a, block, block), pad(b, block, block)
+    mb, kb, nb = ap.shape[0] // block, ap.shape[1] // block, bp.shape[1] // block
+    at = ap.reshape(mb, block, kb, block).transpose(2, 0, 1, 3)    # (K, I, bm, bk)
+    bt = bp.reshape(kb, block, nb, block).transpose(0, 2, 1, 3)    # (K, J, bk, bn)
+
+    def step(c, tiles):
+        ak, bk = tiles
+        return c + ak[:, None] @ bk[None, :], None                 # (I, J, bm, bn)
+
+    c0 = jnp.zeros((mb, nb, block, block), a.dtype)
+    c, _ = lax.scan(step, c0, (at, bt))
+    return c.transpose(0, 2, 1, 3).reshape(mb * block, nb * block)[:m, :n]
+
+
+def matrix_chain_order(dims):
+    """Cheapest parenthesisation of A_1 A_2 ... A_n, A_i of shape (dims[i-1], dims[i]), by the
+    classic dynamic programme cost[i, j] = min_k cost[i, k] + cost[k+1, j] + 2 d_i d_{k+1} d_{j+1}.
+    Returns (flops, tree) where tree is an int (a matrix index) or a pair of trees. O(n^3)."""
+    dims = [int(d) for d in dims]
+    if len(dims) < 2 or min(dims) < 1:
+        raise ValueError(f"dims must list >= 2 positive sizes, got {dims}")
+    n = len(dims) - 1
+
+    @functools.cache
+    def best(i, j):
+        if i == j:
+            return 0, i
+        options = []
+        for k in range(i, j):
+            (cl, tl), (cr, tr) = best(i, k), best(k + 1, j)
+            options.append((cl + cr + matmul_flops(dims[i], dims[k + 1], dims[j + 1]), (tl, tr)))
+        return min(options, key=lambda o: o[0])
+
+    return best(0, n - 1)
+
+
+def multi_dot(*mats):
+    """A_1 A_2 ... A_n multiplied in the order `matrix_chain_order` finds cheapest."""
+    if len(mats) < 2:
+        raise ValueError(f"multi_dot needs at least two matrices, got {len(mats)}")
+    mats = [_as_matrix(m, f"mats[{i}]") for i, m in enumerate(mats)]
+    for x, y in itertools.pairwise(mats):
+        if x.shape[1] != y.shape[0]:
+            raise ValueError(f"shapes {x.shape} and {y.shape} do not chain")
+    _, tree = matrix_chain_order([mats[0].shape[0]] + [m.shape[1] for m in mats])
+
+    def run(t):
+        return mats[t] if isinstance(t, int) else run(t[0]) @ run(t[1])
+
+    return run(tree)
+
+
+def _parse_einsum(subscripts, n):
+    if "->" not in subscripts or "." in subscripts:
+        raise ValueError(f"subscripts need an explicit '->' output and no ellipsis, got {subscripts!r}")
+    lhs, out = subscripts.replace(" ", "").split("->")
+    ins = lhs.split(",")
+    if len(ins) != n:
+        raise ValueError(f"subscripts name {len(ins)} operands, got {n}")
+    return ins, out
+
+
+def contraction_path(subscripts, *shapes):
+    """Optimal pairwise contraction order of an einsum, by dynamic programming over subsets.
+
+    Contracting two intermediates costs 2 * prod(sizes of every index either one carries); an
+    intermediate keeps the indices still needed by the output or by operands outside it.
+    Returns (flops, tree) with tree an operand index or a pair of trees. O(3^n) for n operands.
+    """
+    ins, out = _parse_einsum(subscripts, len(shapes))
+    size = {}
+    for idx, shape in zip(ins, shapes, strict=True):
+        if len(idx) != len(shape):
+            raise ValueError(f"operand {idx!r} has shape {shape}")
+        for c, d in zip(idx, shape, strict=True):
+            if size.setdefault(c, d) != d:
+                raise ValueError(f"index {c!r} has sizes {size[c]} and {d}")
+    n = len(ins)
+    full = (1 << n) - 1
+
+    def indices(mask):
+        inside = set().union(*(ins[i] for i in range(n) if mask >> i & 1))
+        outside = set(out).union(*(ins[i] for i in range(n) if not mask >> i & 1))
+        return frozenset(inside & outside)
+
+    @functools.cache
+    def best(mask):
+        if mask & (mask - 1) == 0:
+            return 0, mask.bit_length() - 1
+        options = []
+        sub = (mask - 1) & mask
+        while sub:
+            rest = mask ^ sub
+            if sub < rest:  # each split once
+                (c1, t1), (c2, t2) = best(sub), best(rest)
+                every = indices(sub) | indices(rest)
+                cost = 2 * math.prod(size[c] for c in every)
+                options.append((c1 + c2 + cost, (t1, t2)))
+            sub = (sub - 1) & mask
+        return min(options, key=lambda o: o[0])
+
+    return best(full)
+
+
+def einsum(subscripts, *operands):
+    """jnp.einsum evaluated pairwise in the order `contraction_path` finds cheapest."""
+    ins, out = _parse_einsum(subscripts, len(operands))
+    operands = [jnp.asarray(o) for o in operands]
+    _, tree = contraction_path(subscripts, *(o.shape for o in operands))
+    n = len(ins)
+
+    def leaves(t):
+        return [t] if isinstance(t, int) else leaves(t[0]) + leaves(t[1])
+
+    def run(t):
+        if isinstance(t, int):
+            return operands[t], ins[t]
+        (x, ix), (y, iy) = run(t[0]), run(t[1])
+        inside = set(leaves(t))
+        needed = set(out).union(*(ins[i] for i in range(n) if i not in inside))
+        keep = "".join(c for c in dict.fromkeys(ix + iy) if c in needed)
+        return jnp.einsum(f"{ix},{iy}->{keep}", x, y), keep
+
+    res, idx = run(tree)
+    return jnp.einsum(f"{idx}->{out}", res)
