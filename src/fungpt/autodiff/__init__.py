@@ -6,6 +6,6 @@ the oracle in the tests). The rule tables live in `fungpt.autodiff.rules`.
 from fungpt.autodiff.api import grad, hessian, jacfwd, jacrev, jvp, value_and_grad, vjp
 
 # Importing the rule modules fills the rule tables (after the interpreters, which they recurse into).
-from fungpt.autodiff.rules import control, elementwise, structural  # noqa: F401
+from fungpt.autodiff.rules import control, conv, elementwise, linalg, sorting, structural  # noqa: F401
 
 __all__ = ["grad", "hessian", "jacfwd", "jacrev", "jvp", "value_and_grad", "vjp"]
