@@ -1,9 +1,10 @@
 """fungpt.gpt: a GPT-2-style model as pure functions (config, model, tokenizers, generation, HF interop)."""
 from fungpt.gpt.config import GPTConfig, baby, gpt2, small
+from fungpt.gpt.generate import filter_logits, generate, sample_logits
 from fungpt.gpt.hf import from_hf, to_hf
 from fungpt.gpt.model import check_tokens, forward, forward_cached, init_cache, init_params, loss, num_params
 
 __all__ = [
-    "GPTConfig", "baby", "check_tokens", "forward", "forward_cached", "from_hf", "gpt2", "init_cache",
-    "init_params", "loss", "num_params", "small", "to_hf",
+    "GPTConfig", "baby", "check_tokens", "filter_logits", "forward", "forward_cached", "from_hf", "generate",
+    "gpt2", "init_cache", "init_params", "loss", "num_params", "sample_logits", "small", "to_hf",
 ]

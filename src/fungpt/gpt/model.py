@@ -131,7 +131,7 @@ def _layer_keys(key, config, train):
     return k_emb, jax.random.split(k_h, config.n_layer)
 
 
-def _trunk(params, tokens, config, attend, *, pos0=0, key=None, train=False, xs=None):
+def _trunk(params, tokens, config, attend, *, pos0=0, key=None, train=False, xs=None, unroll=1):
     # tokens (B, T) at positions pos0..pos0+T-1 -> final hidden (B*T, C) and the scanned blocks' extras.
     B, T = tokens.shape
     k_emb, k_layers = _layer_keys(key, config, train)
@@ -143,7 +143,7 @@ def _trunk(params, tokens, config, attend, *, pos0=0, key=None, train=False, xs=
         p, k, extra_in = layer
         return _block(p, x, config, B, T, lambda q, kk, v, ka: attend(q, kk, v, ka, extra_in), k)
 
-    x, extras = lax.scan(body, x, (params["h"], k_layers, xs))
+    x, extras = lax.scan(body, x, (params["h"], k_layers, xs), unroll=unroll)
     return nn.layer_norm(params["ln_f"], x, config.layer_norm_epsilon), extras  # (B*T, C)
 
 
@@ -227,12 +227,13 @@ def forward_cached(params, tokens, cache, pos, config: GPTConfig):
     entries there never matter."""
     B, T = tokens.shape
     S = config.block_size
+    pos, zero = jnp.asarray(pos, jnp.int32), jnp.zeros((), jnp.int32)
     mask = (lax.broadcasted_iota(jnp.int32, (T, S), 1)
             <= pos + lax.broadcasted_iota(jnp.int32, (T, S), 0))[None, None]  # (1, 1, T, S)
 
     def attend(q, k, v, key, kv):
-        ck = lax.dynamic_update_slice(kv["k"], k.astype(kv["k"].dtype), (0, pos, 0, 0))  # (B, S, H, D)
-        cv = lax.dynamic_update_slice(kv["v"], v.astype(kv["v"].dtype), (0, pos, 0, 0))
+        ck = lax.dynamic_update_slice(kv["k"], k.astype(kv["k"].dtype), (zero, pos, zero, zero))  # (B, S, H, D)
+        cv = lax.dynamic_update_slice(kv["v"], v.astype(kv["v"].dtype), (zero, pos, zero, zero))
         return nn.attention(q, ck, cv, mask, config.compute_dtype), {"k": ck, "v": cv}
 
     x, cache = _trunk(params, tokens, config, attend, pos0=pos, xs=cache)

@@ -1,0 +1,102 @@
+"""Generation: KV-cached vs recomputed tokens, greedy vs argmax of a float64 numpy reference model,
+top-k / top-p support by many draws, batching, crop past block_size, validation."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy.special import softmax
+from test_model import _randomize, naive_forward
+
+from fungpt import gpt
+from fungpt.gpt.generate import filter_logits, generate, sample_logits
+
+CFG = gpt.GPTConfig(vocab_size=19, block_size=12, n_layer=2, n_head=2, n_embd=16, param_dtype="float64")
+
+
+@pytest.fixture(scope="module")
+def params():
+    return _randomize(gpt.init_params(CFG, jax.random.key(3)), 5, 0.2)
+
+
+def test_cached_and_uncached_give_identical_tokens(params, key):
+    prompt = np.array([[1, 2, 3, 4, 5], [6, 7, 8, 9, 10]])
+    a = generate(params, CFG, prompt, 20, key, temperature=1.0, use_cache=True)  # runs past block 12
+    b = generate(params, CFG, prompt, 20, key, temperature=1.0, use_cache=False)
+    assert a.shape == (2, 25) and a.dtype == jnp.int32
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(a[:, :5], prompt)
+    assert ((np.asarray(a) >= 0) & (np.asarray(a) < CFG.vocab_size)).all()
+
+
+def test_greedy_matches_argmax_of_reference_model(params, key):
+    prompt = [3, 1, 4, 1, 5]
+    out = generate(params, CFG, np.array(prompt), 14, key, temperature=0.0)
+    seq = list(prompt)
+    for _ in range(14):  # nanoGPT's loop: crop to the last block_size tokens, argmax of the last logits
+        seq.append(int(np.argmax(naive_forward(params, seq[-CFG.block_size:], CFG)[-1])))
+    np.testing.assert_array_equal(out, seq)
+
+
+def test_batched_greedy_equals_one_prompt_at_a_time(params, key):
+    prompts = np.array([[0, 1, 2], [5, 5, 5], [18, 0, 7]])
+    batched = generate(params, CFG, prompts, 6, key, temperature=0.0)
+    for row, p in zip(np.asarray(batched), prompts, strict=True):
+        np.testing.assert_array_equal(row, generate(params, CFG, p, 6, key, temperature=0.0))
+
+
+def test_long_prompt_is_cropped(params, key):
+    prompt = np.arange(20) % CFG.vocab_size  # longer than block_size 12
+    out = generate(params, CFG, prompt, 3, key, temperature=0.0)
+    ref = generate(params, CFG, prompt[-CFG.block_size:], 3, key, temperature=0.0)
+    np.testing.assert_array_equal(out[20:], ref[CFG.block_size:])
+
+
+@pytest.mark.parametrize("top_k, top_p", [(5, None), (None, 0.7), (8, 0.5)])
+def test_top_k_top_p_never_leave_their_support(top_k, top_p, key):
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(1, 30)) * 2
+    n = 4000
+    draws = np.asarray(jax.jit(jax.vmap(lambda k: sample_logits(jnp.asarray(logits), k, 1.0, top_k, top_p)))(
+        jax.random.split(key, n)))[:, 0]
+    # the support, computed independently in numpy
+    order = np.argsort(-logits[0])
+    keep = np.zeros(30, bool)
+    keep[order[:top_k or 30]] = True
+    if top_p is not None:
+        p = softmax(np.where(keep, logits[0], -np.inf))[order]
+        nucleus = order[: int(np.searchsorted(np.cumsum(p), top_p) + 1)]
+        keep = np.isin(np.arange(30), nucleus) & keep
+    assert keep[draws].all(), f"sampled outside the support: {sorted(set(draws[~keep[draws]]))}"
+    # and within it, frequencies follow the renormalized softmax (5-sigma band)
+    want = softmax(np.where(keep, logits[0], -np.inf))
+    freq = np.bincount(draws, minlength=30) / n
+    assert (np.abs(freq - want) <= 5 * np.sqrt(want * (1 - want) / n) + 1e-12).all()
+
+
+def test_filter_logits_matches_numpy():
+    logits = jnp.asarray(np.random.default_rng(1).normal(size=(3, 10)))
+    out = np.asarray(filter_logits(logits, top_k=3))
+    for row, o in zip(np.asarray(logits), out, strict=True):
+        top = np.argsort(-row)[:3]
+        np.testing.assert_array_equal(o[top], row[top])
+        assert (np.delete(o, top) == np.finfo(np.float64).min).all()
+
+
+def test_temperature_zero_is_argmax():
+    logits = jnp.asarray(np.random.default_rng(2).normal(size=(4, 9)))
+    got = sample_logits(logits, jax.random.key(0), 0.0)
+    np.testing.assert_array_equal(got, np.argmax(np.asarray(logits), -1))
+
+
+@pytest.mark.parametrize("kw, err, match", [
+    (dict(prompt_tokens=np.array([1.0])), TypeError, "integer"),
+    (dict(prompt_tokens=np.array([1, 99])), ValueError, "vocab_size"),
+    (dict(max_new_tokens=-1), ValueError, "max_new_tokens"),
+    (dict(temperature=-0.5), ValueError, "temperature"),
+    (dict(top_k=0), ValueError, "top_k"),
+    (dict(top_p=1.5), ValueError, "top_p"),
+])
+def test_bad_arguments_are_refused(params, key, kw, err, match):
+    args = dict(prompt_tokens=np.array([1, 2]), max_new_tokens=3, temperature=1.0)
+    with pytest.raises(err, match=match):
+        generate(params, CFG, key=key, **{**args, **kw})
