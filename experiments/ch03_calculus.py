@@ -1,0 +1,189 @@
+"""Chapter 3, calculus: what a learner should see.
+
+1. Difference quotients: error vs step h on log-log axes — truncation (slope 1 or 2) meets rounding
+   (slope -1); the complex step has no rounding wall.
+2. Limits by Richardson extrapolation.
+3. Critical points of x^3 - 3x - y^3 + 3y found by Newton with our Hessian, classified.
+4. Quadrature: error vs evaluations for trapezoid (n^-2), Simpson (n^-4), Gauss-Legendre (spectral),
+   and Monte Carlo (n^-1/2) vs quasi-Monte Carlo (~n^-1) in 3-D.
+5. Taylor polynomials of sin and their error vs distance (slope order+1).
+
+Run: .venv/bin/python experiments/ch03_calculus.py [--quick] [--out experiments/out]
+"""
+import argparse
+import json
+import math
+import pathlib
+import time
+
+import jax
+
+jax.config.update("jax_enable_x64", True)
+
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+
+from fungpt import calculus as C  # noqa: E402
+
+
+def f1(x):
+    return jnp.sin(x) * jnp.exp(x / 3)
+
+
+def f1_prime(x):
+    return (math.cos(x) + math.sin(x) / 3) * math.exp(x / 3)
+
+
+def difference_errors(quick):
+    hs = np.logspace(-16, -1, 16 if quick else 61)
+    x = jnp.asarray(0.7)
+    errs = {}
+    for method in ("forward", "central", "complex"):
+        fn = jax.jit(jax.vmap(lambda h, m=method: C.derivative(f1, x, method=m, h=h)))
+        errs[method] = np.abs(np.asarray(fn(jnp.asarray(hs))) - f1_prime(0.7))
+    return hs, errs
+
+
+def limits():
+    cases = {"sin(x)/x at 0": (lambda x: jnp.sin(x) / x, 0.0, "both", 1.0),
+             "(e^x - 1)/x at 0": (lambda x: jnp.expm1(x) / x, 0.0, "both", 1.0),
+             "(1 + x)^(1/x) at 0+": (lambda x: jnp.exp(jnp.log1p(x) / x), 0.0, "right", math.e),
+             "atan(1/x) at 0-": (lambda x: jnp.arctan(1 / x), 0.0, "left", -math.pi / 2)}
+    rows = {}
+    for name, (f, x0, side, exact) in cases.items():
+        val, err = jax.jit(lambda z, f=f, side=side: C.limit(f, z, side=side))(jnp.asarray(x0))
+        naive = float(f(jnp.asarray(x0 + (1e-3 if side != "left" else -1e-3))))
+        rows[name] = {"richardson": float(val), "error_estimate": float(err), "actual_error": abs(float(val) - exact),
+                      "naive_f(x0±1e-3)_error": abs(naive - exact)}
+    return rows
+
+
+def field(v):
+    return v[0] ** 3 - 3 * v[0] - v[1] ** 3 + 3 * v[1]
+
+
+def critical_points(quick):
+    g = np.linspace(-2, 2, 5 if quick else 9)
+    starts = jnp.asarray(np.stack(np.meshgrid(g, g), -1).reshape(-1, 2))
+    cps = jax.jit(jax.vmap(lambda s: C.newton_critical_point(field, s)))(starts)
+    names = {C.MINIMUM: "minimum", C.MAXIMUM: "maximum", C.SADDLE: "saddle", C.DEGENERATE: "degenerate"}
+    found = {}
+    for x, kind, ok, it in zip(np.asarray(cps.x), np.asarray(cps.kind), np.asarray(cps.converged),
+                               np.asarray(cps.iterations), strict=True):
+        if ok:
+            found.setdefault(tuple(np.round(x, 8)), (names[int(kind)], int(it)))
+    return {f"({x:+.6f}, {y:+.6f})": k for (x, y), k in sorted(found.items())}
+
+
+def quadrature_errors(quick):
+    exact = math.e - 1
+    ns = [2, 4, 8, 16, 32, 64, 128] if not quick else [4, 16]
+    one_d = {}
+    for rule, fn in (("trapezoid", C.trapezoid), ("simpson", C.simpson), ("gauss", C.gauss_legendre)):
+        run = jax.jit(lambda a, b, n, fn=fn: fn(jnp.exp, a, b, n), static_argnums=2)
+        one_d[rule] = [(n + (rule != "gauss"), abs(float(run(0.0, 1.0, n)) - exact))
+                       for n in (ns if rule != "gauss" else range(1, 4 if quick else 12))]
+    # 3-D: Monte Carlo vs quasi-Monte Carlo on a smooth integrand with known integral
+    f3 = lambda v: jnp.exp(-jnp.sum(v**2))
+    exact3 = (math.sqrt(math.pi) / 2 * math.erf(1.0)) ** 3
+    lo, hi = jnp.zeros(3), jnp.ones(3)
+    mc, qmc = [], []
+    key = jax.random.key(0)
+    run_mc = jax.jit(lambda k, n: C.monte_carlo(f3, k, lo, hi, n), static_argnums=1)
+    run_qmc = jax.jit(lambda k, n: C.quasi_monte_carlo(f3, k, lo, hi, n // 8, n_shifts=8), static_argnums=1)
+    for n in ([4096] if quick else [256, 1024, 4096, 16384, 65536]):
+        k1, k2, key = jax.random.split(key, 3)
+        est, se = run_mc(k1, n)
+        mc.append((n, abs(float(est) - exact3), float(se)))
+        est, se = run_qmc(k2, n)
+        qmc.append((n, abs(float(est) - exact3), float(se)))
+    run_gauss = jax.jit(lambda n: C.tensor_product_rule(f3, lo, hi, n, rule="gauss"), static_argnums=0)
+    tensor = [(n**3, abs(float(run_gauss(n)) - exact3)) for n in ((2, 4) if quick else (2, 4, 6, 8))]
+    return one_d, {"monte_carlo": mc, "quasi_monte_carlo": qmc, "gauss_tensor": tensor}
+
+
+def taylor(quick):
+    x0, orders = 0.0, ((1, 3) if quick else (1, 3, 5, 7))
+    dxs = np.logspace(-2, 0, 5 if quick else 21)
+    out = {}
+    for k in orders:
+        c = jax.jit(lambda z, k=k: C.taylor_coefficients(jnp.sin, z, k))(jnp.asarray(x0))
+        err = np.abs(np.polyval(np.asarray(c)[::-1], dxs) - np.sin(dxs))
+        ok = err > 1e-12  # below that, float64 rounding and not truncation sets the error
+        slope = np.polyfit(np.log(dxs[ok]), np.log(err[ok]), 1)[0]
+        out[k] = {"coefficients": np.asarray(c).tolist(), "errors": err.tolist(), "slope": float(slope)}
+    return dxs, out
+
+
+def plots(out, hs, errs, one_d, nd, dxs, tay):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(1, 3, figsize=(13, 3.8))
+    for m, e in errs.items():
+        ax[0].loglog(hs, np.maximum(e, 1e-17), ".-", label=m)
+    ax[0].set(xlabel="step h", ylabel="|error| of f'(0.7)", title="difference quotients (float64)")
+    ax[0].legend()
+    for rule, pts in one_d.items():
+        n, e = zip(*pts, strict=True)
+        ax[1].loglog(n, np.maximum(e, 1e-17), "o-", label=rule)
+    ax[1].set(xlabel="evaluations", ylabel="|error|", title="∫₀¹ eˣ dx")
+    ax[1].legend()
+    for name, pts in nd.items():
+        n, e = [p[0] for p in pts], [p[1] for p in pts]
+        ax[2].loglog(n, np.maximum(e, 1e-17), "o-", label=name)
+        if len(pts[0]) == 3:
+            ax[2].loglog(n, [p[2] for p in pts], ":", color=ax[2].lines[-1].get_color())
+    ax[2].set(xlabel="evaluations", ylabel="|error| (dotted: reported std. error)",
+              title="3-D ∫ exp(-|x|²) over [0,1]³")
+    ax[2].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out / "ch03_derivatives_quadrature.png", dpi=80)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(1, 2, figsize=(9, 3.6))
+    xs = np.linspace(-math.pi, math.pi, 200)
+    ax[0].plot(xs, np.sin(xs), "k", lw=2, label="sin")
+    for k, d in tay.items():
+        ax[0].plot(xs, np.polyval(d["coefficients"][::-1], xs), label=f"order {k}")
+        ax[1].loglog(dxs, np.maximum(d["errors"], 1e-17), "o-", label=f"order {k} (slope {d['slope']:.1f})")
+    ax[0].set(ylim=(-1.5, 1.5), title="Taylor polynomials of sin at 0")
+    ax[0].legend(fontsize=8)
+    ax[1].set(xlabel="|x - x0|", ylabel="|error|", title="Taylor error ~ |x - x0|^(order+1)")
+    ax[1].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out / "ch03_taylor.png", dpi=80)
+    plt.close(fig)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="fewer points, for the smoke test")
+    ap.add_argument("--out", default="experiments/out")
+    args = ap.parse_args(argv)
+    out = pathlib.Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    hs, errs = difference_errors(args.quick)
+    best = {m: (float(hs[np.argmin(e)]), float(np.min(e))) for m, e in errs.items()}
+    lims = limits()
+    cps = critical_points(args.quick)
+    one_d, nd = quadrature_errors(args.quick)
+    dxs, tay = taylor(args.quick)
+    plots(out, hs, errs, one_d, nd, dxs, tay)
+    result = {"best_step_and_error": best, "limits": lims, "critical_points": cps, "quadrature_1d": one_d,
+              "quadrature_3d": nd, "taylor_slopes": {k: v["slope"] for k, v in tay.items()},
+              "seconds": time.perf_counter() - t0}
+    (out / "ch03_calculus.json").write_text(json.dumps(result, indent=1))
+    print("best step and error per difference quotient:", json.dumps(best))
+    print("limits:", json.dumps(lims, indent=1))
+    print("critical points (Newton + Hessian test):", json.dumps(cps))
+    print("Taylor error slopes (expect order+1):", {k: round(v["slope"], 2) for k, v in tay.items()})
+    print("3-D MC vs QMC (n, |error|, std. error):", nd["monte_carlo"][-1], nd["quasi_monte_carlo"][-1])
+    print(f"wrote {out}/ch03_*.png and ch03_calculus.json in {result['seconds']:.1f} s")
+
+
+if __name__ == "__main__":
+    main()
