@@ -1,0 +1,225 @@
+"""fungpt.nn layers against numpy/scipy formulas written here, initializer statistics against their
+closed forms, and gradients with fungpt.grad against jax.grad."""
+import math
+
+import chex
+import hypothesis.extra.numpy as hnp
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from conftest import TOL
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy.special import erf
+from scipy.special import log_softmax as sp_log_softmax
+from scipy.special import softmax as sp_softmax
+
+import fungpt
+from fungpt import nn
+
+DTYPES = [np.dtype("float32"), np.dtype("float64")]
+
+
+def _rng(seed=0):
+    return np.random.default_rng(seed)
+
+
+def _params(tree, seed=0, scale=0.5):
+    # Random values for every leaf (init has zero biases and unit gains, which would hide terms).
+    rng = _rng(seed)
+    return jax.tree_util.tree_map(lambda a: jnp.asarray(scale * rng.standard_normal(a.shape), a.dtype), tree)
+
+
+def _np_ln(x, w, b, eps=1e-5):
+    mu = x.mean(-1, keepdims=True)
+    return (x - mu) / np.sqrt(((x - mu) ** 2).mean(-1, keepdims=True) + eps) * w + b
+
+
+def _np_attention(q, k, v, mask):
+    # q (T, H, D), k, v (S, H, D): one head at a time, masked entries removed from the softmax.
+    out = np.zeros_like(q)
+    for h in range(q.shape[1]):
+        s = q[:, h] @ k[:, h].T / math.sqrt(q.shape[-1])
+        s = np.where(mask, s, -np.inf)
+        out[:, h] = sp_softmax(s, axis=-1) @ v[:, h]
+    return out
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(5, 4), (2, 3, 4)])
+def test_linear(dtype, shape, key):
+    p = _params(nn.linear_init(key, 4, 6, dtype=dtype))
+    x = _rng(1).standard_normal(shape).astype(dtype)
+    y = jax.jit(nn.linear)(p, jnp.asarray(x))
+    chex.assert_shape(y, (*shape[:-1], 6))
+    chex.assert_type(y, dtype)
+    np.testing.assert_allclose(y, x @ np.asarray(p["weight"]) + np.asarray(p["bias"]), rtol=TOL[dtype])
+    assert "bias" not in nn.linear_init(key, 4, 6, bias=False)
+
+
+def test_linear_bfloat16_compute_accumulates_in_float32(key):
+    p = _params(nn.linear_init(key, 64, 8, dtype=np.float32))
+    x = jnp.asarray(_rng(2).standard_normal((3, 64)), jnp.float32)
+    y = nn.linear(p, x, compute_dtype="bfloat16")
+    chex.assert_type(y, jnp.float32)
+    ref = np.asarray(x, np.float64) @ np.asarray(p["weight"], np.float64) + np.asarray(p["bias"])
+    np.testing.assert_allclose(y, ref, rtol=3e-2, atol=3e-2)  # bf16 inputs: ~3 significant digits
+
+
+def test_embedding(key):
+    p = nn.embedding_init(key, 10, 3)
+    ids = np.array([[0, 9], [4, 4]])
+    np.testing.assert_array_equal(nn.embedding(p, ids), np.asarray(p["weight"])[ids])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_layer_norm_and_rms_norm(dtype):
+    x = (3 + 2 * _rng(3).standard_normal((4, 7, 16))).astype(dtype)
+    p = _params(nn.layer_norm_init(16, dtype=dtype), 4)
+    np.testing.assert_allclose(nn.layer_norm(p, jnp.asarray(x)),
+                               _np_ln(x.astype(np.float64), np.asarray(p["weight"]), np.asarray(p["bias"])),
+                               rtol=TOL[dtype], atol=TOL[dtype])
+    r = _params(nn.rms_norm_init(16, dtype=dtype), 5)
+    x64 = x.astype(np.float64)
+    want = x64 / np.sqrt((x64**2).mean(-1, keepdims=True) + 1e-6) * np.asarray(r["weight"])
+    np.testing.assert_allclose(nn.rms_norm(r, jnp.asarray(x)), want, rtol=TOL[dtype], atol=TOL[dtype])
+
+
+@settings(max_examples=20, deadline=None)
+@given(hnp.arrays(np.float64, (3, 8), elements=st.floats(-1e3, 1e3)))
+def test_layer_norm_standardizes(x):
+    y = np.asarray(nn.layer_norm(nn.layer_norm_init(8, dtype=jnp.float64), jnp.asarray(x), eps=1e-12))
+    spread = x.std(-1) > 1e-3
+    np.testing.assert_allclose(y.mean(-1)[spread], 0, atol=1e-6)
+    np.testing.assert_allclose(y.std(-1)[spread], 1, rtol=1e-4)
+
+
+def test_layer_norm_bfloat16_stats_in_float32():
+    x = jnp.asarray(_rng(6).standard_normal((2, 128)) + 100, jnp.bfloat16)  # large mean, small spread
+    y = nn.layer_norm(nn.layer_norm_init(128, dtype=jnp.bfloat16), x)
+    chex.assert_type(y, jnp.bfloat16)
+    xf = np.asarray(x, np.float64)
+    np.testing.assert_allclose(np.asarray(y, np.float64), _np_ln(xf, 1.0, 0.0), atol=5e-2)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_gelu(dtype):
+    x = np.linspace(-6, 6, 101).astype(dtype)
+    x64 = x.astype(np.float64)
+    exact = 0.5 * x64 * (1 + erf(x64 / math.sqrt(2)))
+    tanh = 0.5 * x64 * (1 + np.tanh(math.sqrt(2 / math.pi) * (x64 + 0.044715 * x64**3)))
+    np.testing.assert_allclose(nn.gelu(jnp.asarray(x), approximate=False), exact, rtol=TOL[dtype], atol=TOL[dtype])
+    np.testing.assert_allclose(nn.gelu(jnp.asarray(x)), tanh, rtol=TOL[dtype], atol=TOL[dtype])
+
+
+def test_dropout(key):
+    x = jnp.ones((200, 50))
+    np.testing.assert_array_equal(nn.dropout(key, x, 0.3, train=False), x)
+    np.testing.assert_array_equal(nn.dropout(None, x, 0.0), x)
+    y = np.asarray(nn.dropout(key, x, 0.3))
+    kept = y != 0
+    np.testing.assert_allclose(y[kept], 1 / 0.7, rtol=1e-6)  # inverted dropout keeps E[y] = x
+    n = kept.size  # kept ~ Binomial(n, 0.7): within 5 sigma
+    assert abs(kept.sum() - 0.7 * n) < 5 * math.sqrt(n * 0.7 * 0.3)
+    np.testing.assert_array_equal(nn.dropout(key, x, 0.3), y)
+    with pytest.raises(ValueError, match="PRNG key"):
+        nn.dropout(None, x, 0.3)
+    with pytest.raises(ValueError, match="rate"):
+        nn.dropout(key, x, 1.0)
+
+
+def test_softmax_family_is_stable_and_matches_scipy():
+    x = np.concatenate([_rng(7).standard_normal((3, 9)), [[1e4, -1e4, 0, 1, 2, 3, 4, 5, 6]]])
+    np.testing.assert_allclose(nn.softmax(jnp.asarray(x)), sp_softmax(x, -1), rtol=1e-12, atol=1e-300)
+    np.testing.assert_allclose(nn.log_softmax(jnp.asarray(x)), sp_log_softmax(x, -1), rtol=1e-12)
+    t = np.array([0, 3, 8, 1])
+    want = -np.mean(sp_log_softmax(x, -1)[np.arange(4), t])
+    np.testing.assert_allclose(nn.cross_entropy(jnp.asarray(x), jnp.asarray(t)), want, rtol=1e-12)
+
+
+def test_causal_mask_is_lower_triangular():
+    np.testing.assert_array_equal(nn.causal_mask(5), np.tril(np.ones((5, 5), bool)))
+    np.testing.assert_array_equal(nn.causal_mask(2, 4), np.tril(np.ones((4, 4), bool))[2:])
+    np.testing.assert_array_equal(nn.causal_mask(6), fungpt.graphs.causal_mask(6))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_attention_matches_masked_softmax_formula(dtype):
+    rng = _rng(8)
+    q, k, v = (rng.standard_normal((6, 2, 4)).astype(dtype) for _ in range(3))
+    mask = np.tril(np.ones((6, 6), bool))
+    got = nn.attention(*map(jnp.asarray, (q, k, v)), jnp.asarray(mask))
+    np.testing.assert_allclose(got, _np_attention(q, k, v, mask), rtol=TOL[dtype], atol=TOL[dtype])
+
+
+def test_fully_masked_row_stays_finite():
+    q = k = v = jnp.ones((2, 1, 3))
+    y = nn.attention(q, k, v, jnp.zeros((2, 2), bool))
+    assert np.isfinite(np.asarray(y)).all()  # finfo.min, not -inf: no 0/0
+
+
+def test_causal_self_attention_and_block(key):
+    C, H, T = 8, 2, 5
+    csa, block = jax.jit(nn.causal_self_attention, static_argnums=2), jax.jit(nn.block, static_argnums=2)
+    p = _params(nn.block_init(key, C, H, n_layer=2, dtype=jnp.float64), 9, 0.3)
+    x = _rng(10).standard_normal((T, C))
+    a = p["attn"]
+    qkv = x @ np.asarray(a["c_attn"]["weight"]) + np.asarray(a["c_attn"]["bias"])
+    q, k, v = (z.reshape(T, H, C // H) for z in np.split(qkv, 3, axis=-1))
+    att = _np_attention(q, k, v, np.tril(np.ones((T, T), bool))).reshape(T, C)
+    att = att @ np.asarray(a["c_proj"]["weight"]) + np.asarray(a["c_proj"]["bias"])
+    np.testing.assert_allclose(csa(a, jnp.asarray(x), H), att, rtol=1e-10)
+    # the block: x + attn(ln1 x), then + mlp(ln2 x)
+    ln = lambda name, z: _np_ln(z, np.asarray(p[name]["weight"]), np.asarray(p[name]["bias"]))
+    m = p["mlp"]
+    h1 = x + csa(a, jnp.asarray(ln("ln_1", x)), H)
+    h1 = np.asarray(h1)
+    hid = ln("ln_2", h1) @ np.asarray(m["c_fc"]["weight"]) + np.asarray(m["c_fc"]["bias"])
+    hid = 0.5 * hid * (1 + np.tanh(math.sqrt(2 / math.pi) * (hid + 0.044715 * hid**3)))
+    want = h1 + hid @ np.asarray(m["c_proj"]["weight"]) + np.asarray(m["c_proj"]["bias"])
+    got = block(p, jnp.asarray(x), H)
+    np.testing.assert_allclose(got, want, rtol=1e-10)
+    # causality: changing the last token changes no earlier output
+    x2 = x.copy()
+    x2[-1] += 1.0
+    got2 = block(p, jnp.asarray(x2), H)
+    np.testing.assert_allclose(got2[:-1], got[:-1], rtol=1e-12)
+    assert not np.allclose(got2[-1], got[-1])
+    # batching: vmap of one sequence equals leading batch dims
+    xb = jnp.asarray(_rng(11).standard_normal((3, T, C)))
+    np.testing.assert_allclose(block(p, xb, H), jax.jit(jax.vmap(lambda z: nn.block(p, z, H)))(xb), rtol=1e-12)
+
+
+def test_block_gradients_fungpt_vs_jax(key):
+    p = _params(nn.block_init(key, 8, 2, dtype=jnp.float64), 12, 0.3)
+    x = jnp.asarray(_rng(13).standard_normal((4, 8)))
+    f = lambda p, x: jnp.sum(jnp.tanh(nn.block(p, x, 2)))
+    ours = jax.jit(fungpt.grad(f, argnums=(0, 1)))(p, x)
+    chex.assert_trees_all_close(ours, jax.grad(f, argnums=(0, 1))(p, x), rtol=1e-6, atol=1e-12)
+
+
+@pytest.mark.parametrize("init, var, bound", [
+    (nn.xavier_uniform, lambda i, o: 2 / (i + o), lambda i, o: math.sqrt(6 / (i + o))),
+    (nn.xavier_normal, lambda i, o: 2 / (i + o), None),
+    (nn.kaiming_normal, lambda i, o: 2 / i, None),
+    (nn.kaiming_uniform, lambda i, o: 2 / i, lambda i, o: math.sqrt(6 / i)),
+])
+def test_initializer_variances(init, var, bound, key):
+    i, o = 300, 200
+    w = np.asarray(init(key, (i, o), jnp.float64))
+    # sample variance of n draws: relative standard error sqrt(2/n) for a normal, less for a uniform
+    np.testing.assert_allclose(w.var(), var(i, o), rtol=5 * math.sqrt(2 / w.size))
+    np.testing.assert_allclose(w.mean(), 0, atol=5 * math.sqrt(var(i, o) / w.size))
+    if bound is not None:
+        assert np.abs(w).max() <= bound(i, o)
+    with pytest.raises(ValueError, match="rank"):
+        init(key, (5,), jnp.float64)
+
+
+def test_residual_std():
+    assert nn.residual_std(12) == pytest.approx(0.02 / math.sqrt(24))
+    p = nn.mlp_init(jax.random.key(0), 64, n_layer=8, dtype=jnp.float64)
+    np.testing.assert_allclose(np.std(np.asarray(p["c_proj"]["weight"])), 0.02 / 4, rtol=0.05)
+    with pytest.raises(ValueError, match="n_layer"):
+        nn.residual_std(0)
