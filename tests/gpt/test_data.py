@@ -55,21 +55,6 @@ def test_folder_without_text_is_refused(tmp_path):
         data.load_text(tmp_path)
 
 
-@settings(max_examples=20, deadline=None)
-@given(st.text(min_size=1, max_size=200))
-def test_char_encoding_round_trips_against_naive_lookup(text):
-    vocab = "".join(sorted(set(text)))
-    ids = data.encode_chars(text, vocab)
-    chex.assert_type(ids, np.int32)
-    assert ids.tolist() == [vocab.index(c) for c in text]
-    assert data.decode_chars(ids, vocab) == text
-
-
-def test_unknown_character_is_named():
-    with pytest.raises(ValueError, match="'z' is not in the tokenizer's vocabulary"):
-        data.encode_chars("abz", "ab")
-
-
 @settings(max_examples=25, deadline=None)
 @given(st.integers(2, 5000), st.floats(0.01, 0.5))
 def test_split_is_positional_like_nanogpt(n, frac):

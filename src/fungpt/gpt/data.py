@@ -1,6 +1,6 @@
 """The data pipeline: text in, random contiguous (input, target) windows out.
 
-    text --load_text--> str --tokenizer--> ids (N,) int32 --split--> train (0.9 N,), val (0.1 N,)
+    text --load_text--> str --tokenizer (fungpt.gpt.tokenizer)--> ids (N,) int32 --split--> train (0.9 N,), val (0.1 N,)
     get_batch(key, ids, B, T) -> x, y (B, T) with y[b, t] = ids[s_b + t + 1], s_b ~ U{0, ..., N - T - 1}
 
 Sampling is a pure function of the key, so a run is reproducible from its seed, and it runs inside
@@ -18,9 +18,7 @@ import numpy as np
 
 SHIPPED_CORPUS = "shakespeare_tiny.txt.gz"
 
-__all__ = [
-    "SHIPPED_CORPUS", "check_length", "decode_chars", "encode_chars", "get_batch", "load_text", "split",
-]
+__all__ = ["SHIPPED_CORPUS", "check_length", "get_batch", "load_text", "split"]
 
 
 def load_text(path: str | pathlib.Path | None = None) -> str:
@@ -55,20 +53,6 @@ def _read_utf8(path: pathlib.Path) -> str:
         return data.decode("utf-8")
     except UnicodeDecodeError as e:
         raise ValueError(f"data file {path} is not UTF-8 text (byte {e.start}: {e.reason})") from None
-
-
-def encode_chars(text: str, vocab: str) -> np.ndarray:
-    """Character-level token ids: ``ids[i] = vocab.index(text[i])``, shape (len(text),), int32."""
-    table = {c: i for i, c in enumerate(vocab)}
-    try:
-        return np.fromiter((table[c] for c in text), dtype=np.int32, count=len(text))
-    except KeyError as e:
-        raise ValueError(f"character {e.args[0]!r} is not in the tokenizer's vocabulary") from None
-
-
-def decode_chars(ids, vocab: str) -> str:
-    """Inverse of `encode_chars`: ``''.join(vocab[i] for i in ids)``."""
-    return "".join(vocab[int(i)] for i in np.asarray(ids).reshape(-1))
 
 
 def split(ids: np.ndarray, val_fraction: float = 0.1) -> tuple[np.ndarray, np.ndarray]:

@@ -1,0 +1,103 @@
+"""The headline run: `fungpt train` on the baby preset vs the nanoGPT/PyTorch reference (baselines.md).
+
+Runs the real command (`python -m fungpt.cli train ...`) in a subprocess per variant, so the wall time
+counts start-up, compilation, 2,000 iterations, 8 evals, the final checkpoint and the sample. Reads the
+run's metrics.jsonl for the median ms/iter (over 10-step logging windows) and the validation losses,
+and plots our validation curve against nanoGPT's. Writes experiments/out/train_baby.{json,png} and
+the runs under experiments/out/train_baby/.
+
+    .venv/bin/python experiments/train_baby.py                      # float32 with fungpt.grad (~1-2 min)
+    .venv/bin/python experiments/train_baby.py --variants float32:fungpt,float32:jax,bfloat16:fungpt
+    .venv/bin/python experiments/train_baby.py --quick              # a tiny model, 30 steps (smoke test)
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+
+OUT = pathlib.Path(__file__).resolve().parent / "out"
+
+# nanoGPT (PyTorch 2.13 eager float32, 2 threads) on this machine, from ../shared/baselines.md.
+REFERENCE = {
+    "ms_per_iter": 28.5, "tokens_per_s": 26_975, "whole_run_s": 63.0, "val_loss_2000": 1.9443,
+    "val_curve": {250: 2.5085, 500: 2.3533, 750: 2.2179, 1000: 2.1337, 1250: 2.0174, 1500: 2.0048,
+                  1750: 1.9491, 2000: 1.9443},
+}
+QUICK = ["--n-layer", "1", "--n-head", "2", "--n-embd", "32", "--block-size", "16", "--batch-size", "4",
+         "--max-iters", "30", "--eval-interval", "15", "--eval-iters", "2", "--warmup-iters", "5",
+         "--lr-decay-iters", "30", "--sample-tokens", "40"]
+
+
+def run_variant(dtype: str, grad: str, quick: bool) -> dict:
+    run_dir = OUT / "train_baby" / f"{dtype}-{grad}{'-quick' if quick else ''}"
+    shutil.rmtree(run_dir, ignore_errors=True)
+    cmd = [sys.executable, "-m", "fungpt.cli", "train", "--dtype", dtype, "--grad", grad, "--out-dir",
+           str(run_dir), "--no-progress", *(QUICK if quick else [])]
+    t = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    wall = time.perf_counter() - t
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stderr[-3000:]}")
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    tps = [r["tokens_per_s"] for r in rows if "tokens_per_s" in r][1:]  # the first window includes compile
+    evals = {r["step"]: r["val_loss"] for r in rows if "val_loss" in r}
+    last = max(evals)
+    tps_med = statistics.median(tps) if tps else float("nan")
+    tok_per_step = (16 * 4) if quick else (64 * 12)
+    return {"dtype": dtype, "grad": grad, "whole_run_s": wall, "tokens_per_s": tps_med,
+            "ms_per_iter": 1e3 * tok_per_step / tps_med, "val_loss_final": evals[last], "final_step": last,
+            "val_curve": evals, "sample": proc.stdout.strip().splitlines()[:-1], "run_dir": str(run_dir)}
+
+
+def plot(results: list[dict], path: pathlib.Path, quick: bool) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 3.4), dpi=100)
+    if not quick:
+        ref = REFERENCE["val_curve"]
+        ax.plot(list(ref), list(ref.values()), "k--", marker="s", ms=3, label="nanoGPT (PyTorch) reference")
+    for r in results:
+        curve = r["val_curve"]
+        ax.plot(list(curve), list(curve.values()), marker="o", ms=3,
+                label=f"fungpt {r['dtype']}, grad={r['grad']}: {r['ms_per_iter']:.1f} ms/iter")
+    ax.set_xlabel("iteration")
+    ax.set_ylabel("validation loss (nats/char)")
+    ax.set_title("baby GPT on shakespeare_tiny, 2-core CPU" if not quick else "quick smoke run")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--variants", default="float32:fungpt", help="comma-separated dtype:grad pairs")
+    ap.add_argument("--quick", action="store_true", help="a tiny model, 30 steps")
+    args = ap.parse_args(argv)
+    OUT.mkdir(parents=True, exist_ok=True)
+    results = [run_variant(*v.split(":"), args.quick) for v in args.variants.split(",")]
+    name = "train_baby_quick" if args.quick else "train_baby"
+    plot(results, OUT / f"{name}.png", args.quick)
+    (OUT / f"{name}.json").write_text(json.dumps({"reference": REFERENCE, "results": results}, indent=1))
+    print(f"{'variant':18} {'ms/iter':>8} {'tokens/s':>9} {'val loss':>9} {'whole run s':>11}")
+    if not args.quick:
+        print(f"{'nanoGPT reference':18} {REFERENCE['ms_per_iter']:8.1f} {REFERENCE['tokens_per_s']:9,.0f} "
+              f"{REFERENCE['val_loss_2000']:9.4f} {REFERENCE['whole_run_s']:11.1f}")
+    for r in results:
+        print(f"{r['dtype'] + ':' + r['grad']:18} {r['ms_per_iter']:8.1f} {r['tokens_per_s']:9,.0f} "
+              f"{r['val_loss_final']:9.4f} {r['whole_run_s']:11.1f}")
+    return results
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,83 @@
+"""Time the whole jitted train step (batch sampling, forward, backward, clip, AdamW) of a preset.
+
+Variants, each measured in one process and interleaved round by round so machine noise hits them alike:
+gradient = fungpt.value_and_grad (our autodiff) vs jax.value_and_grad; dtype = float32 vs bfloat16
+(bf16 matrix products, f32 accumulation, f32 master weights and elementwise work). Reports the median
+ms/iter, tokens/s, MFU against this machine's measured float32 matmul peak, compile time, and the
+fungpt/jax ratio. Writes experiments/out/train_step_bench.json.
+
+    .venv/bin/python experiments/train_step_bench.py            # baby preset, 200 timed steps per variant
+    .venv/bin/python experiments/train_step_bench.py --quick    # a tiny model, a few steps (smoke test)
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+import time
+
+import jax
+import jax.numpy as jnp
+
+from fungpt.gpt import model as gpt
+from fungpt.gpt import train as T
+
+OUT = pathlib.Path(__file__).resolve().parent / "out"
+QUICK = dict(n_layer=1, n_head=2, n_embd=32, block_size=16, batch_size=4)
+
+
+def matmul_peak_gflops(n: int = 2048, reps: int = 5) -> float:
+    """Measured float32 n×n matmul throughput of jax.jit on this machine (GFLOP/s, best of reps)."""
+    a = jax.random.normal(jax.random.key(0), (n, n), jnp.float32)
+    f = jax.jit(lambda x: x @ x)
+    f(a).block_until_ready()
+    best = float("inf")
+    for _ in range(reps):
+        t = time.perf_counter()
+        f(a).block_until_ready()
+        best = min(best, time.perf_counter() - t)
+    return 2 * n**3 / best / 1e9
+
+
+def model_flops_per_step(cfg: T.TrainConfig, n_params: int) -> float:
+    """nanoGPT's estimate: (6N + 12·L·C·T) FLOPs per token, times the tokens of one step."""
+    per_token = 6 * n_params + 12 * cfg.n_layer * cfg.n_embd * cfg.block_size
+    return per_token * cfg.batch_size * cfg.block_size * cfg.grad_accum
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--preset", default="baby")
+    ap.add_argument("--steps", type=int, default=200, help="timed steps per variant")
+    ap.add_argument("--rounds", type=int, default=5, help="interleaved rounds")
+    ap.add_argument("--dtypes", default="float32,bfloat16")
+    ap.add_argument("--quick", action="store_true", help="tiny model, few steps")
+    args = ap.parse_args(argv)
+    steps, rounds = (4, 2) if args.quick else (args.steps, args.rounds)
+    peak = matmul_peak_gflops(256 if args.quick else 2048)
+    rows = []
+    for dtype in args.dtypes.split(","):
+        cfg = T.config_from(args.preset, dtype=dtype, **(QUICK if args.quick else {}))
+        tok, _, _ = T.prepare_data(cfg)
+        _, mcfg = T.gpt_model(cfg, tok.vocab_size)
+        n_params = gpt.num_params(jax.eval_shape(lambda mcfg=mcfg: gpt.init_params(mcfg, jax.random.key(0))))
+        res = T.bench_step(cfg, steps=steps, rounds=rounds)
+        for grad, r in res.items():
+            rows.append(dict(dtype=dtype, grad=grad, ms_per_iter=r["ms_per_iter"], tokens_per_s=r["tokens_per_s"],
+                             mfu=model_flops_per_step(cfg, n_params) / (r["ms_per_iter"] / 1e3) / (peak * 1e9),
+                             compile_s=r["compile_s"],
+                             ratio_vs_jax=r["ms_per_iter"] / res["jax"]["ms_per_iter"]))
+    print(f"preset {args.preset}{' (quick)' if args.quick else ''}; jax {jax.__version__} on "
+          f"{jax.devices()[0].platform}; measured float32 matmul peak {peak:.0f} GFLOP/s")
+    print(f"{'dtype':9} {'grad':7} {'ms/iter':>8} {'tokens/s':>9} {'MFU':>6} {'compile s':>9} {'vs jax':>7}")
+    for r in rows:
+        print(f"{r['dtype']:9} {r['grad']:7} {r['ms_per_iter']:8.2f} {r['tokens_per_s']:9.0f} "
+              f"{100 * r['mfu']:5.1f}% {r['compile_s']:9.2f} {r['ratio_vs_jax']:7.3f}")
+    OUT.mkdir(parents=True, exist_ok=True)
+    out = OUT / f"train_step_bench{'_quick' if args.quick else ''}.json"
+    out.write_text(json.dumps({"peak_gflops": peak, "jax": jax.__version__, "rows": rows}, indent=1))
+    return rows
+
+
+if __name__ == "__main__":
+    main()
