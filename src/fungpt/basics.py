@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from fungpt.numerics import _as_float, _as_vector
+from fungpt.numerics import _as_float, _as_vector, _jit
 
 __all__ = [
     "RootResult", "bisect", "companion", "compose", "gcd", "graph", "invert", "ipow", "lcm",
@@ -30,6 +30,7 @@ __all__ = [
 # Arithmetic, exponents, logarithms
 # --------------------------------------------------------------------------------------------
 
+@_jit()
 def ipow(x, n):
     """x^n for an integer n (array or int, may be negative) by repeated squaring:
     x^n = prod over the set bits b of n of x^(2^b). ~log2|n| multiplies, error ~log2|n| ulps."""
@@ -51,12 +52,14 @@ def ipow(x, n):
     return jnp.where(neg, 1 / jnp.where(neg, r, 1), r)
 
 
+@_jit()
 def log_base(x, base):
     """log_b x = ln x / ln b."""
     x = _as_float(x)
     return jnp.log(x) / jnp.log(jnp.asarray(base, x.dtype))
 
 
+@_jit()
 def gcd(a, b):
     """Greatest common divisor by Euclid's algorithm, gcd(a, b) = gcd(b, a mod b), elementwise on
     integer arrays; gcd(0, 0) = 0. At most ~1.44 log2(min) + 2 steps (Lamé)."""
@@ -73,6 +76,7 @@ def gcd(a, b):
     return lax.while_loop(lambda ab: jnp.any(ab[1] != 0), body, (a, b))[0]
 
 
+@_jit()
 def lcm(a, b):
     """Least common multiple |a b| / gcd(a, b) (0 when either is 0)."""
     g = gcd(a, b)
@@ -84,6 +88,7 @@ def lcm(a, b):
 # Stable log-space arithmetic
 # --------------------------------------------------------------------------------------------
 
+@_jit('axis', 'keepdims')
 def logsumexp(x, axis=None, keepdims=False):
     """log sum_i exp(x_i) = m + log sum_i exp(x_i - m), m = max x_i: no overflow, and all -inf
     gives -inf. The gradient is softmax(x)."""
@@ -95,6 +100,7 @@ def logsumexp(x, axis=None, keepdims=False):
     return out if keepdims else jnp.squeeze(out, axis=axis)
 
 
+@_jit()
 def log_add_exp(a, b):
     """log(e^a + e^b) = max(a, b) + log1p(e^-|a - b|), exact for a = b = ±inf."""
     a, b = _as_float(a, "a"), _as_float(b, "b")
@@ -108,6 +114,7 @@ def _neg_abs(x):
     return pos, jnp.where(pos, -x, x)
 
 
+@_jit()
 def softplus(x):
     """log(1 + e^x) = max(x, 0) + log1p(e^-|x|): never overflows, exact to the ulp for large |x|."""
     x = _as_float(x)
@@ -115,6 +122,7 @@ def softplus(x):
     return jnp.where(pos, x, 0) + jnp.log1p(jnp.exp(xs))
 
 
+@_jit()
 def sigmoid(x):
     """1 / (1 + e^-x), evaluated through e^-|x| so neither branch overflows."""
     x = _as_float(x)
@@ -123,6 +131,7 @@ def sigmoid(x):
     return jnp.where(pos, 1 / (1 + e), e / (1 + e))
 
 
+@_jit()
 def log_sigmoid(x):
     """log sigmoid(x) = -softplus(-x); accurate where 1/(1 + e^-x) rounds to 1 or 0."""
     return -softplus(-_as_float(x))
@@ -131,6 +140,7 @@ def log_sigmoid(x):
 _LN2 = math.log(2.0)
 
 
+@_jit()
 def log1mexp(x):
     """log(1 - e^x) for x <= 0 (Mächler 2012): log(-expm1(x)) for x > -ln 2, log1p(-e^x) below.
     Either form alone loses all digits at one end. x > 0 gives NaN; x = 0 gives -inf."""
@@ -272,6 +282,7 @@ def invert(f, y, lo, hi, xtol=None):
 # Polynomials (coefficients highest degree first: p(x) = c_0 x^n + ... + c_n)
 # --------------------------------------------------------------------------------------------
 
+@_jit()
 def polyval(c, x):
     """p(x) by Horner's rule p = (...((c_0 x + c_1) x + c_2) ...) x + c_n: n multiply-adds and a
     backward-stable evaluation. c (n + 1,), x any shape."""
@@ -280,6 +291,7 @@ def polyval(c, x):
     return lax.fori_loop(1, c.shape[0], lambda i, p: p * x + c[i], jnp.broadcast_to(c[0], x.shape))
 
 
+@_jit()
 def polyder(c):
     """Coefficients of p'(x): d/dx sum c_k x^(n-k) = sum (n - k) c_k x^(n-k-1)."""
     c = _as_vector(c, "c")
@@ -287,6 +299,7 @@ def polyder(c):
     return c[:-1] * jnp.arange(n, 0, -1).astype(c.dtype)
 
 
+@_jit()
 def polymul(a, b):
     """Coefficients of a(x) b(x): the convolution (a * b)_k = sum_i a_i b_{k-i}, written as the
     Toeplitz matrix T_kj = a_{k-j} times b. Shapes (n + 1,), (m + 1,) -> (n + m + 1,)."""
@@ -299,6 +312,7 @@ def polymul(a, b):
     return toeplitz @ b
 
 
+@_jit()
 def polydiv(a, b):
     """Long division a(x) = q(x) b(x) + r(x), deg r < deg b (b_0 != 0):
     q_i = rem_i / b_0, rem <- rem - q_i x^(n-m-i) b. Returns (q (n - m + 1,), r (m,)), m = deg b."""
@@ -319,6 +333,7 @@ def polydiv(a, b):
     return q, rem[n - m + 1:]
 
 
+@_jit()
 def companion(c):
     """Companion matrix of p (c_0 != 0): first row -c_1/c_0 ... -c_n/c_0, ones on the subdiagonal;
     its characteristic polynomial is p / c_0, so its eigenvalues are the roots of p. (n, n)."""
@@ -329,6 +344,7 @@ def companion(c):
     return jnp.eye(n, k=-1, dtype=c.dtype).at[0].set(-c[1:] / c[0])
 
 
+@_jit()
 def polyroots(c):
     """All n complex roots of p, as the eigenvalues of its companion matrix (shifted QR, as
     numpy.roots does). Simple roots are accurate to ~eps * cond; a k-fold root to ~eps^(1/k)."""
@@ -336,6 +352,7 @@ def polyroots(c):
     return eigvals(companion(c))
 
 
+@_jit()
 def polyfactor(c, tol=None):
     """Factor p over the reals: p(x) = c_0 prod_i f_i(x), each f_i linear (x - r) or an irreducible
     quadratic x^2 - 2 Re(z) x + |z|^2 from a conjugate pair z, z̄. Static shapes: returns
@@ -354,6 +371,7 @@ def polyfactor(c, tol=None):
     return c[0], rows
 
 
+@_jit()
 def quadratic_roots(a, b, c):
     """Roots of a x^2 + b x + c (a != 0) without cancellation: q = -(b + sign(b) sqrt(b^2 - 4ac))/2,
     x1 = q / a, x2 = c / q (the textbook (-b ± sqrt(d)) / 2a loses all digits of the small root
@@ -370,6 +388,7 @@ def quadratic_roots(a, b, c):
 # Inequalities and absolute value
 # --------------------------------------------------------------------------------------------
 
+@_jit('p')
 def power_mean(x, p, w=None):
     """Weighted power mean M_p(x) = (sum_i w_i x_i^p)^(1/p) of x_i > 0 (weights default 1/n);
     M_0 = exp(sum w_i log x_i) (geometric), M_inf = max, M_-inf = min. Monotone in p, which
@@ -388,6 +407,7 @@ def power_mean(x, p, w=None):
     return jnp.exp(logsumexp(p * jnp.log(x) + jnp.log(w)) / p)
 
 
+@_jit()
 def solve_abs_inequality(a, b, c):
     """Solution set of |a x - b| <= c: the interval [lo, hi] = [(b - c)/a, (b + c)/a] (ends swapped
     for a < 0); for a = 0 all x when |b| <= c. Returns (lo, hi, nonempty); empty when c < 0."""

@@ -23,6 +23,7 @@ from fungpt.numerics import (
     _as_matrix,
     _as_vector,
     _householder,
+    _jit,
     _safe_sqrt,
     _set_col,
     _set_row,
@@ -58,6 +59,7 @@ def _same(u, v, what):
         raise ValueError(f"{what} needs equal shapes and dtypes, got {u.shape} {u.dtype}, {v.shape} {v.dtype}")
 
 
+@_jit()
 def dot(u, v):
     """u . v = sum_i u_i v_i for vectors of one shape (n,)."""
     u, v = _as_vector(u, "u"), _as_vector(v, "v")
@@ -65,6 +67,7 @@ def dot(u, v):
     return jnp.sum(u * v)
 
 
+@_jit()
 def cross(u, v):
     """u x v = (u1 v2 - u2 v1, u2 v0 - u0 v2, u0 v1 - u1 v0) for 3-vectors; orthogonal to both,
     with length |u||v| sin(angle)."""
@@ -75,6 +78,7 @@ def cross(u, v):
     return jnp.stack([u[1] * v[2] - u[2] * v[1], u[2] * v[0] - u[0] * v[2], u[0] * v[1] - u[1] * v[0]])
 
 
+@_jit('ord')
 def vector_norm(x, ord=2):
     """||x||_p = (sum |x_i|^p)^(1/p) for p >= 1; ord inf / -inf: max / min |x_i|; ord 0: count of
     nonzeros. The 1 < p < inf norms scale by max|x_i| first, so they neither overflow nor underflow."""
@@ -99,6 +103,7 @@ def vector_norm(x, ord=2):
     return jnp.where(s == 0, 0, safe * jnp.where(s == 0, 1, total) ** (1.0 / ord))
 
 
+@_jit()
 def angle(u, v):
     """Angle between u and v in [0, pi], by Kahan's stable form
     2 atan2(|| u/|u| - v/|v| ||, || u/|u| + v/|v| ||) (accurate near 0 and pi, unlike arccos)."""
@@ -108,6 +113,7 @@ def angle(u, v):
     return 2 * jnp.arctan2(vector_norm(a - b), vector_norm(a + b))
 
 
+@_jit()
 def project_onto_vector(b, u):
     """Orthogonal projection of b onto the line through u: (u . b / u . u) u."""
     b, u = _as_vector(b, "b"), _as_vector(u, "u")
@@ -115,6 +121,7 @@ def project_onto_vector(b, u):
     return (dot(u, b) / dot(u, u)) * u
 
 
+@_jit()
 def matmul(a, b):
     """C = A B with C_ij = sum_k A_ik B_kj (the definition, as row-times-column sums); (m, k) @ (k, n).
     For speed see `fungpt.numerics.blocked_matmul` and `@`."""
@@ -124,11 +131,13 @@ def matmul(a, b):
     return jnp.sum(a[:, :, None] * b[None, :, :], axis=1)
 
 
+@_jit()
 def transpose(a):
     """(A^T)_ij = A_ji; (m, n) -> (n, m)."""
     return _as_matrix(a, "a").T
 
 
+@_jit()
 def trace(a):
     """tr A = sum_i A_ii (= the sum of the eigenvalues) for square A."""
     return jnp.sum(jnp.diagonal(_as_matrix(a, "a", square=True)))
@@ -152,6 +161,7 @@ def _check_rhs(a, b):
     return b
 
 
+@_jit()
 def gaussian_elimination(a, b, rtol=None):
     """Solve A x = b by Gaussian elimination with partial pivoting (P A = L U), then
     L y = P b and U x = y. Flags `singular` when min|u_ii| <= rtol max|u_ij|, rtol = n eps by
@@ -167,11 +177,13 @@ def gaussian_elimination(a, b, rtol=None):
     return Solution(x, jnp.min(piv) <= rtol * jnp.max(jnp.abs(upper)))
 
 
+@_jit()
 def solve(a, b):
     """x = A^-1 b by Gaussian elimination with partial pivoting (see `gaussian_elimination`)."""
     return gaussian_elimination(a, b).x
 
 
+@_jit()
 def det(a):
     """det A = det(P) prod_i u_ii from P A = L U (det P = ±1, the parity of the row swaps).
     n^3 flops instead of the n! of the Leibniz formula; exactly 0 when a pivot is 0."""
@@ -179,6 +191,7 @@ def det(a):
     return sign * jnp.prod(jnp.diagonal(packed))
 
 
+@_jit()
 def slogdet(a):
     """(sign, log|det A|) from the LU pivots, sum_i log|u_ii|: no overflow for large n."""
     packed, _, sign = lu_factor(a)
@@ -186,6 +199,7 @@ def slogdet(a):
     return sign * jnp.prod(jnp.sign(d)), jnp.sum(jnp.log(jnp.abs(d)))
 
 
+@_jit()
 def inverse(a):
     """A^-1 by Gauss-Jordan elimination with partial pivoting on [A | I] -> [I | A^-1]:
     for each column pick the largest pivot, scale its row to 1, clear the column above and below.
@@ -214,6 +228,7 @@ def _default_tol(a):
     return max(a.shape) * _eps(a.dtype) * jnp.max(jnp.abs(a))
 
 
+@_jit()
 def rref(a, tol=None):
     """Reduced row echelon form by Gauss-Jordan with partial pivoting: a column whose best
     remaining pivot is <= tol (default max(m, n) eps max|a_ij|) has no pivot.
@@ -239,6 +254,7 @@ def rref(a, tol=None):
     return lax.fori_loop(0, n, step, init)
 
 
+@_jit('method')
 def rank(a, tol=None, method="svd"):
     """Number of linearly independent columns. method "svd": #{sigma_i > tol}, default tol
     sigma_max max(m, n) eps (robust); "echelon": number of pivots of `rref` (cheaper, but
@@ -253,11 +269,13 @@ def rank(a, tol=None, method="svd"):
     return jnp.sum(s > tol)
 
 
+@_jit()
 def linearly_independent(a, tol=None):
     """True when the columns of a (d, k) are linearly independent: rank(a) == k."""
     return rank(a, tol) == _as_matrix(a, "a").shape[1]
 
 
+@_jit()
 def in_span(a, v, tol=None):
     """True when v (d,) lies in the span of the columns of a (d, k): rank([a v]) == rank(a)."""
     a, v = _as_matrix(a, "a"), _as_vector(v, "v")
@@ -268,6 +286,7 @@ def in_span(a, v, tol=None):
     return rank(aug, tol) == rank(a, tol)
 
 
+@_jit()
 def coordinates(a, v):
     """Coordinates c of v in the basis formed by the columns of a: a c = v (least squares)."""
     return lstsq(a, v)
@@ -287,6 +306,7 @@ def _unit(v):
     return v / vector_norm(v)
 
 
+@_jit('iters')
 def power_iteration(a, v0, iters=100):
     """Dominant eigenpair: v <- A v / ||A v||, lambda = v^T A v. Converges like |l2 / l1|^k for
     the largest-|l| eigenvalue l1 (v0 must not be orthogonal to its eigenvector)."""
@@ -302,6 +322,7 @@ def power_iteration(a, v0, iters=100):
     return Eigenpair(v @ (a @ v), v, hist)
 
 
+@_jit('iters')
 def inverse_iteration(a, shift, v0, iters=20):
     """Eigenpair nearest `shift`: power iteration with (A - shift I)^-1, factored once by LU.
     Converges like |(l1 - shift) / (l2 - shift)|^k for the two eigenvalues nearest the shift."""
@@ -357,6 +378,7 @@ def _pad_even(n):
     return n + n % 2
 
 
+@_jit('sweeps')
 def eigh(a, sweeps=10):
     """Eigenvalues (ascending) and orthonormal eigenvectors of a symmetric matrix, A = V diag(w) V^T,
     by the cyclic Jacobi method: rotations J_pq zero A_pq one pair at a time,
@@ -389,11 +411,13 @@ def eigh(a, sweeps=10):
     return w[order], v[:, order]
 
 
+@_jit('sweeps')
 def eigvalsh(a, sweeps=10):
     """Eigenvalues of a symmetric matrix, ascending (see `eigh`)."""
     return eigh(a, sweeps)[0]
 
 
+@_jit('compute_uv', 'sweeps')
 def svd(a, compute_uv=True, sweeps=10):
     """Thin SVD A = U diag(s) V^T by one-sided Jacobi (Hestenes): rotate pairs of columns of
     U = A V until all are orthogonal, [[a, g], [g, b]] = Gram matrix of the pair; then
@@ -438,6 +462,7 @@ def svd(a, compute_uv=True, sweeps=10):
 # Nonsymmetric eigenproblem: Hessenberg form + shifted QR algorithm (complex Schur form)
 # --------------------------------------------------------------------------------------------
 
+@_jit()
 def hessenberg(a):
     """A = Q H Q^* with H upper Hessenberg (zero below the first subdiagonal), by n - 2
     Householder reflections applied on both sides. Returns (H, Q); 10n^3/3 flops."""
@@ -465,6 +490,7 @@ def _givens_c(x, y):
     return jnp.stack([jnp.stack([jnp.conj(x), jnp.conj(y)]), jnp.stack([-y, x])])
 
 
+@_jit('max_iter')
 def schur(a, max_iter=None):
     """Complex Schur form A = Z T Z^* (T upper triangular, Z unitary) by the shifted QR algorithm:
     reduce to Hessenberg form, then repeat H - mu I = QR, H <- RQ + mu I (via n - 1 Givens
@@ -535,11 +561,13 @@ def schur(a, max_iter=None):
     return jnp.triu(h), z
 
 
+@_jit()
 def eigvals(a):
     """Eigenvalues of a general square matrix (complex, in Schur order), the diagonal of T."""
     return jnp.diagonal(schur(a)[0])
 
 
+@_jit()
 def eig(a):
     """Eigenvalues w and unit eigenvectors V (columns) of a general square matrix, A V = V diag(w):
     the Schur form A = Z T Z^*, then eigenvectors of the triangular T by back substitution
@@ -562,6 +590,7 @@ def eig(a):
     return w, v / _safe_sqrt(jnp.sum(jnp.abs(v) ** 2, axis=0)).astype(v.dtype)[None, :]
 
 
+@_jit()
 def diagonalize(a):
     """A = V diag(w) V^-1 for a diagonalisable matrix: returns (w, V, V^-1), complex, V^-1 by
     Gauss-Jordan (`inverse`). A defective matrix gives an ill-conditioned or singular V."""
@@ -573,6 +602,7 @@ def diagonalize(a):
 # Norms, projections, orthogonality
 # --------------------------------------------------------------------------------------------
 
+@_jit('ord')
 def matrix_norm(a, ord="fro"):
     """Matrix norms: "fro" sqrt(sum a_ij^2); "nuc" sum of singular values; 2 the spectral norm
     sigma_max; -2 sigma_min; 1 the max column sum of |a_ij|; inf the max row sum."""
@@ -592,6 +622,7 @@ def matrix_norm(a, ord="fro"):
     raise ValueError(f"ord must be 'fro', 'nuc', 1, 2, -2 or inf, got {ord!r}")
 
 
+@_jit()
 def lstsq(a, b):
     """Least squares min_x ||A x - b||_2 for A (m, n), m >= n, full column rank: A = QR,
     x = R^-1 Q^T b (no normal equations, whose condition number is cond(A)^2)."""
@@ -603,6 +634,7 @@ def lstsq(a, b):
     return solve_triangular(r, q.T @ b, lower=False)
 
 
+@_jit()
 def project_onto_subspace(a, b):
     """Orthogonal projection of b onto the column space of A (m, n), full column rank:
     P b = Q Q^T b with A = QR (equal to A (A^T A)^-1 A^T b). b (m,) or (m, k)."""
@@ -612,6 +644,7 @@ def project_onto_subspace(a, b):
     return q @ (q.T @ b)
 
 
+@_jit('modified')
 def gram_schmidt(a, modified=True):
     """Orthonormalise the columns of A (m, n), m >= n: A = Q R, R upper triangular.
     Classical: q_j ∝ a_j - sum_{i<j} (q_i . a_j) q_i, all projections from the original a_j;
@@ -648,6 +681,7 @@ def gram_schmidt(a, modified=True):
     return q, r
 
 
+@_jit()
 def orthogonality_loss(q):
     """||Q^* Q - I||_F: 0 for orthonormal columns; the measure of lost orthogonality."""
     q = _as_matrix(q, "q")

@@ -32,6 +32,25 @@ __all__ = [
 # Input checks shared with linalg.py
 # --------------------------------------------------------------------------------------------
 
+def _jit(*static):
+    """jax.jit with `static` argument names, behind an up-front check that array arguments are
+    numeric (so a bad dtype is reported by name, not as a tracing failure)."""
+    def wrap(fn):
+        jitted = jax.jit(fn, static_argnames=static)
+
+        @functools.wraps(fn)
+        def call(*args, **kwargs):
+            for i, x in enumerate(args):
+                if isinstance(x, (np.ndarray, list)) and np.asarray(x).dtype.kind not in "biufc":
+                    raise TypeError(f"{fn.__name__}: argument {i} must be a numeric array, "
+                                    f"got dtype {np.asarray(x).dtype}")
+            return jitted(*args, **kwargs)
+
+        return call
+
+    return wrap
+
+
 def _as_float(x, name="x"):
     """`x` as an inexact array; integer/bool input becomes the default float dtype."""
     x = jnp.asarray(x)
@@ -131,6 +150,7 @@ def float_info(dtype) -> FloatInfo:
     )
 
 
+@_jit()
 def nextafter(x, y):
     """The floating-point neighbour of `x` in the direction of `y` (elementwise, like np.nextafter),
     by stepping the integer bit pattern: positive x moves up with +1, negative x with -1.
@@ -155,6 +175,7 @@ def nextafter(x, y):
     return jnp.where(jnp.isnan(x) | jnp.isnan(y), jnp.nan, out)
 
 
+@_jit()
 def ulp(x):
     """Unit in the last place: the gap from |x| to the next larger float, nextafter(|x|, inf) - |x|
     (like np.spacing for x >= 0). For normal numbers ulp(x) = 2^(floor(log2|x|) - p)."""
@@ -162,6 +183,7 @@ def ulp(x):
     return nextafter(ax, jnp.full_like(ax, jnp.inf)) - ax
 
 
+@_jit()
 def relative_error(approx, exact):
     """|approx - exact| / |exact| elementwise (absolute error where exact == 0)."""
     approx, exact = _as_float(approx, "approx"), _as_float(exact, "exact")
@@ -170,6 +192,7 @@ def relative_error(approx, exact):
     return jnp.where(scale == 0, err, err / jnp.where(scale == 0, 1, scale))
 
 
+@_jit('stable')
 def one_minus_cos_over_x2(x, stable=True):
     """(1 - cos x) / x^2, which tends to 1/2 as x -> 0. The naive form loses every digit to
     cancellation for |x| < sqrt(eps); the stable form uses 1 - cos x = 2 sin^2(x/2)."""
@@ -191,12 +214,14 @@ def _as_vector(x, name="x"):
     return x
 
 
+@_jit()
 def naive_sum(x):
     """s = (((x0 + x1) + x2) + ...): one accumulator, left to right. Error bound (n-1) eps sum|x|."""
     x = _as_vector(x)
     return lax.fori_loop(0, x.shape[0], lambda i, s: s + x[i], jnp.zeros((), x.dtype))
 
 
+@_jit()
 def pairwise_sum(x):
     """Sum by a balanced binary tree (pad to a power of two, add halves): error O(log2 n * eps)."""
     x = _as_vector(x)
@@ -208,6 +233,7 @@ def pairwise_sum(x):
     return x[0]
 
 
+@_jit()
 def kahan_sum(x):
     """Kahan's compensated sum: c carries the low-order bits lost by each addition,
     y = x_i - c; t = s + y; c = (t - s) - y; s = t. Error bound 2 eps sum|x| (independent of n)."""
@@ -293,6 +319,7 @@ def gradient_check(f, params, grad_fn=None, h=None):
 # LU with partial pivoting, triangular solves, Cholesky
 # --------------------------------------------------------------------------------------------
 
+@_jit()
 def lu_factor(a):
     """Packed LU with partial pivoting: a[perm] = L U, L unit lower (below the diagonal of `lu`),
     U upper (on and above it). Returns (lu (n, n), perm (n,) int, sign) where sign = det(P) = ±1.
@@ -326,6 +353,7 @@ class LU(NamedTuple):
     u: jax.Array     # (n, n) upper triangular
 
 
+@_jit()
 def lu(a):
     """PA = LU with partial pivoting, as (perm, L, U) with a[perm] = L @ U (P = eye[perm])."""
     packed, perm, _ = lu_factor(a)
@@ -334,6 +362,7 @@ def lu(a):
     return LU(perm, l, jnp.triu(packed))
 
 
+@_jit('lower', 'unit_diagonal')
 def solve_triangular(t, b, lower=True, unit_diagonal=False):
     """Solve T x = b by forward (lower) or back (upper) substitution:
     x_i = (b_i - sum_{j != i} T_ij x_j) / T_ii in order. b is (n,) or (n, k); n^2 flops per column."""
@@ -358,6 +387,7 @@ def solve_triangular(t, b, lower=True, unit_diagonal=False):
     return x.reshape(b.shape)
 
 
+@_jit()
 def cholesky(a):
     """A = L L^T for symmetric positive definite A (Cholesky–Banachiewicz, column by column):
     L_jj = sqrt(A_jj - sum_k L_jk^2), L_ij = (A_ij - sum_k L_ik L_jk) / L_jj. n^3/3 flops.
@@ -391,6 +421,7 @@ def _householder(x, j):
     return v, jnp.where(vv == 0, 0, 2 / jnp.where(vv == 0, 1, vv))
 
 
+@_jit('mode')
 def qr_householder(a, mode="reduced"):
     """A = Q R by Householder reflections H_k = I - 2 v v^*/(v^* v), v = x + phase(x_k) ||x|| e_k,
     which map column k below the diagonal onto e_k. Real or complex; m x n input;
@@ -423,6 +454,7 @@ def _givens_schedule(m, n):
     return np.array(pairs, dtype=np.int32).reshape(-1, 2)
 
 
+@_jit('mode')
 def qr_givens(a, mode="reduced"):
     """A = Q R by Givens rotations G = [[c, s], [-s, c]], c = a/r, s = b/r, r = hypot(a, b),
     applied to rows (i-1, i) to zero R_ij, column by column from the bottom. Real input;
@@ -469,6 +501,7 @@ def matmul_flops(m, k, n):
     return 2 * m * k * n
 
 
+@_jit('block')
 def blocked_matmul(a, b, block=64):
     """C = A B computed tile by tile: C_IJ = sum_K A_IK B_KJ over (block x block) tiles, the
     cache-blocking of every fast GEMM. Inputs are zero-padded to multiples of `block`."""
