@@ -150,28 +150,40 @@ def float_info(dtype) -> FloatInfo:
     )
 
 
+def _int_for(dtype):
+    return {2: jnp.int16, 4: jnp.int32, 8: jnp.int64}[jnp.dtype(dtype).itemsize]
+
+
+def _order_key(x):
+    # Integers ordered like the floats: ±0 -> 0, each step = one representable number. Compared as
+    # integers, because XLA on CPU treats subnormals as 0 in float comparisons (DAZ).
+    utype = _uint_for(x.dtype)
+    bits = lax.bitcast_convert_type(x, utype)
+    sign = jnp.asarray(1 << (8 * x.dtype.itemsize - 1), utype)
+    mag = (bits & ~sign).astype(_int_for(x.dtype))
+    return jnp.where(bits >= sign, -mag, mag), bits & sign
+
+
 @_jit()
 def nextafter(x, y):
-    """The floating-point neighbour of `x` in the direction of `y` (elementwise, like np.nextafter),
-    by stepping the integer bit pattern: positive x moves up with +1, negative x with -1.
+    """The floating-point neighbour of `x` in the direction of `y` (elementwise, like np.nextafter).
 
-    Note: XLA on CPU flushes subnormals to zero in *arithmetic*; the bit patterns returned here
-    are exact, but comparing or adding them in JAX treats subnormals as 0.
+    Floats of one sign are ordered like their bit patterns, so stepping is integer +-1 on the key
+    k(x) = ±(bits without the sign). Bit-exact also for subnormals, which XLA on CPU flushes to
+    zero in arithmetic and comparisons (so do not expect `nextafter(0., 1.) > 0` to hold in JAX).
     """
     x, y = _as_float(x, "x"), _as_float(y, "y")
     if x.dtype != y.dtype or not jnp.issubdtype(x.dtype, jnp.floating):
         raise TypeError(f"nextafter needs x and y of one real floating dtype, got {x.dtype}, {y.dtype}")
     x, y = jnp.broadcast_arrays(x, y)
+    (kx, sign_x), (ky, _) = _order_key(x), _order_key(y)
+    k = jnp.where(ky > kx, kx + 1, kx - 1)
     utype = _uint_for(x.dtype)
-    bits = lax.bitcast_convert_type(x, utype)
+    mag = jnp.abs(k).astype(utype)
     sign_bit = jnp.asarray(1 << (8 * x.dtype.itemsize - 1), utype)
-    # Compare via bit patterns so subnormal x (flushed in arithmetic) still moves correctly.
-    away_from_zero = (y > x) == (bits < sign_bit)
-    stepped = jnp.where(away_from_zero, bits + 1, bits - 1)
-    tiny_toward_y = jnp.where(y > x, jnp.asarray(1, utype), sign_bit | 1)
-    is_zero = (bits & ~sign_bit) == 0
-    out = lax.bitcast_convert_type(jnp.where(is_zero, tiny_toward_y, stepped), x.dtype)
-    out = jnp.where(x == y, y, out)
+    bits = jnp.where(k > 0, mag, jnp.where(k < 0, sign_bit | mag, sign_x))   # 0 keeps x's sign
+    out = lax.bitcast_convert_type(bits, x.dtype)
+    out = jnp.where(kx == ky, y, out)
     return jnp.where(jnp.isnan(x) | jnp.isnan(y), jnp.nan, out)
 
 
@@ -301,13 +313,16 @@ def gradient_check(f, params, grad_fn=None, h=None):
     if not jnp.issubdtype(flat.dtype, jnp.floating):
         raise TypeError(f"gradient_check needs floating parameters, got {flat.dtype}")
     h = optimal_step(flat.dtype) if h is None else h
-    analytic, _ = ravel_pytree(grad_fn(f)(params))
-    flat_f = lambda v: f(unravel(v))
+    analytic, _ = ravel_pytree(jax.jit(grad_fn(f))(params))
     steps = h * jnp.maximum(1, jnp.abs(flat))
-    basis = jnp.eye(flat.shape[0], dtype=flat.dtype) * steps[:, None]
-    plus = jax.vmap(lambda d: flat_f(flat + d))(basis)
-    minus = jax.vmap(lambda d: flat_f(flat - d))(basis)
-    numeric = (plus - minus) / (2 * steps)
+
+    @jax.jit
+    def central(flat, steps):
+        basis = jnp.diag(steps)
+        fv = jax.vmap(lambda v: f(unravel(v)))
+        return (fv(flat[None, :] + basis) - fv(flat[None, :] - basis)) / (2 * steps)
+
+    numeric = central(flat, steps)
     norm = lambda v: jnp.sqrt(jnp.sum(v * v))
     diff = norm(analytic - numeric)
     scale = norm(analytic) + norm(numeric)

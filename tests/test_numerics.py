@@ -1,0 +1,294 @@
+"""Chapter 6: floating point vs jnp.finfo / np.nextafter / mpmath, summation vs math.fsum,
+finite differences vs closed forms, gradient checking of fungpt.grad (and proof that it catches a
+wrong gradient), LU/QR/Cholesky vs scipy/numpy, efficient matmul vs numpy and brute force."""
+import math
+
+import jax
+import jax.numpy as jnp
+import mpmath
+import numpy as np
+import pytest
+import scipy.linalg
+from conftest import TOL
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import fungpt
+from fungpt import linalg as la
+from fungpt import numerics as nm
+
+F32, F64 = np.dtype("float32"), np.dtype("float64")
+DTYPES = [F32, F64]
+ALG_TOL = {F32: 1e-4, F64: 1e-11}
+SEEDS = st.integers(0, 2**31 - 1)
+
+
+def _rand(seed, shape, dtype=F64):
+    return np.random.default_rng(seed).standard_normal(shape).astype(dtype)
+
+
+def _close(got, want, tol, atol=None):
+    np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=tol, atol=tol if atol is None else atol)
+
+
+# ---------------------------------------------------------------- floating point
+
+@pytest.mark.parametrize("dtype", [jnp.float16, jnp.bfloat16, jnp.float32, jnp.float64])
+def test_float_info_matches_finfo(dtype):
+    info, ref = nm.float_info(dtype), jnp.finfo(dtype)
+    assert info.mantissa_bits == ref.nmant and info.exponent_bits == ref.nexp and info.bits == ref.bits
+    assert info.eps == float(ref.eps) == float(nm.machine_epsilon(dtype))
+    assert info.tiny == float(ref.smallest_normal)
+    assert info.max == float(ref.max)
+    assert info.smallest_subnormal == float(ref.smallest_subnormal)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.floats(allow_nan=False, width=32), st.floats(allow_nan=False, width=32))
+def test_nextafter_is_bit_exact(x, y):
+    for dtype, ut in ((F32, np.uint32), (F64, np.uint64)):
+        xs = np.array([x, 0.0, -0.0, 1.0, -np.inf], dtype)
+        ys = np.array([y, -1.0, 1.0, np.inf, 0.0], dtype)
+        got = np.asarray(nm.nextafter(xs, ys))
+        np.testing.assert_array_equal(got.view(ut), np.nextafter(xs, ys).view(ut))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_ulp_matches_spacing_and_cancellation(dtype):
+    x = np.array([1.0, 3.0, 1e-3, 1e30, 123.456], dtype)
+    np.testing.assert_array_equal(np.asarray(nm.ulp(x)), np.spacing(x))
+    # (1 - cos x)/x^2 at small x: the naive form cancels to 0 or garbage; the stable form is exact.
+    xs = np.array([1e-1, 1e-4, 1e-8], dtype)
+    mpmath.mp.dps = 40
+    exact = np.array([float((1 - mpmath.cos(mpmath.mpf(float(v)))) / mpmath.mpf(float(v)) ** 2) for v in xs])
+    stable = np.asarray(nm.one_minus_cos_over_x2(xs), F64)
+    naive = np.asarray(nm.one_minus_cos_over_x2(xs, stable=False), F64)
+    _close(stable, exact, 4 * np.finfo(dtype).eps)
+    assert np.asarray(nm.relative_error(naive, exact))[-1] > 0.1
+
+
+# ---------------------------------------------------------------- summation
+
+@settings(max_examples=10, deadline=None)
+@given(SEEDS)
+def test_summation_errors_vs_fsum(seed):
+    n = 4096
+    x = np.random.default_rng(seed).uniform(0, 1, n).astype(F32)
+    exact = math.fsum(x.astype(F64))
+    eps, scale = float(np.finfo(F32).eps), float(np.sum(np.abs(x.astype(F64))))
+    naive, pair, kahan = (abs(float(f(x)) - exact) for f in (nm.naive_sum, nm.pairwise_sum, nm.kahan_sum))
+    assert kahan <= 2 * eps * scale                     # compensated: independent of n
+    assert pair <= math.log2(n) * eps * scale           # tree: log2 n
+    assert naive <= (n - 1) * eps * scale               # recursive: n
+    assert kahan <= naive
+
+
+def test_kahan_beats_naive_on_a_hard_sum():
+    x = np.full(100_000, 0.1, F32)
+    exact = math.fsum(x.astype(F64))
+    naive, kahan = float(nm.naive_sum(x)), float(nm.kahan_sum(x))
+    assert abs(kahan - exact) <= 2 * np.finfo(F32).eps * exact
+    assert abs(naive - exact) > 100 * abs(kahan - exact)
+    _close(nm.pairwise_sum(x[:5]), math.fsum(x[:5].astype(F64)), 1e-7)   # non power-of-two length
+
+
+# ---------------------------------------------------------------- numerical differentiation
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_finite_difference_error_vs_step(dtype):
+    x = np.asarray(0.7, dtype)
+    exact = np.cos(0.7)
+    eps = float(np.finfo(dtype).eps)
+    err = lambda h, s: abs(float(nm.finite_difference(jnp.sin, x, h, s)) - exact)
+    h_c, h_f = nm.optimal_step(dtype, "central"), nm.optimal_step(dtype, "forward")
+    _close(h_c, eps ** (1 / 3), 1e-12)
+    assert err(h_c, "central") <= 10 * eps ** (2 / 3)     # the bottom of the V
+    assert err(h_f, "forward") <= 10 * eps ** (1 / 2)
+    assert err(h_c, "central") < err(1e-1, "central")      # truncation dominates at large h
+    assert err(h_c, "central") < err(eps, "central")       # rounding dominates at tiny h
+    if dtype == F64:                                       # orders of accuracy: halve h, error / 2 or / 4
+        _close(err(1e-2, "forward") / err(5e-3, "forward"), 2, 0.05)
+        _close(err(1e-2, "central") / err(5e-3, "central"), 4, 0.05)
+    with pytest.raises(ValueError, match="scheme"):
+        nm.finite_difference(jnp.sin, x, 1e-3, "sideways")
+
+
+# ---------------------------------------------------------------- gradient checking (on our autodiff)
+
+def _loss(p):
+    return jnp.sum(jnp.tanh(p["w"] @ p["x"]) ** 2) + jnp.sum(jnp.exp(-p["x"]) * p["b"])
+
+
+def test_gradient_check_passes_fungpt_grad_and_catches_a_wrong_gradient():
+    p = {"w": _rand(1, (3, 4)), "x": _rand(2, 4), "b": _rand(3, 4)}
+    ok = nm.gradient_check(_loss, p, grad_fn=fungpt.grad)
+    assert ok.rel_error < 1e-8, ok.rel_error
+    _close(ok.analytic, jax.flatten_util.ravel_pytree(jax.grad(_loss)(p))[0], 1e-12)
+    # Our det through LU, differentiated by our engine.
+    a = _rand(4, (5, 5)) + 3 * np.eye(5)
+    assert nm.gradient_check(la.det, a).rel_error < 1e-8
+    # A gradient 0.1% wrong in one coordinate must fail loudly.
+    def wrong(f):
+        def g(p):
+            out = fungpt.grad(f)(p)
+            return {**out, "b": out["b"].at[0].multiply(1.001)}
+        return g
+    bad = nm.gradient_check(_loss, p, grad_fn=wrong)
+    assert bad.rel_error > 1e-5, bad.rel_error
+
+
+# ---------------------------------------------------------------- LU, triangular solves, Cholesky
+
+@settings(max_examples=10, deadline=None)
+@given(SEEDS)
+def test_lu_pa_equals_lu(seed):
+    a = _rand(seed, (5, 5))
+    perm, l, u = nm.lu(a)
+    _close(a[np.asarray(perm)], np.asarray(l) @ np.asarray(u), 1e-12, atol=1e-12)
+    _, l_ref, u_ref = scipy.linalg.lu(a)                # a = P L U
+    _close(l, l_ref, 1e-10, atol=1e-12)
+    _close(u, u_ref, 1e-10, atol=1e-12)
+    assert np.all(np.abs(np.asarray(l)) <= 1 + 1e-15)       # partial pivoting bounds the multipliers
+    _close(np.triu(np.asarray(u)), u, 0)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_solve_triangular_and_cholesky(dtype):
+    t = (np.tril(_rand(5, (5, 5))) + 4 * np.eye(5)).astype(dtype)
+    b = _rand(6, (5, 2), dtype)
+    for lower in (True, False):
+        tt = t if lower else t.T
+        _close(nm.solve_triangular(tt, b, lower=lower),
+               scipy.linalg.solve_triangular(tt.astype(F64), b.astype(F64), lower=lower), ALG_TOL[dtype])
+    _close(nm.solve_triangular(t, b[:, 0], unit_diagonal=True),
+           scipy.linalg.solve_triangular(t.astype(F64), b[:, 0].astype(F64), lower=True, unit_diagonal=True),
+           ALG_TOL[dtype])
+    x = _rand(7, (5, 5))
+    spd = (x @ x.T + 5 * np.eye(5)).astype(dtype)
+    _close(nm.cholesky(spd), np.linalg.cholesky(spd.astype(F64)), ALG_TOL[dtype])
+    assert np.isnan(np.asarray(nm.cholesky(-spd))).any()    # not positive definite: NaN, as jnp
+
+
+# ---------------------------------------------------------------- QR
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("qr", [nm.qr_householder, nm.qr_givens], ids=["householder", "givens"])
+def test_qr_matches_numpy(dtype, qr):
+    a = _rand(8, (6, 4), dtype)
+    q, r = qr(a)
+    q_ref, r_ref = np.linalg.qr(a.astype(F64))
+    signs = np.sign(np.diag(np.asarray(r, F64))) * np.sign(np.diag(r_ref))
+    _close(np.asarray(q) * signs[None, :], q_ref, ALG_TOL[dtype], atol=ALG_TOL[dtype])
+    _close(np.asarray(r) * signs[:, None], r_ref, ALG_TOL[dtype], atol=ALG_TOL[dtype])
+    qc, rc = qr(a, mode="complete")
+    _close(np.asarray(qc).T @ np.asarray(qc), np.eye(6), ALG_TOL[dtype], atol=ALG_TOL[dtype])
+    _close(np.asarray(qc) @ np.asarray(rc), a, ALG_TOL[dtype], atol=ALG_TOL[dtype])
+    _close(np.tril(np.asarray(rc), -1), 0, 0)
+
+
+@settings(max_examples=10, deadline=None)
+@given(SEEDS)
+def test_qr_orthogonal_property(seed):
+    a = _rand(seed, (6, 4))
+    for qr in (nm.qr_householder, nm.qr_givens):
+        q, r = qr(a)
+        _close(np.asarray(q).T @ np.asarray(q), np.eye(4), 1e-13, atol=1e-13)
+        _close(np.asarray(q) @ np.asarray(r), a, 1e-12, atol=1e-12)
+
+
+def test_qr_householder_complex_and_wide():
+    rng = np.random.default_rng(9)
+    a = rng.standard_normal((5, 5)) + 1j * rng.standard_normal((5, 5))
+    q, r = nm.qr_householder(a)
+    _close(np.asarray(q).conj().T @ np.asarray(q), np.eye(5), 1e-13, atol=1e-13)
+    _close(np.asarray(q) @ np.asarray(r), a, 1e-12, atol=1e-12)
+    wide = _rand(10, (4, 6))
+    q, r = nm.qr_householder(wide)
+    _close(np.asarray(q) @ np.asarray(r), wide, 1e-12, atol=1e-12)
+
+
+# ---------------------------------------------------------------- efficient matrix operations
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_blocked_matmul(dtype):
+    a, b = _rand(11, (37, 20), dtype), _rand(12, (20, 29), dtype)
+    _close(nm.blocked_matmul(a, b, block=16), a.astype(F64) @ b.astype(F64), TOL[dtype], atol=TOL[dtype])
+    assert nm.matmul_flops(37, 20, 29) == 2 * 37 * 20 * 29
+
+
+def _all_chain_costs(dims):
+    # Brute force: every full parenthesisation of the chain, by explicit recursion.
+    def costs(i, j):
+        if i == j:
+            return [0]
+        return [l + r + 2 * dims[i] * dims[k + 1] * dims[j + 1]
+                for k in range(i, j) for l in costs(i, k) for r in costs(k + 1, j)]
+    return costs(0, len(dims) - 2)
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.lists(st.integers(1, 40), min_size=3, max_size=7))
+def test_matrix_chain_order_is_optimal(dims):
+    flops, _ = nm.matrix_chain_order(dims)
+    assert flops == min(_all_chain_costs(dims))
+
+
+def test_multi_dot_and_einsum_contraction_order():
+    mats = [_rand(i, s) for i, s in enumerate([(10, 30), (30, 5), (5, 60), (60, 2)])]
+    _close(nm.multi_dot(*mats), np.linalg.multi_dot(mats), 1e-12)
+    subs = "ij,jk,kl,lm->im"
+    flops, _ = nm.contraction_path(subs, *(m.shape for m in mats))
+    assert flops == nm.matrix_chain_order([10, 30, 5, 60, 2])[0]
+    _close(nm.einsum(subs, *mats), np.einsum(subs, *mats), 1e-12)
+    # A general network: ours is no worse than numpy's optimal path under our cost model.
+    shapes = [(4, 8, 3), (8, 5), (3, 5, 6), (6, 2)]
+    ops = [_rand(20 + i, s) for i, s in enumerate(shapes)]
+    subs = "abc,bd,cde,ef->af"
+    ours, _ = nm.contraction_path(subs, *shapes)
+    path, _ = np.einsum_path(subs, *ops, optimize="optimal")
+    assert ours <= _numpy_path_cost(subs, shapes, path[1:])
+    _close(nm.einsum(subs, *ops), np.einsum(subs, *ops), 1e-12)
+
+
+def _numpy_path_cost(subs, shapes, path):
+    lhs, out = subs.split("->")
+    terms = lhs.split(",")
+    size = {c: d for t, s in zip(terms, shapes, strict=True) for c, d in zip(t, s, strict=True)}
+    total = 0
+    for pair in path:
+        picked = [terms[i] for i in pair]
+        rest = [t for i, t in enumerate(terms) if i not in pair]
+        every = set("".join(picked))
+        keep = "".join(c for c in dict.fromkeys("".join(picked)) if c in set(out).union(*rest))
+        total += 2 * math.prod(size[c] for c in every)
+        terms = [*rest, keep]
+    return total
+
+
+def test_bad_input_raises_clear_errors():
+    with pytest.raises(TypeError, match="floating"):
+        nm.machine_epsilon(jnp.int32)
+    with pytest.raises(ValueError, match="square"):
+        nm.lu(np.ones((2, 3)))
+    with pytest.raises(ValueError, match="mode"):
+        nm.qr_householder(np.eye(2), mode="full")
+    with pytest.raises(ValueError, match="cannot multiply"):
+        nm.blocked_matmul(np.ones((2, 3)), np.ones((2, 3)))
+    with pytest.raises(ValueError, match="do not chain"):
+        nm.multi_dot(np.ones((2, 3)), np.ones((2, 3)))
+    with pytest.raises(ValueError, match="sizes"):
+        nm.contraction_path("ij,jk->ik", (2, 3), (4, 5))
+    with pytest.raises(TypeError, match="numeric"):
+        nm.kahan_sum(np.array(["a", "b"]))
+
+
+def test_experiment_runs_quick(tmp_path):
+    import importlib.util
+    import pathlib
+    path = pathlib.Path(__file__).resolve().parents[1] / "experiments" / "ch06_numerics.py"
+    spec = importlib.util.spec_from_file_location("ch06_numerics", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    summary = mod.main(["--quick", "--out", str(tmp_path)])
+    assert (tmp_path / "ch06_numerics.json").exists()
+    assert summary["summation"]["kahan_max_rel_error"] < summary["summation"]["naive_max_rel_error"]
