@@ -65,6 +65,7 @@ def linearize(jaxpr, consts, args, active_in):
         return [ct_env.pop(v, None) if a else None for v, a in
                 zip(jaxpr.invars, [is_active(v) for v in jaxpr.invars], strict=True)]
 
+    backward.tape = tape  # static: read by graph() to name the residuals
     return outs, out_active, residuals, backward
 
 

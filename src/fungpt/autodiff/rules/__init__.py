@@ -25,9 +25,30 @@ jvp_rules: dict = {}
 fwd_rules: dict = {}
 
 
+def _primitive_modules():
+    import importlib
+    mods = [P]
+    # Primitives JAX does not (yet) re-export publicly, e.g. split/stack/tile in recent releases.
+    for name in ["jax._src.lax.lax", "jax._src.lax.slicing", "jax._src.lax.control_flow",
+                 "jax._src.lax.windowed_reductions", "jax._src.lax.linalg", "jax._src.lax.fft",
+                 "jax._src.lax.convolution", "jax._src.lax.special", "jax._src.ad_checkpoint"]:
+        try:
+            mods.append(importlib.import_module(name))
+        except ImportError:  # pragma: no cover -- older/newer JAX layouts
+            pass
+    return mods
+
+
+_MODULES = _primitive_modules()
+
+
 def prim(name):
     """The primitive object called `name` in this JAX version, or None (names move between releases)."""
-    return getattr(P, f"{name}_p", None)
+    for m in _MODULES:
+        p = getattr(m, f"{name}_p", None)
+        if p is not None:
+            return p
+    return None
 
 
 def is_float(dtype) -> bool:
@@ -113,7 +134,7 @@ def defnograd(p):
 
 
 def _dtype(x):
-    return getattr(x, "dtype", None) or np.result_type(x)
+    return x.dtype if hasattr(x, "dtype") else np.result_type(x)
 
 
 def binds(p, *xs, **params):

@@ -46,7 +46,7 @@ def _call_jvp(xs, ts, **params):
     return jvp_jaxpr(jaxpr, consts, xs, ts)
 
 
-_register(["jit", "pjit", "closed_call", "core_call"], _call_fwd, _call_jvp)
+_register(["jit", "pjit", "closed_call", "core_call", "composite"], _call_fwd, _call_jvp)
 
 
 # --- checkpoint (remat): keep only the inputs, recompute the rest in the backward sweep ----------
@@ -76,6 +76,9 @@ if prim("remat") is None:  # the checkpoint primitive is called remat2 in recent
 
 # --- custom_jvp: honour the user's JVP rule; reverse mode transposes it ------------------------
 def _custom_jvp_rule(params, nonzero):
+    # Without symbolic_zeros the user's rule sees instantiated zeros for every tangent (as in JAX).
+    if not params.get("symbolic_zeros", False):
+        nonzero = [True] * len(nonzero)
     jvp_jaxpr_, jvp_consts, out_zeros = params["jvp_jaxpr_fun"].call_wrapped(*[not nz for nz in nonzero])
     jaxpr, consts = open_jaxpr(jvp_jaxpr_)
     return jaxpr, list(consts) + list(jvp_consts), list(out_zeros)
@@ -86,6 +89,8 @@ def _custom_jvp_jvp(xs, ts, *, num_consts, **params):
         raise NotImplementedError("fungpt: differentiating a custom_jvp function with respect to a "
                                   "closed-over value is not supported (JAX refuses it too).")
     primals, tangents = xs[num_consts:], ts[num_consts:]
+    if not params.get("symbolic_zeros", False):
+        tangents = [_zeros(x) if t is None else t for x, t in zip(primals, tangents, strict=True)]
     nonzero = [t is not None for t in tangents]
     jaxpr, consts, out_zeros = _custom_jvp_rule(params, nonzero)
     out = eval_jaxpr(jaxpr, consts, [*primals, *[t for t in tangents if t is not None]])
@@ -98,6 +103,8 @@ def _custom_jvp_fwd(ins, active, *, num_consts, **params):
         raise NotImplementedError("fungpt: differentiating a custom_jvp function with respect to a "
                                   "closed-over value is not supported (JAX refuses it too).")
     primals, act = ins[num_consts:], active[num_consts:]
+    if not params.get("symbolic_zeros", False):
+        act = [True] * len(act)  # the rule takes every tangent; inactive ones are zeros
     jaxpr, consts, out_zeros = _custom_jvp_rule(params, act)
     n, n_out = len(primals), len(out_zeros)
     # The JVP rule is linear in its tangent inputs: linearizing it at zero tangents and running

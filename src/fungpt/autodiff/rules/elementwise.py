@@ -1,6 +1,8 @@
 """Elementwise primitives: a table of derivatives. Each partial is d(ans)/d(x_i) as a function of
 (ans, *xs); the family helpers turn it into a VJP (ct * d, summed back over broadcast axes) and a
 JVP (t * d)."""
+import math
+
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
@@ -83,9 +85,9 @@ defelementwise(prim("sqrt"), lambda ans, x, **_: 0.5 / ans)
 defelementwise(prim("rsqrt"), lambda ans, x, **_: -0.5 * ans / x)
 defelementwise(prim("cbrt"), lambda ans, x, **_: ans / (3 * x))
 defelementwise(prim("square"), lambda ans, x, **_: 2 * x)
-defelementwise(prim("erf"), lambda ans, x, **_: (2 / np.sqrt(np.pi)) * jnp.exp(-x * x))
-defelementwise(prim("erfc"), lambda ans, x, **_: (-2 / np.sqrt(np.pi)) * jnp.exp(-x * x))
-defelementwise(prim("erf_inv"), lambda ans, x, **_: (np.sqrt(np.pi) / 2) * jnp.exp(ans * ans))
+defelementwise(prim("erf"), lambda ans, x, **_: (2 / math.sqrt(math.pi)) * jnp.exp(-x * x))
+defelementwise(prim("erfc"), lambda ans, x, **_: (-2 / math.sqrt(math.pi)) * jnp.exp(-x * x))
+defelementwise(prim("erf_inv"), lambda ans, x, **_: (math.sqrt(math.pi) / 2) * jnp.exp(ans * ans))
 defelementwise(prim("lgamma"), lambda ans, x, **_: lax.digamma(x))
 defelementwise(prim("digamma"), lambda ans, x, **_: lax.polygamma(jnp.ones((), x.dtype), x))
 defelementwise(prim("bessel_i0e"), lambda ans, x, **_: lax.bessel_i1e(x) - jnp.sign(x) * ans)
@@ -119,7 +121,7 @@ def _pow_dy(ans, x, y, **_):
 
 
 def _pow_vjp(ct, ans, x, y, **_):
-    dy = unbroadcast(ct * _pow_dy(ans, x, y), y) if jnp.issubdtype(np.result_type(y), jnp.inexact) else None
+    dy = unbroadcast(ct * _pow_dy(ans, x, y), y) if jnp.issubdtype(y.dtype, jnp.inexact) else None
     return unbroadcast(ct * _pow_dx(ans, x, y), x), dy
 
 
@@ -146,8 +148,8 @@ def _select_deriv(cmp, other):
     return d
 
 
-defelementwise(prim("max"), _select_deriv(lax.gt, 1), _select_deriv(lax.gt, 0))
-defelementwise(prim("min"), _select_deriv(lax.lt, 1), _select_deriv(lax.lt, 0))
+defelementwise(prim("max"), _select_deriv(jnp.greater, 1), _select_deriv(jnp.greater, 0))
+defelementwise(prim("min"), _select_deriv(jnp.less, 1), _select_deriv(jnp.less, 0))
 
 # --- selection ---------------------------------------------------------------------------------
 

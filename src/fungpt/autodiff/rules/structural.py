@@ -338,3 +338,56 @@ _defrule(prim("reduce_prod"), _reduce_prod_vjp, _reduce_prod_jvp)
 
 # cumsum is linear; its transpose runs the sum the other way.
 deflinear(prim("cumsum"), lambda ct, x, *, axis, reverse, **_: (lax.cumsum(ct, axis, reverse=not reverse),))
+
+
+# --- split / stack / unstack / tile (recent JAX has them as primitives) ---------------------------
+def _split_vjp(cts, ans, x, *, sizes, axis, **_):
+    return (jnp.concatenate(cts, axis=axis),)
+
+
+def _split_jvp(xs, ts, **params):
+    outs = prim("split").bind(*xs, **params)
+    return outs, (None if ts[0] is None else prim("split").bind(ts[0], **params))
+
+
+_defrule(prim("split"), _split_vjp, _split_jvp)
+
+
+deflinear(prim("stack"), lambda ct, *xs, axis, **_: tuple(jnp.take(ct, i, axis=axis) for i in range(len(xs))))
+
+
+def _unstack_vjp(cts, ans, x, *, axis, **_):
+    return (jnp.stack(cts, axis=axis),)
+
+
+def _unstack_jvp(xs, ts, **params):
+    outs = prim("unstack").bind(*xs, **params)
+    return outs, ([None] * len(outs) if ts[0] is None else prim("unstack").bind(ts[0], **params))
+
+
+_defrule(prim("unstack"), _unstack_vjp, _unstack_jvp)
+
+
+def _t_tile(ct, x, *, reps, **_):
+    # out[r_0*n_0 + i_0, ...] = x[i_0, ...]: sum the cotangent over the repetitions.
+    shape = _shape(x)
+    lead = len(reps) - len(shape)
+    full = (1,) * lead + tuple(shape)
+    split = ct.reshape([d for r, n in zip(reps, full, strict=True) for d in (r, n)])
+    summed = jnp.sum(split, axis=tuple(range(0, 2 * len(reps), 2)))
+    return (summed.reshape(shape),)
+
+
+deflinear(prim("tile"), _t_tile)
+
+
+def _barrier_vjp(cts, ans, *xs, **_):
+    return list(cts)
+
+
+def _barrier_jvp(xs, ts, **_):
+    outs = prim("optimization_barrier").bind(*xs)
+    return outs, list(ts)
+
+
+_defrule(prim("optimization_barrier"), _barrier_vjp, _barrier_jvp)
