@@ -33,7 +33,8 @@ __all__ = [
 @_jit()
 def ipow(x, n):
     """x^n for an integer n (array or int, may be negative) by repeated squaring:
-    x^n = prod over the set bits b of n of x^(2^b). ~log2|n| multiplies, error ~log2|n| ulps."""
+    x^n = prod over the set bits b of n of x^(2^b). ~2 log2|n| multiplies instead of |n| - 1;
+    the rounding error bound stays ~|n| eps (each squaring doubles a relative error)."""
     x = _as_float(x)
     n = jnp.asarray(n)
     if not jnp.issubdtype(n.dtype, jnp.integer):
@@ -344,7 +345,6 @@ def companion(c):
     return jnp.eye(n, k=-1, dtype=c.dtype).at[0].set(-c[1:] / c[0])
 
 
-@_jit()
 def polyroots(c):
     """All n complex roots of p, as the eigenvalues of its companion matrix (shifted QR, as
     numpy.roots does). Simple roots are accurate to ~eps * cond; a k-fold root to ~eps^(1/k)."""
@@ -352,7 +352,6 @@ def polyroots(c):
     return eigvals(companion(c))
 
 
-@_jit()
 def polyfactor(c, tol=None):
     """Factor p over the reals: p(x) = c_0 prod_i f_i(x), each f_i linear (x - r) or an irreducible
     quadratic x^2 - 2 Re(z) x + |z|^2 from a conjugate pair z, z̄. Static shapes: returns

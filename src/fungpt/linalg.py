@@ -161,7 +161,6 @@ def _check_rhs(a, b):
     return b
 
 
-@_jit()
 def gaussian_elimination(a, b, rtol=None):
     """Solve A x = b by Gaussian elimination with partial pivoting (P A = L U), then
     L y = P b and U x = y. Flags `singular` when min|u_ii| <= rtol max|u_ij|, rtol = n eps by
@@ -177,13 +176,11 @@ def gaussian_elimination(a, b, rtol=None):
     return Solution(x, jnp.min(piv) <= rtol * jnp.max(jnp.abs(upper)))
 
 
-@_jit()
 def solve(a, b):
     """x = A^-1 b by Gaussian elimination with partial pivoting (see `gaussian_elimination`)."""
     return gaussian_elimination(a, b).x
 
 
-@_jit()
 def det(a):
     """det A = det(P) prod_i u_ii from P A = L U (det P = ±1, the parity of the row swaps).
     n^3 flops instead of the n! of the Leibniz formula; exactly 0 when a pivot is 0."""
@@ -191,7 +188,6 @@ def det(a):
     return sign * jnp.prod(jnp.diagonal(packed))
 
 
-@_jit()
 def slogdet(a):
     """(sign, log|det A|) from the LU pivots, sum_i log|u_ii|: no overflow for large n."""
     packed, _, sign = lu_factor(a)
@@ -254,7 +250,6 @@ def rref(a, tol=None):
     return lax.fori_loop(0, n, step, init)
 
 
-@_jit('method')
 def rank(a, tol=None, method="svd"):
     """Number of linearly independent columns. method "svd": #{sigma_i > tol}, default tol
     sigma_max max(m, n) eps (robust); "echelon": number of pivots of `rref` (cheaper, but
@@ -269,13 +264,11 @@ def rank(a, tol=None, method="svd"):
     return jnp.sum(s > tol)
 
 
-@_jit()
 def linearly_independent(a, tol=None):
     """True when the columns of a (d, k) are linearly independent: rank(a) == k."""
     return rank(a, tol) == _as_matrix(a, "a").shape[1]
 
 
-@_jit()
 def in_span(a, v, tol=None):
     """True when v (d,) lies in the span of the columns of a (d, k): rank([a v]) == rank(a)."""
     a, v = _as_matrix(a, "a"), _as_vector(v, "v")
@@ -286,7 +279,6 @@ def in_span(a, v, tol=None):
     return rank(aug, tol) == rank(a, tol)
 
 
-@_jit()
 def coordinates(a, v):
     """Coordinates c of v in the basis formed by the columns of a: a c = v (least squares)."""
     return lstsq(a, v)
@@ -411,7 +403,6 @@ def eigh(a, sweeps=10):
     return w[order], v[:, order]
 
 
-@_jit('sweeps')
 def eigvalsh(a, sweeps=10):
     """Eigenvalues of a symmetric matrix, ascending (see `eigh`)."""
     return eigh(a, sweeps)[0]
@@ -561,18 +552,20 @@ def schur(a, max_iter=None):
     return jnp.triu(h), z
 
 
-@_jit()
 def eigvals(a):
     """Eigenvalues of a general square matrix (complex, in Schur order), the diagonal of T."""
     return jnp.diagonal(schur(a)[0])
 
 
-@_jit()
 def eig(a):
     """Eigenvalues w and unit eigenvectors V (columns) of a general square matrix, A V = V diag(w):
     the Schur form A = Z T Z^*, then eigenvectors of the triangular T by back substitution
     (T - w_i I) y_i = 0 with y_ii = 1, and V = Z Y. Complex results. O(n^3) after `schur`."""
-    t, z = schur(a)
+    return _triangular_eigenvectors(*schur(a))
+
+
+@_jit()
+def _triangular_eigenvectors(t, z):
     n = t.shape[0]
     w = jnp.diagonal(t)
     smin = jnp.maximum(_eps(t.dtype) * jnp.sqrt(jnp.sum(jnp.abs(t) ** 2)), jnp.finfo(t.dtype).tiny)
@@ -590,7 +583,6 @@ def eig(a):
     return w, v / _safe_sqrt(jnp.sum(jnp.abs(v) ** 2, axis=0)).astype(v.dtype)[None, :]
 
 
-@_jit()
 def diagonalize(a):
     """A = V diag(w) V^-1 for a diagonalisable matrix: returns (w, V, V^-1), complex, V^-1 by
     Gauss-Jordan (`inverse`). A defective matrix gives an ill-conditioned or singular V."""
@@ -602,7 +594,6 @@ def diagonalize(a):
 # Norms, projections, orthogonality
 # --------------------------------------------------------------------------------------------
 
-@_jit('ord')
 def matrix_norm(a, ord="fro"):
     """Matrix norms: "fro" sqrt(sum a_ij^2); "nuc" sum of singular values; 2 the spectral norm
     sigma_max; -2 sigma_min; 1 the max column sum of |a_ij|; inf the max row sum."""
@@ -622,7 +613,6 @@ def matrix_norm(a, ord="fro"):
     raise ValueError(f"ord must be 'fro', 'nuc', 1, 2, -2 or inf, got {ord!r}")
 
 
-@_jit()
 def lstsq(a, b):
     """Least squares min_x ||A x - b||_2 for A (m, n), m >= n, full column rank: A = QR,
     x = R^-1 Q^T b (no normal equations, whose condition number is cond(A)^2)."""
@@ -634,7 +624,6 @@ def lstsq(a, b):
     return solve_triangular(r, q.T @ b, lower=False)
 
 
-@_jit()
 def project_onto_subspace(a, b):
     """Orthogonal projection of b onto the column space of A (m, n), full column rank:
     P b = Q Q^T b with A = QR (equal to A (A^T A)^-1 A^T b). b (m,) or (m, k)."""

@@ -53,6 +53,8 @@ def _jit(*static):
 
 def _as_float(x, name="x"):
     """`x` as an inexact array; integer/bool input becomes the default float dtype."""
+    if isinstance(x, (np.ndarray, list)) and np.asarray(x).dtype.kind not in "biufc":
+        raise TypeError(f"{name} must be a numeric array, got dtype {np.asarray(x).dtype}")
     x = jnp.asarray(x)
     if not jnp.issubdtype(x.dtype, jnp.inexact):
         if not (jnp.issubdtype(x.dtype, jnp.integer) or x.dtype == jnp.bool_):
@@ -368,7 +370,6 @@ class LU(NamedTuple):
     u: jax.Array     # (n, n) upper triangular
 
 
-@_jit()
 def lu(a):
     """PA = LU with partial pivoting, as (perm, L, U) with a[perm] = L @ U (P = eye[perm])."""
     packed, perm, _ = lu_factor(a)
