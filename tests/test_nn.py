@@ -223,3 +223,26 @@ def test_residual_std():
     np.testing.assert_allclose(np.std(np.asarray(p["c_proj"]["weight"])), 0.02 / 4, rtol=0.05)
     with pytest.raises(ValueError, match="n_layer"):
         nn.residual_std(0)
+
+
+def _experiment(name):
+    import importlib.util
+    import pathlib
+
+    path = pathlib.Path(__file__).parents[1] / "experiments" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"experiments_{name}", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_mlp_digits_experiment_quick():
+    exp = _experiment("mlp_digits")
+    res = exp.main(["--quick"])
+    assert res["grad_check_max_rel_diff"] < 1e-4
+    assert res["test_acc"][-1] > 0.8  # after 2 epochs
+    # the hand-derived backward pass, in float64 here, against jax.grad as a second oracle
+    X = jnp.asarray(_rng(20).standard_normal((16, 64)))
+    y = jnp.asarray(_rng(21).integers(0, 10, 16))
+    p = jax.tree_util.tree_map(lambda a: a.astype(jnp.float64), exp.init(jax.random.key(0)))
+    chex.assert_trees_all_close(exp.manual_grad(p, X, y), jax.grad(exp.loss)(p, X, y), rtol=1e-10, atol=1e-14)

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from scipy.special import softmax
-from test_model import _randomize, naive_forward
+from test_model import _randomize, naive_forward, run_experiment
 
 from fungpt import gpt
 from fungpt.gpt.generate import filter_logits, generate, sample_logits
@@ -100,3 +100,8 @@ def test_bad_arguments_are_refused(params, key, kw, err, match):
     args = dict(prompt_tokens=np.array([1, 2]), max_new_tokens=3, temperature=1.0)
     with pytest.raises(err, match=match):
         generate(params, CFG, key=key, **{**args, **kw})
+
+
+def test_generate_bench_experiment_quick():
+    [row] = run_experiment("gpt_generate_bench", "--quick")
+    assert row["cached"] > 0 and row["uncached"] > 0

@@ -237,3 +237,20 @@ def test_config_is_hashable_and_round_trips():
     assert hash(CFG) == hash(gpt.GPTConfig.from_dict(CFG.to_dict()))
     with pytest.raises(ValueError, match="unknown"):
         gpt.GPTConfig.from_dict({**CFG.to_dict(), "n_embed": 3})
+
+
+def run_experiment(name, *args):
+    """Import experiments/<name>.py and run its main(args) in this process (no second JAX start-up)."""
+    import importlib.util
+    import pathlib
+
+    path = pathlib.Path(__file__).parents[2] / "experiments" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"experiments_{name}", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod.main(list(args))
+
+
+def test_compile_time_experiment_quick():
+    res = run_experiment("gpt_compile_time", "--quick")
+    assert res["compile_s"]["scan"][1] > 0 and res["step_ms"]["float32 scan jax.grad"] > 0

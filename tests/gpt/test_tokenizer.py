@@ -172,3 +172,10 @@ def test_bpe_decode_refuses_bad_ids(bpe, tmp_path):
     (tmp_path / "x.json").write_text('{"type": "sentencepiece"}')
     with pytest.raises(ValueError, match="unknown tokenizer type"):
         load_tokenizer(tmp_path / "x.json")
+
+
+def test_bpe_bench_experiment_quick():
+    from test_model import run_experiment
+
+    res = run_experiment("bpe_bench", "--quick")
+    assert res["vocab_size"] == 300 and res["held_out"]["bytes_per_token"] > 1.2

@@ -18,7 +18,9 @@ class GPTConfig:
     layer norms), activation ("gelu_tanh" = GPT-2's gelu_new, or exact "gelu"), layer_norm_epsilon,
     param_dtype (what `init_params` creates), compute_dtype (dtype of the matrix-product inputs, None =
     param_dtype; products accumulate in the parameter dtype, and softmax, layer norm and the loss always run in at least
-    float32, so "bfloat16" is a mixed-precision policy with float32 master weights).
+    float32, so "bfloat16" is a mixed-precision policy with float32 master weights), scan_unroll (layers
+    per iteration of the `lax.scan` over blocks: 1 keeps compile time flat in depth; n_layer inlines them
+    all, which lets XLA fuse across layers at the price of compile time growing with depth).
 
     >>> GPTConfig(vocab_size=80, block_size=64, n_layer=4, n_head=4, n_embd=128).head_size
     32
@@ -35,6 +37,7 @@ class GPTConfig:
     layer_norm_epsilon: float = 1e-5
     param_dtype: str = "float32"
     compute_dtype: str | None = None
+    scan_unroll: int = 1
 
     def __post_init__(self):
         for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
@@ -50,6 +53,8 @@ class GPTConfig:
             raise TypeError(f"GPTConfig.bias must be a bool, got {self.bias!r}")
         if self.activation not in _ACTIVATIONS:
             raise ValueError(f"GPTConfig.activation must be one of {_ACTIVATIONS}, got {self.activation!r}")
+        if isinstance(self.scan_unroll, bool) or not isinstance(self.scan_unroll, int) or self.scan_unroll < 1:
+            raise ValueError(f"GPTConfig.scan_unroll must be a positive int, got {self.scan_unroll!r}")
         if not self.layer_norm_epsilon > 0:
             raise ValueError(f"GPTConfig.layer_norm_epsilon must be > 0, got {self.layer_norm_epsilon!r}")
         for name in ("param_dtype", "compute_dtype"):

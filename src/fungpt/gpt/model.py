@@ -131,7 +131,7 @@ def _layer_keys(key, config, train):
     return k_emb, jax.random.split(k_h, config.n_layer)
 
 
-def _trunk(params, tokens, config, attend, *, pos0=0, key=None, train=False, xs=None, unroll=1):
+def _trunk(params, tokens, config, attend, *, pos0=0, key=None, train=False, xs=None):
     # tokens (B, T) at positions pos0..pos0+T-1 -> final hidden (B*T, C) and the scanned blocks' extras.
     B, T = tokens.shape
     k_emb, k_layers = _layer_keys(key, config, train)
@@ -143,7 +143,7 @@ def _trunk(params, tokens, config, attend, *, pos0=0, key=None, train=False, xs=
         p, k, extra_in = layer
         return _block(p, x, config, B, T, lambda q, kk, v, ka: attend(q, kk, v, ka, extra_in), k)
 
-    x, extras = lax.scan(body, x, (params["h"], k_layers, xs), unroll=unroll)
+    x, extras = lax.scan(body, x, (params["h"], k_layers, xs), unroll=min(config.scan_unroll, config.n_layer))
     return nn.layer_norm(params["ln_f"], x, config.layer_norm_epsilon), extras  # (B*T, C)
 
 
