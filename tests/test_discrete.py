@@ -1,8 +1,10 @@
 """Chapter 9 (discrete math) against Python's sets, itertools, math, sympy, mpmath, networkx, jax.tree_util
 and jax.grad."""
 import functools
+import importlib.util
 import itertools
 import math
+import pathlib
 
 import jax
 import jax.numpy as jnp
@@ -341,6 +343,18 @@ def test_simplify_rules_and_printing():
     np.testing.assert_allclose(dm.evaluate(dm.diff(z, "y"), p), 1.7**0.6 * math.log(1.7), rtol=1e-12)
 
 
+def test_expression_size_and_sharing():
+    f = x
+    for k in range(1, 7):
+        f = dm.sin(f) * f  # |f_k| = 2|f_{k−1}| + 2 with |f_0| = 1: |f_k| = 3·2^k − 2
+        assert dm.expr_size(f) == 3 * 2**k - 2
+    # evaluation shares the repeated subtree: the traced program grows linearly, not like 2^k
+    n_eqns = len(jax.make_jaxpr(lambda v: dm.evaluate(f, {"x": v}))(0.5).jaxpr.eqns)
+    assert n_eqns == 2 * 6
+    np.testing.assert_allclose(dm.evaluate(dm.diff(f, "x", simplified=False), {"x": 0.5}),
+                               dm.evaluate(dm.diff(f, "x"), {"x": 0.5}), rtol=1e-12)
+
+
 def test_symbolic_evaluation_jits_vmaps_and_keeps_float32():
     e = dm.tanh(x) * y**2 + dm.Const(0.5)
     f = jax.jit(jax.vmap(lambda a, b: dm.evaluate(e, {"x": a, "y": b})))
@@ -352,3 +366,15 @@ def test_symbolic_evaluation_jits_vmaps_and_keeps_float32():
         dm.evaluate(e, {"x": 1.0})
     with pytest.raises(TypeError, match="Expr or a number"):
         x + "1"
+
+
+# ----------------------------------------------------------------------------------------- experiment
+
+def test_experiment_runs_quick(tmp_path):
+    """Smoke test: the chapter's experiment in --quick mode, in this process (no second jax import)."""
+    path = pathlib.Path(__file__).resolve().parents[1] / "experiments" / "ch09_discrete.py"
+    spec = importlib.util.spec_from_file_location("ch09_discrete", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.main(["--quick", "--out", str(tmp_path)])
+    assert (tmp_path / "ch09_discrete.json").exists()

@@ -1,5 +1,7 @@
 """Chapter 8 (graphs): every result is compared with networkx, numpy or a naive loop written here."""
+import importlib.util
 import itertools
+import pathlib
 
 import jax
 import jax.numpy as jnp
@@ -240,3 +242,15 @@ def test_attention_rollout_against_naive_loop(residual):
                     for b in range(T):
                         brute[i, j] += Wm[2, i, a] * Wm[1, a, b] * Wm[0, b, j]
         np.testing.assert_allclose(R, brute, rtol=TOL[np.dtype("float64")])
+
+
+# ----------------------------------------------------------------------------------------- experiment
+
+def test_experiment_runs_quick(tmp_path):
+    """Smoke test: the chapter's experiment in --quick mode, in this process (no second jax import)."""
+    path = pathlib.Path(__file__).resolve().parents[1] / "experiments" / "ch08_graphs.py"
+    spec = importlib.util.spec_from_file_location("ch08_graphs", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.main(["--quick", "--out", str(tmp_path)])
+    assert (tmp_path / "ch08_graphs.json").exists()

@@ -1,5 +1,7 @@
 """Chapter 7 (information theory) against scipy, sklearn, mpmath, closed forms and jax.grad."""
+import importlib.util
 import math
+import pathlib
 import zlib
 
 import jax
@@ -295,3 +297,15 @@ def test_bad_inputs_raise():
         info.gaussian_mutual_information(jnp.eye(2), 2)
     with pytest.raises(ValueError, match="bins"):
         info.mutual_information_histogram(jnp.zeros(3), jnp.zeros(3), 0)
+
+
+# ----------------------------------------------------------------------------------------- experiment
+
+def test_experiment_runs_quick(tmp_path):
+    """Smoke test: the chapter's experiment in --quick mode, in this process (no second jax import)."""
+    path = pathlib.Path(__file__).resolve().parents[1] / "experiments" / "ch07_information.py"
+    spec = importlib.util.spec_from_file_location("ch07_information", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.main(["--quick", "--out", str(tmp_path)])
+    assert (tmp_path / "ch07_information.json").exists()

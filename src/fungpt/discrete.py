@@ -25,7 +25,7 @@ from fungpt.graphs import matrix_power
 __all__ = [
     "Add", "Call", "Const", "Expr", "Mul", "Pow", "Var", "as_set", "binet", "bitmask", "bits", "catalan",
     "characteristic_roots", "comb", "combinations", "companion_matrix", "contains", "cos", "diff",
-    "difference", "equivalent", "evaluate", "exp", "factorial", "fibonacci", "iff", "implies",
+    "difference", "equivalent", "evaluate", "exp", "expr_size", "factorial", "fibonacci", "iff", "implies",
     "intersection", "is_subset", "is_tautology", "linear_recurrence", "linear_recurrence_nth",
     "log", "log_comb", "log_factorial", "log_perm", "models", "nth_permutation", "perm",
     "permutation_rank", "permutations", "power_set", "power_set_masks", "recurrence_closed_form",
@@ -628,8 +628,21 @@ def evaluate(e: Expr, env: Mapping[str, object]):
     """The value of e with each Var replaced by env[name] (jnp arrays broadcast elementwise).
 
     Pure jnp, so `jax.jit`, `jax.vmap` and `fungpt.grad` apply to `lambda x: evaluate(e, {"x": x})`.
-    Integer constant exponents use `lax.integer_pow` (x³ is defined for negative x).
+    A subexpression object that appears several times (built once, used twice) is evaluated once, so the
+    traced program is a DAG as small as the expression's sharing allows.  Integer constant exponents use
+    `lax.integer_pow` (x³ is defined for negative x).
     """
+    memo: dict[int, object] = {}  # by id: e stays alive during the call, so ids are stable
+
+    def ev(e):
+        if id(e) not in memo:
+            memo[id(e)] = _eval_node(e, env, ev)
+        return memo[id(e)]
+
+    return ev(e)
+
+
+def _eval_node(e, env, ev):
     if isinstance(e, Const):
         return e.value
     if isinstance(e, Var):
@@ -637,28 +650,42 @@ def evaluate(e: Expr, env: Mapping[str, object]):
             raise KeyError(f"no value for variable {e.name!r}; env has {sorted(env)}")
         return env[e.name]
     if isinstance(e, Add):
-        return evaluate(e.a, env) + evaluate(e.b, env)
+        return ev(e.a) + ev(e.b)
     if isinstance(e, Mul):
-        return evaluate(e.a, env) * evaluate(e.b, env)
+        return ev(e.a) * ev(e.b)
     if isinstance(e, Pow):
-        base = evaluate(e.base, env)
+        base = ev(e.base)
         if isinstance(e.exponent, Const) and float(e.exponent.value).is_integer():
             n = int(e.exponent.value)
             return base**n if isinstance(base, float) else lax.integer_pow(jnp.asarray(base), n)
-        return jnp.power(base, evaluate(e.exponent, env))
+        return jnp.power(base, ev(e.exponent))
     if isinstance(e, Call):
         if e.fn not in _FUNCS:
             raise ValueError(f"unknown function {e.fn!r}; known: {sorted(_FUNCS)}")
-        return _FUNCS[e.fn][0](evaluate(e.arg, env))
+        return _FUNCS[e.fn][0](ev(e.arg))
     raise TypeError(f"expected an Expr, got {type(e).__name__}")
 
 
-def diff(e: Expr, var: str) -> Expr:
-    """∂e/∂var by the rules of calculus on the expression tree, then `simplify`:
+def diff(e: Expr, var: str, simplified: bool = True) -> Expr:
+    """∂e/∂var by the rules of calculus on the expression tree, then `simplify` (unless simplified=False):
     c' = 0, x' = 1, (u+v)' = u'+v', (uv)' = u'v + uv', (uᶜ)' = c uᶜ⁻¹ u' (constant c),
     (uᵛ)' = uᵛ (v' log u + v u'/u) otherwise, f(u)' = f'(u) u' (chain rule).
+
+    The result is a tree, so a subexpression used twice is copied twice: derivatives of deep
+    compositions swell exponentially, where autodiff's jaxpr (a DAG) shares them.
     """
-    return simplify(_diff(e, var))
+    d = _diff(e, var)
+    return simplify(d) if simplified else d
+
+
+def expr_size(e: Expr) -> int:
+    """Number of nodes of the expression tree."""
+    if isinstance(e, (Const, Var)):
+        return 1
+    if isinstance(e, Call):
+        return 1 + expr_size(e.arg)
+    a, b = (e.base, e.exponent) if isinstance(e, Pow) else (e.a, e.b)
+    return 1 + expr_size(a) + expr_size(b)
 
 
 def _diff(e, x):

@@ -1,0 +1,144 @@
+"""Chapter 7, information theory: what a learner should see.
+
+1. Entropy and KL: the binary entropy curve; KL between two Gaussians both ways (it is not symmetric).
+2. Mutual information: the histogram estimator against the Gaussian closed form −½ log(1 − ρ²), for several
+   sample sizes — the estimator's upward bias shrinks with N.
+3. Shakespeare, character by character: entropy H(X_t), conditional entropy H(X_t | X_{t−1}) from the
+   joint table (the chain rule checked), and the validation cross-entropy / perplexity of unigram and
+   bigram models, scored with the GPT's own loss function (`cross_entropy_from_logits`), next to the
+   baby GPT's validation loss from ../shared/baselines.md.
+
+Run: .venv/bin/python experiments/ch07_information.py [--quick] [--out experiments/out]
+Writes ch07_information.json and ch07_entropy_kl.png, ch07_mutual_information.png.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import pathlib
+
+import jax
+import jax.numpy as jnp
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+
+from fungpt import information as info
+from fungpt.gpt import data as gpt_data
+
+BABY_GPT_VAL_LOSS = 1.9443  # nats/char, nanoGPT baby config after 2,000 iters (../shared/baselines.md)
+
+
+def entropy_and_kl():
+    p = np.linspace(0.0, 1.0, 201)
+    hb = np.asarray(info.binary_entropy(jnp.asarray(p), "bits"))
+    sigmas = np.linspace(0.3, 3.0, 55)
+    one, zero = jnp.ones((1, 1)), jnp.zeros(1)
+    kl = jax.jit(jax.vmap(info.kl_gaussian, in_axes=(None, None, None, 0)))
+    covs = jnp.asarray(sigmas**2)[:, None, None]
+    forward = np.asarray(kl(zero, one, zero, covs))  # KL(N(0,1) ‖ N(0,σ²))
+    backward = np.asarray(jax.jit(jax.vmap(info.kl_gaussian, in_axes=(None, 0, None, None)))(zero, covs, zero, one))
+    return p, hb, sigmas, forward, backward
+
+
+def mutual_information_bias(quick, seed=0):
+    rhos = np.linspace(0.0, 0.95, 6 if quick else 12)
+    sizes = (500, 5000) if quick else (500, 5_000, 50_000)
+    rng = np.random.default_rng(seed)
+    est = {}
+    f = jax.jit(info.mutual_information_histogram, static_argnums=2)
+    for n in sizes:
+        vals = []
+        for rho in rhos:
+            x = rng.standard_normal(n)
+            y = rho * x + math.sqrt(1 - rho**2) * rng.standard_normal(n)
+            vals.append(float(f(jnp.asarray(x, jnp.float32), jnp.asarray(y, jnp.float32), 16)))
+        est[n] = vals
+    exact = [-0.5 * math.log(1 - r**2) for r in rhos]
+    return rhos, est, exact
+
+
+def shakespeare(quick):
+    text = gpt_data.load_text()
+    if quick:
+        text = text[:100_000]
+    chars = sorted(set(text))
+    lut = np.zeros(256, np.int64)
+    lut[[ord(c) for c in chars]] = np.arange(len(chars))
+    ids = lut[np.frombuffer(text.encode("ascii"), np.uint8)]  # the corpus is plain ASCII
+    V = len(chars)
+    cut = int(0.9 * len(ids))
+    train, val = ids[:cut], ids[cut:]
+    joint = np.zeros((V, V))
+    np.add.at(joint, (train[:-1], train[1:]), 1.0)
+    pxy = jnp.asarray(joint / joint.sum(), jnp.float32)
+    px, py = info.marginals(pxy)
+    H1 = float(info.entropy(py, "bits"))
+    H_joint = float(info.joint_entropy(pxy, "bits"))
+    H_cond = float(info.conditional_entropy(pxy, "bits"))
+    mi = float(info.mutual_information(pxy, "bits"))
+    # add-one smoothed models, scored on the validation text by the GPT's loss function (nats)
+    uni_logits = jnp.log(jnp.asarray(np.bincount(train, minlength=V) + 1.0, jnp.float32))
+    bi_logits = jnp.log(jnp.asarray(joint + 1.0, jnp.float32))
+    loss = jax.jit(lambda logits, y: jnp.mean(info.cross_entropy_from_logits(logits, y)))
+    val_uni = float(loss(jnp.broadcast_to(uni_logits, (len(val), V)), jnp.asarray(val)))
+    val_bi = float(loss(bi_logits[val[:-1]], jnp.asarray(val[1:])))
+    return {
+        "characters": len(text), "vocab": V,
+        "H(X_t) bits": H1, "H(X_t-1, X_t) bits": H_joint, "H(X_t | X_t-1) bits": H_cond,
+        "chain rule gap H(X,Y) - H(X) - H(Y|X) bits": H_joint - float(info.entropy(px, "bits")) - H_cond,
+        "I(X_t-1; X_t) bits": mi,
+        "val loss nats": {"unigram": val_uni, "bigram": val_bi, "baby GPT (baselines.md)": BABY_GPT_VAL_LOSS},
+        "val perplexity": {"unigram": float(info.perplexity(val_uni)), "bigram": float(info.perplexity(val_bi)),
+                           "baby GPT (baselines.md)": float(info.perplexity(BABY_GPT_VAL_LOSS))},
+    }
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="small sizes, for the smoke test")
+    ap.add_argument("--out", default=str(pathlib.Path(__file__).resolve().parent / "out"))
+    args = ap.parse_args(argv)
+    out = pathlib.Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    p, hb, sigmas, fwd, bwd = entropy_and_kl()
+    rhos, est, exact = mutual_information_bias(args.quick)
+    corpus = shakespeare(args.quick)
+
+    fig, ax = plt.subplots(1, 2, figsize=(9, 3.4))
+    ax[0].plot(p, hb)
+    ax[0].set(xlabel="p = P(heads)", ylabel="H_b(p)  [bits]", title="Binary entropy")
+    ax[1].plot(sigmas, fwd, label="KL(N(0,1) ‖ N(0,σ²))")
+    ax[1].plot(sigmas, bwd, label="KL(N(0,σ²) ‖ N(0,1))")
+    ax[1].set(xlabel="σ", ylabel="nats", title="KL is not symmetric", ylim=(0, 3))
+    ax[1].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out / "ch07_entropy_kl.png", dpi=90)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(5, 3.4))
+    ax.plot(rhos, exact, "k-", label="exact −½ log(1−ρ²)")
+    for n, vals in est.items():
+        ax.plot(rhos, vals, "o--", ms=3, label=f"histogram, N={n:,}")
+    ax.set(xlabel="correlation ρ", ylabel="I(X;Y)  [nats]", title="Mutual information: 16×16-bin plug-in")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out / "ch07_mutual_information.png", dpi=90)
+    plt.close(fig)
+
+    mi = {"rho": rhos.tolist(), "exact": exact, "histogram": {str(k): v for k, v in est.items()}}
+    result = {"mutual_information": mi,
+              "kl_gaussian_sigma_2": {"forward": float(np.interp(2.0, sigmas, fwd)),
+                                      "backward": float(np.interp(2.0, sigmas, bwd))},
+              "shakespeare": corpus}
+    (out / "ch07_information.json").write_text(json.dumps(result, indent=1))
+    print(json.dumps(corpus, indent=1))
+    return result
+
+
+if __name__ == "__main__":
+    main()
