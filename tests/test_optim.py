@@ -354,7 +354,7 @@ def test_schedule_matches_closed_form_eager_jit_and_vmap(name):
 
 # --- clipping ----------------------------------------------------------------------------------
 
-@settings(max_examples=20, deadline=None)
+@settings(max_examples=15, deadline=None)
 @given(
     hnp.arrays(np.float64, (5,), elements=st.floats(-5, 5)),
     hnp.arrays(np.float64, (2, 2), elements=st.floats(-5, 5)),
@@ -366,7 +366,7 @@ def test_clip_by_global_norm(a, b, max_norm):
     np.testing.assert_allclose(float(optim.global_norm(g)), norm, rtol=1e-12)
     t = optim.clip_by_global_norm(max_norm)
     out, state = t.update(g, t.init(g))
-    np.testing.assert_allclose(float(state.norm), norm, rtol=1e-6)
+    np.testing.assert_allclose(float(state.norm), np.float32(norm), rtol=1e-6)  # logged as float32
     scale = 1.0 if norm <= max_norm else max_norm / norm
     np.testing.assert_allclose(np.asarray(out["a"]), a * scale, rtol=1e-12, atol=1e-300)
     np.testing.assert_allclose(np.asarray(out["b"]), b * scale, rtol=1e-12, atol=1e-300)
@@ -450,10 +450,11 @@ def mlp_loss(params, x, y):
     return jnp.mean((h @ params["w2"] - y) ** 2)
 
 
-def test_train_step_jit_fungpt_grad_equals_jax_grad(key):
-    k1, k2, k3 = jax.random.split(key, 3)
-    params = {"w1": jax.random.normal(k1, (3, 8)), "b1": jnp.zeros(8), "w2": jax.random.normal(k2, (8, 1))}
-    x = jax.random.normal(k3, (16, 3))
+def test_train_step_jit_fungpt_grad_equals_jax_grad():
+    rng = np.random.default_rng(6)
+    params = {"w1": jnp.asarray(rng.standard_normal((3, 8))), "b1": jnp.zeros(8),
+              "w2": jnp.asarray(rng.standard_normal((8, 1)))}
+    x = jnp.asarray(rng.standard_normal((16, 3)))
     y = jnp.sin(x[:, :1])
     opt = optim.chain(optim.clip_by_global_norm(1.0),
                       optim.adamw(optim.warmup_cosine(1e-2, 3, 20, 1e-3), b2=0.99, weight_decay=0.1,
@@ -469,7 +470,7 @@ def test_train_step_jit_fungpt_grad_equals_jax_grad(key):
             return optim.apply_updates(p, u), s
 
         p, s = params, opt.init(params)
-        for _ in range(10):
+        for _ in range(4):
             p, s = step(p, s)
         assert len(traces) == 1, "the train step retraced: a state dtype or structure drifted"
         return p, s
@@ -494,7 +495,7 @@ def test_vmap_over_learning_rates():
             p = optim.apply_updates(p, u)
         return p["x"]
 
-    got = jax.vmap(run)(lrs)
+    got = jax.jit(jax.vmap(run))(lrs)
     for i, lr in enumerate([0.01, 0.1, 0.2]):
         x = np.zeros(5)
         for _ in range(3):

@@ -1,0 +1,21 @@
+"""Smoke tests: every chapter-5 experiment runs in --quick mode and writes its outputs."""
+import runpy
+
+import numpy as np
+import pytest
+
+EXPERIMENTS = ["optim_trajectories", "optim_schedules", "optim_lagrange", "optim_sharpness", "optim_bench"]
+
+
+@pytest.mark.parametrize("name", EXPERIMENTS)
+def test_experiment_quick(name, tmp_path):
+    main = runpy.run_path(f"experiments/{name}.py", run_name=name)["main"]
+    report = main(["--quick", "--out", str(tmp_path)])
+    assert (tmp_path / f"{name}.json").exists()
+    assert report
+    if name == "optim_lagrange":
+        for r in report.values():  # closed forms: a/‖a‖ and (1.5, 1.5), λ = ‖a‖ - 1 and 1.5
+            np.testing.assert_allclose(r["x"], r["exact_x"], atol=1e-5)
+            np.testing.assert_allclose(r["lambda"], r["exact_lambda"], atol=1e-5)
+    if name == "optim_bench":
+        assert report["max_abs_param_diff"] < 1e-6
