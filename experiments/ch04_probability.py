@@ -1,0 +1,209 @@
+"""Chapter 4, probability & statistics: what a learner should see.
+
+1. Law of large numbers: running means of Exponential(2) draws settle inside the ±σ/√n band.
+2. Central limit theorem: standardized means of a skewed parent (Exponential) approach N(0, 1) as n grows;
+   KS distance and skewness 2/√n shrink.
+3. Our samplers vs the densities (Gaussian/Box-Muller, Beta/Marsaglia-Tsang, Poisson/PTRS, Binomial).
+4. Bayes: a Beta(2, 2) prior on a coin's bias, updated flip by flip.
+5. MLE/MAP: closed forms vs gradient descent with fungpt.grad + fungpt.optim.
+6. Markov chains: stationary distribution by eigenvector vs power iteration; mixing d(t) ~ |λ₂|^t.
+7. Welford vs the textbook variance formula in float32.
+
+Run: .venv/bin/python experiments/ch04_probability.py [--quick] [--out experiments/out]
+"""
+import argparse
+import json
+import math
+import pathlib
+import time
+
+import jax
+
+jax.config.update("jax_enable_x64", True)
+
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+
+from fungpt import optim  # noqa: E402
+from fungpt import probability as P  # noqa: E402
+
+
+def lln(key, n):
+    xs = jax.jit(lambda k: P.exponential.sample(k, 2.0, (3, n)))(key)
+    return np.asarray(jax.jit(jax.vmap(P.running_mean))(xs))
+
+
+def clt(key, m, ns):
+    out = {}
+    for n in ns:
+        means = jax.jit(lambda k, n=n: P.sample_means(k, lambda kk, s: P.exponential.sample(kk, 1.0, s), n, m))(key)
+        z = np.sqrt(n) * (np.asarray(means) - 1.0)
+        d = float(P.ks_statistic(jnp.asarray(z), lambda t: P.gaussian.cdf(t, 0.0, 1.0)))
+        skew = float(np.mean(z**3) / np.std(z) ** 3)
+        out[n] = {"z": z, "ks": d, "skewness": skew, "skewness_theory": 2 / math.sqrt(n)}
+    return out
+
+
+def samplers(key, n):
+    keys = jax.random.split(key, 4)
+    draws = {
+        "gaussian(1, 0.5)": jax.jit(lambda k: P.gaussian.sample(k, 1.0, 0.5, (n,)))(keys[0]),
+        "beta(2.5, 0.8)": jax.jit(lambda k: P.beta.sample(k, 2.5, 0.8, (n,)))(keys[1]),
+        "poisson(4.5)": jax.jit(lambda k: P.poisson.sample(k, 4.5, (n,)))(keys[2]),
+        "binomial(20, 0.3)": jax.jit(lambda k: P.binomial.sample(k, 20, 0.3, (n,)))(keys[3]),
+    }
+    dens = {
+        "gaussian(1, 0.5)": lambda x: jnp.exp(P.gaussian.log_prob(x, 1.0, 0.5)),
+        "beta(2.5, 0.8)": lambda x: jnp.exp(P.beta.log_prob(x, 2.5, 0.8)),
+        "poisson(4.5)": lambda x: jnp.exp(P.poisson.log_prob(x, 4.5)),
+        "binomial(20, 0.3)": lambda x: jnp.exp(P.binomial.log_prob(x, 20, 0.3)),
+    }
+    return {k: np.asarray(v) for k, v in draws.items()}, dens
+
+
+def bayes(key, n_flips):
+    flips = np.asarray(P.bernoulli.sample(key, 0.7, (n_flips,)))
+    curves = {}
+    for n in sorted({0, 1, 5, 20, n_flips}):
+        a, b = P.beta_bernoulli_update(2.0, 2.0, flips[:n].astype(np.float64))
+        curves[n] = (float(a), float(b))
+    return flips, curves
+
+
+def _gauss_nll(params, data):
+    return -jnp.mean(P.gaussian.log_prob(data, params["mu"], jnp.exp(params["log_sigma"])))
+
+
+def _bern_neg_log_post(logit, data):
+    p = jax.nn.sigmoid(logit)
+    return -(jnp.sum(P.bernoulli.log_prob(data, p)) + P.beta.log_prob(p, 3.0, 2.0))
+
+
+def estimation(key, steps):
+    data = P.gaussian.sample(key, 2.0, 1.5, (200,))
+    p0 = {"mu": jnp.zeros(()), "log_sigma": jnp.zeros(())}
+    fitted, losses = jax.jit(lambda p, d: P.fit_numeric(_gauss_nll, p, d, steps=steps))(p0, data)
+    mu, sigma = P.mle_gaussian(data)
+    flips = jnp.asarray([1.0, 0, 1, 1, 1, 0, 1])
+    logit, _ = jax.jit(lambda p, d: P.fit_numeric(_bern_neg_log_post, p, d, steps=steps,
+                                                  optimizer=optim.sgd(0.3)))(jnp.zeros(()), flips)
+    return {
+        "gaussian_mle_closed_form": [float(mu), float(sigma)],
+        "gaussian_mle_adam_fungpt_grad": [float(fitted["mu"]), float(jnp.exp(fitted["log_sigma"]))],
+        "bernoulli_map_beta(3,2)_closed_form": float(P.map_bernoulli(flips, 3.0, 2.0)),
+        "bernoulli_map_sgd_fungpt_grad": float(jax.nn.sigmoid(logit)),
+        "bernoulli_mle": float(P.mle_bernoulli(flips)),
+    }, np.asarray(losses)
+
+
+def markov(steps):
+    p = jnp.asarray([[0.5, 0.5, 0.0, 0.0], [0.25, 0.5, 0.25, 0.0], [0.0, 0.25, 0.5, 0.25], [0.0, 0.0, 0.5, 0.5]])
+    pi_eig = P.stationary_distribution(p)
+    pi_pow, iters = P.stationary_power(p)
+    curve = np.asarray(P.mixing_curve(p, steps))
+    lam2 = sorted(np.abs(np.linalg.eigvals(np.asarray(p))))[-2]
+    return {"pi_eigenvector": np.asarray(pi_eig).tolist(), "pi_power_iteration": np.asarray(pi_pow).tolist(),
+            "power_iterations": int(iters), "mixing_time_0.25": int(P.mixing_time(p, 0.25)),
+            "lambda_2": float(lam2)}, curve
+
+
+def welford_vs_textbook(key, n):
+    x = (1e4 + jax.random.normal(key, (n,), jnp.float64)).astype(jnp.float32)
+    exact = float(np.var(np.asarray(x, np.float64), ddof=1))
+    _, wv = jax.jit(P.welford)(x)
+    x32 = np.asarray(x)
+    textbook = float((np.mean(x32 * x32) - np.mean(x32) ** 2) * n / (n - 1))
+    return {"exact_float64": exact, "welford_float32": float(wv), "textbook_float32": textbook,
+            "welford_rel_error": abs(float(wv) / exact - 1), "textbook_rel_error": abs(textbook / exact - 1)}
+
+
+def plots(out, path, clt_res, draws, dens, curves, losses, curve, lam2):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(1, 3, figsize=(13, 3.6))
+    n = np.arange(1, path.shape[1] + 1)
+    for row in path:
+        ax[0].semilogx(n, row, lw=0.8)
+    ax[0].fill_between(n, 0.5 - 0.5 / np.sqrt(n), 0.5 + 0.5 / np.sqrt(n), color="gray", alpha=0.3, label="μ ± σ/√n")
+    ax[0].set(ylim=(0, 1), xlabel="n", ylabel="running mean", title="LLN: Exponential(2), μ = 0.5")
+    ax[0].legend()
+    t = np.linspace(-4, 4, 200)
+    for nn, r in clt_res.items():
+        ax[1].hist(r["z"], bins=60, range=(-4, 4), density=True, histtype="step", label=f"n={nn} (KS {r['ks']:.3f})")
+    ax[1].plot(t, np.exp(-t * t / 2) / math.sqrt(2 * math.pi), "k", lw=2, label="N(0,1)")
+    ax[1].set(title="CLT: √n(x̄ - 1), Exponential(1) parent")
+    ax[1].legend(fontsize=7)
+    g = np.linspace(0.001, 0.999, 300)
+    for nn, (a, b) in curves.items():
+        ax[2].plot(g, np.exp(np.asarray(P.beta.log_prob(jnp.asarray(g), a, b))), label=f"{nn} flips")
+    ax[2].axvline(0.7, color="k", ls=":")
+    ax[2].set(xlabel="p", title="Bayes: Beta(2,2) prior, coin with p = 0.7")
+    ax[2].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out / "ch04_lln_clt_bayes.png", dpi=80)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(1, 6, figsize=(19, 3.2))
+    for i, (name, x) in enumerate(draws.items()):
+        if x.dtype.kind == "i":
+            ks = np.arange(x.max() + 1)
+            ax[i].bar(ks, np.bincount(x) / x.size, color="C0", alpha=0.6, label="samples")
+            ax[i].plot(ks, np.asarray(dens[name](jnp.asarray(ks, jnp.float64))), "ko", ms=3, label="pmf")
+        else:
+            ax[i].hist(x, bins=60, density=True, alpha=0.6, label="samples")
+            grid = np.linspace(x.min(), x.max(), 200)
+            ax[i].plot(grid, np.asarray(dens[name](jnp.asarray(grid))), "k", label="density")
+        ax[i].set(title=name)
+        ax[i].legend(fontsize=7)
+    ax[4].plot(losses)
+    ax[4].set(xlabel="step", ylabel="mean NLL", title="Gaussian MLE by fungpt.grad + Adam")
+    ax[5].semilogy(curve, "o-", ms=3, label="max TV to π")
+    ax[5].semilogy(curve[1] * lam2 ** (np.arange(curve.size) - 1), "k:", label="|λ₂|^t")
+    ax[5].set(xlabel="t", title="Markov chain mixing")
+    ax[5].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out / "ch04_samplers_mle_markov.png", dpi=70)
+    plt.close(fig)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="fewer draws, for the smoke test")
+    ap.add_argument("--out", default="experiments/out")
+    args = ap.parse_args(argv)
+    out = pathlib.Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    q = args.quick
+    t0 = time.perf_counter()
+    keys = jax.random.split(jax.random.key(0), 6)
+    path = lln(keys[0], 2_000 if q else 100_000)
+    clt_res = clt(keys[1], 2_000 if q else 20_000, (1, 4, 32) if not q else (1, 32))
+    draws, dens = samplers(keys[2], 2_000 if q else 50_000)
+    _, curves = bayes(keys[3], 20 if q else 200)
+    est, losses = estimation(keys[4], 100 if q else 500)
+    mk, curve = markov(40)
+    wf = welford_vs_textbook(keys[5], 4_096 if q else 1_000_000)
+    plots(out, path, clt_res, draws, dens, curves, losses, curve, mk["lambda_2"])
+    result = {
+        "lln_final_means": path[:, -1].tolist(),
+        "clt": {n: {k: v for k, v in r.items() if k != "z"} for n, r in clt_res.items()},
+        "sampler_mean_var": {k: [float(v.mean()), float(v.var())] for k, v in draws.items()},
+        "bayes_posteriors_beta_a_b": curves, "estimation": est, "markov": mk, "welford": wf,
+        "seconds": time.perf_counter() - t0,
+    }
+    (out / "ch04_probability.json").write_text(json.dumps(result, indent=1))
+    print("LLN final running means (expect 0.5):", np.round(path[:, -1], 4).tolist())
+    for n, r in result["clt"].items():
+        print(f"CLT n={n:3d}: KS to N(0,1) {r['ks']:.4f}, skewness {r['skewness']:.3f}"
+              f" (theory {r['skewness_theory']:.3f})")
+    print("MLE/MAP:", json.dumps(est))
+    print("Markov:", json.dumps(mk))
+    print("variance in float32 with offset 1e4:", json.dumps(wf))
+    print(f"wrote {out}/ch04_*.png and ch04_probability.json in {result['seconds']:.1f} s")
+
+
+if __name__ == "__main__":
+    main()
