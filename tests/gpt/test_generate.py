@@ -18,37 +18,42 @@ def params():
     return _randomize(gpt.init_params(CFG, jax.random.key(3)), 5, 0.2)
 
 
+PROMPTS = np.array([[1, 2, 3, 4, 5], [6, 7, 8, 9, 10]])
+NEW = 20  # 5 + 20 > block_size 12: the last 13 steps run on the cropped window
+
+
+def _reference(params, prompt, new):
+    # nanoGPT's loop on the float64 numpy model: crop to the last block_size tokens, argmax of the last logits
+    seq = [int(t) for t in prompt]
+    for _ in range(new):
+        seq.append(int(np.argmax(naive_forward(params, seq[-CFG.block_size:], CFG)[-1])))
+    return seq
+
+
 def test_cached_and_uncached_give_identical_tokens(params, key):
-    prompt = np.array([[1, 2, 3, 4, 5], [6, 7, 8, 9, 10]])
-    a = generate(params, CFG, prompt, 20, key, temperature=1.0, use_cache=True)  # runs past block 12
-    b = generate(params, CFG, prompt, 20, key, temperature=1.0, use_cache=False)
+    a = generate(params, CFG, PROMPTS, NEW, key, temperature=1.0, use_cache=True)
+    b = generate(params, CFG, PROMPTS, NEW, key, temperature=1.0, use_cache=False)
     assert a.shape == (2, 25) and a.dtype == jnp.int32
     np.testing.assert_array_equal(a, b)
-    np.testing.assert_array_equal(a[:, :5], prompt)
+    np.testing.assert_array_equal(a[:, :5], PROMPTS)
     assert ((np.asarray(a) >= 0) & (np.asarray(a) < CFG.vocab_size)).all()
 
 
 def test_greedy_matches_argmax_of_reference_model(params, key):
-    prompt = [3, 1, 4, 1, 5]
-    out = generate(params, CFG, np.array(prompt), 14, key, temperature=0.0)
-    seq = list(prompt)
-    for _ in range(14):  # nanoGPT's loop: crop to the last block_size tokens, argmax of the last logits
-        seq.append(int(np.argmax(naive_forward(params, seq[-CFG.block_size:], CFG)[-1])))
-    np.testing.assert_array_equal(out, seq)
+    out = generate(params, CFG, PROMPTS[0], NEW, key, temperature=0.0)
+    np.testing.assert_array_equal(out, _reference(params, PROMPTS[0], NEW))
 
 
 def test_batched_greedy_equals_one_prompt_at_a_time(params, key):
-    prompts = np.array([[0, 1, 2], [5, 5, 5], [18, 0, 7]])
-    batched = generate(params, CFG, prompts, 6, key, temperature=0.0)
-    for row, p in zip(np.asarray(batched), prompts, strict=True):
-        np.testing.assert_array_equal(row, generate(params, CFG, p, 6, key, temperature=0.0))
+    batched = generate(params, CFG, PROMPTS, NEW, key, temperature=0.0)  # temperature is traced: no compile
+    for row, p in zip(np.asarray(batched), PROMPTS, strict=True):
+        np.testing.assert_array_equal(row, generate(params, CFG, p, NEW, key, temperature=0.0))
 
 
 def test_long_prompt_is_cropped(params, key):
-    prompt = np.arange(20) % CFG.vocab_size  # longer than block_size 12
-    out = generate(params, CFG, prompt, 3, key, temperature=0.0)
-    ref = generate(params, CFG, prompt[-CFG.block_size:], 3, key, temperature=0.0)
-    np.testing.assert_array_equal(out[20:], ref[CFG.block_size:])
+    prompt = np.arange(17) % CFG.vocab_size  # longer than block_size 12
+    out = generate(params, CFG, prompt, 4, key, temperature=0.0)
+    np.testing.assert_array_equal(out, _reference(params, prompt, 4))
 
 
 @pytest.mark.parametrize("top_k, top_p", [(5, None), (None, 0.7), (8, 0.5)])
