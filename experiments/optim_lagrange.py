@@ -71,7 +71,7 @@ def main(argv=None):
         ax.set(title=f"{name}\nx* = ({x_np[0]:.4f}, {x_np[1]:.4f}), λ = {float(lam[0]):.4f}",
                xlim=(x0, x1), ylim=(y0, y1), aspect="equal")
     fig.tight_layout()
-    fig.savefig(args.out / "optim_lagrange.png", dpi=80)
+    fig.savefig(args.out / "optim_lagrange.png", dpi=70)
     (args.out / "optim_lagrange.json").write_text(json.dumps(report, indent=1))
     print(json.dumps(report, indent=1))
     return report

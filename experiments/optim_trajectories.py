@@ -98,7 +98,7 @@ def main(argv=None):
         axl.set(title=f"{name}: f - f* vs step", xlabel="step", ylabel="f - f*")
         axl.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(args.out / "optim_trajectories.png", dpi=80)
+    fig.savefig(args.out / "optim_trajectories.png", dpi=70)
     (args.out / "optim_trajectories.json").write_text(json.dumps(summary, indent=1))
     print(json.dumps(summary, indent=1))
     return summary
