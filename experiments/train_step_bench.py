@@ -23,7 +23,9 @@ from fungpt.gpt import model as gpt
 from fungpt.gpt import train as T
 
 OUT = pathlib.Path(__file__).resolve().parent / "out"
-QUICK = dict(n_layer=1, n_head=2, n_embd=32, block_size=16, batch_size=4)
+# The tiny model of the test suite (so the smoke test reuses its compiled steps).
+QUICK = dict(n_layer=1, n_head=2, n_embd=16, block_size=8, batch_size=4, grad_accum=2, dropout=0.1,
+             warmup_iters=2, lr_decay_iters=6, eval_iters=2)
 
 
 def matmul_peak_gflops(n: int = 2048, reps: int = 5) -> float:
@@ -50,14 +52,15 @@ def main(argv=None):
     ap.add_argument("--preset", default="baby")
     ap.add_argument("--steps", type=int, default=200, help="timed steps per variant")
     ap.add_argument("--rounds", type=int, default=5, help="interleaved rounds")
-    ap.add_argument("--dtypes", default="float32,bfloat16")
+    ap.add_argument("--dtypes", default="float32,bfloat16", help="'float32' alone with --quick")
     ap.add_argument("--quick", action="store_true", help="tiny model, few steps")
+    ap.add_argument("--data", help="a text file instead of the shipped corpus")
     args = ap.parse_args(argv)
     steps, rounds = (4, 2) if args.quick else (args.steps, args.rounds)
     peak = matmul_peak_gflops(256 if args.quick else 2048)
     rows = []
     for dtype in args.dtypes.split(","):
-        cfg = T.config_from(args.preset, dtype=dtype, **(QUICK if args.quick else {}))
+        cfg = T.config_from(args.preset, dtype=dtype, data=args.data, **(QUICK if args.quick else {}))
         tok, _, _ = T.prepare_data(cfg)
         _, mcfg = T.gpt_model(cfg, tok.vocab_size)
         n_params = gpt.num_params(jax.eval_shape(lambda mcfg=mcfg: gpt.init_params(mcfg, jax.random.key(0))))

@@ -153,7 +153,7 @@ def _cmd_bench(args) -> int:
           f"{len(res['jax']['times'])} steps, interleaved:")
     for g, r in res.items():
         print(f"  grad={g:7s} {r['ms_per_iter']:8.2f} ms/iter  {r['tokens_per_s']:9,.0f} tokens/s  "
-              f"(compile {r['compile_s']:.1f} s)")
+              f"(first call, with compile: {r['compile_s']:.1f} s)")
     print(f"  fungpt.grad / jax.grad = {res['fungpt']['ms_per_iter'] / res['jax']['ms_per_iter']:.3f}")
     return 0
 
