@@ -32,15 +32,18 @@ from fungpt.gpt import data as gpt_data
 BABY_GPT_VAL_LOSS = 1.9443  # nats/char, nanoGPT baby config after 2,000 iters (../shared/baselines.md)
 
 
+@jax.jit
+def _entropy_and_kl(p, covs):
+    one, zero = jnp.ones((1, 1), covs.dtype), jnp.zeros(1, covs.dtype)
+    forward = jax.vmap(info.kl_gaussian, in_axes=(None, None, None, 0))(zero, one, zero, covs)  # KL(N(0,1) ‖ N(0,σ²))
+    backward = jax.vmap(info.kl_gaussian, in_axes=(None, 0, None, None))(zero, covs, zero, one)
+    return info.binary_entropy(p, "bits"), forward, backward
+
+
 def entropy_and_kl():
     p = np.linspace(0.0, 1.0, 201)
-    hb = np.asarray(info.binary_entropy(jnp.asarray(p), "bits"))
     sigmas = np.linspace(0.3, 3.0, 55)
-    one, zero = jnp.ones((1, 1)), jnp.zeros(1)
-    kl = jax.jit(jax.vmap(info.kl_gaussian, in_axes=(None, None, None, 0)))
-    covs = jnp.asarray(sigmas**2)[:, None, None]
-    forward = np.asarray(kl(zero, one, zero, covs))  # KL(N(0,1) ‖ N(0,σ²))
-    backward = np.asarray(jax.jit(jax.vmap(info.kl_gaussian, in_axes=(None, 0, None, None)))(zero, covs, zero, one))
+    hb, forward, backward = map(np.asarray, _entropy_and_kl(jnp.asarray(p), jnp.asarray(sigmas**2)[:, None, None]))
     return p, hb, sigmas, forward, backward
 
 
@@ -61,6 +64,13 @@ def mutual_information_bias(quick, seed=0):
     return rhos, est, exact
 
 
+@jax.jit
+def _table_stats(pxy):
+    px, py = info.marginals(pxy)
+    return (info.entropy(py, "bits"), info.entropy(px, "bits"), info.joint_entropy(pxy, "bits"),
+            info.conditional_entropy(pxy, "bits"), info.mutual_information(pxy, "bits"))
+
+
 def shakespeare(quick):
     text = gpt_data.load_text()
     if quick:
@@ -74,12 +84,7 @@ def shakespeare(quick):
     train, val = ids[:cut], ids[cut:]
     joint = np.zeros((V, V))
     np.add.at(joint, (train[:-1], train[1:]), 1.0)
-    pxy = jnp.asarray(joint / joint.sum(), jnp.float32)
-    px, py = info.marginals(pxy)
-    H1 = float(info.entropy(py, "bits"))
-    H_joint = float(info.joint_entropy(pxy, "bits"))
-    H_cond = float(info.conditional_entropy(pxy, "bits"))
-    mi = float(info.mutual_information(pxy, "bits"))
+    H1, Hx, H_joint, H_cond, mi = map(float, _table_stats(jnp.asarray(joint / joint.sum(), jnp.float32)))
     # add-one smoothed models, scored on the validation text by the GPT's loss function (nats)
     uni_logits = jnp.log(jnp.asarray(np.bincount(train, minlength=V) + 1.0, jnp.float32))
     bi_logits = jnp.log(jnp.asarray(joint + 1.0, jnp.float32))
@@ -89,7 +94,7 @@ def shakespeare(quick):
     return {
         "characters": len(text), "vocab": V,
         "H(X_t) bits": H1, "H(X_t-1, X_t) bits": H_joint, "H(X_t | X_t-1) bits": H_cond,
-        "chain rule gap H(X,Y) - H(X) - H(Y|X) bits": H_joint - float(info.entropy(px, "bits")) - H_cond,
+        "chain rule gap H(X,Y) - H(X) - H(Y|X) bits": H_joint - Hx - H_cond,
         "I(X_t-1; X_t) bits": mi,
         "val loss nats": {"unigram": val_uni, "bigram": val_bi, "baby GPT (baselines.md)": BABY_GPT_VAL_LOSS},
         "val perplexity": {"unigram": float(info.perplexity(val_uni)), "bigram": float(info.perplexity(val_bi)),

@@ -48,6 +48,8 @@ def train_tiny_gpt(steps, value_and_grad, seed=0):
     ids = jnp.asarray(lut[np.frombuffer(text.encode("ascii"), np.uint8)])  # the corpus is plain ASCII
     cfg = GPTConfig(vocab_size=len(chars), block_size=64, n_layer=2, n_head=4, n_embd=64)
     params = init_params(cfg, jax.random.key(seed))
+    if steps == 0:
+        return cfg, params, chars, [None]
     opt = optim.adamw(3e-3, b2=0.99, weight_decay=0.01)
     state = opt.init(params)
 
@@ -170,7 +172,7 @@ def main(argv=None):
     train_s = time.perf_counter() - t0
     text = PROMPT[: 24 if args.quick else 40]
     tokens = jnp.asarray([chars.index(c) for c in text], jnp.int32)
-    logits, W = attention_maps(params, tokens, cfg)
+    logits, W = jax.jit(attention_maps, static_argnums=2)(params, tokens, cfg)
     err = float(jnp.max(jnp.abs(logits - forward(params, tokens, cfg))))
     assert err < 1e-3, f"layer-by-layer recomputation disagrees with gpt.forward by {err}"
     R = graphs.attention_rollout(W)

@@ -22,7 +22,7 @@ import fungpt
 from fungpt import discrete as dm
 from fungpt import graphs
 
-SETTINGS = settings(max_examples=20, deadline=None, derandomize=True)
+SETTINGS = settings(max_examples=12, deadline=None, derandomize=True)
 small_sets = st.lists(st.integers(0, 9), min_size=6, max_size=6)  # one shape: one compilation
 
 

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from fungpt import graphs
 
-SETTINGS = settings(max_examples=15, deadline=None, derandomize=True)
+SETTINGS = settings(max_examples=12, deadline=None, derandomize=True)
 # jitted once per module: hypothesis calls them with the same few shapes many times
 is_dag, has_cycle = jax.jit(graphs.is_dag), jax.jit(graphs.has_cycle)
 topological_order, transitive_closure = jax.jit(graphs.topological_order), jax.jit(graphs.transitive_closure)

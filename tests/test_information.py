@@ -21,7 +21,7 @@ from sklearn.metrics import mutual_info_score
 import fungpt
 from fungpt import information as info
 
-SETTINGS = settings(max_examples=20, deadline=None, derandomize=True)
+SETTINGS = settings(max_examples=12, deadline=None, derandomize=True)
 DTYPES = [jnp.float32, jnp.float64]
 
 
