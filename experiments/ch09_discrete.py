@@ -115,7 +115,6 @@ def main(argv=None):
     ax[0].legend(fontsize=8)
     for name, b in binet.items():
         ax[1].semilogy(fn, np.maximum(b["rel_error"], 1e-20), label=name)
-    ax[1].axhline(0.5 / 1.0, color="grey", lw=0.5)
     ax[1].set(xlabel="n", ylabel="|Binet(n) − F(n)| / F(n)", title="Binet's closed form in floating point")
     ax[1].legend(fontsize=8)
     ks = [r["k"] for r in swell]
