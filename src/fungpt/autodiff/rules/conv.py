@@ -12,11 +12,12 @@ from jax import lax
 from fungpt.autodiff.forward import jvp_jaxpr
 from fungpt.autodiff.jaxpr import open_jaxpr
 from fungpt.autodiff.rules import deflinear, jvp_rules, prim, vjp_rules
+from fungpt.autodiff.rules._jitted import jitted
 
 
 def _defrule(p, vjp, jvp):
     if p is not None:
-        vjp_rules[p], jvp_rules[p] = vjp, jvp
+        vjp_rules[p], jvp_rules[p] = jitted(vjp), jitted(jvp)
 
 
 def _dilate(shape, dilation):

@@ -20,13 +20,14 @@ from fungpt.autodiff.forward import jvp_jaxpr
 from fungpt.autodiff.jaxpr import open_jaxpr
 from fungpt.autodiff.reverse import linearize
 from fungpt.autodiff.rules import fwd_rules, is_float, jvp_rules, prim, vjp_rules
+from fungpt.autodiff.rules._jitted import jitted
 
 _HI = lax.Precision.HIGHEST
 
 
 def _defrule(p, vjp, jvp):
     if p is not None:
-        vjp_rules[p], jvp_rules[p] = vjp, jvp
+        vjp_rules[p], jvp_rules[p] = jitted(vjp), jitted(jvp)
 
 
 def _mm(a, b):

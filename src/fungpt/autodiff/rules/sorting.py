@@ -16,11 +16,12 @@ import numpy as np
 from jax import lax
 
 from fungpt.autodiff.rules import is_float, jvp_rules, prim, vjp_rules
+from fungpt.autodiff.rules._jitted import jitted
 
 
 def _defrule(p, vjp, jvp):
     if p is not None:
-        vjp_rules[p], jvp_rules[p] = vjp, jvp
+        vjp_rules[p], jvp_rules[p] = jitted(vjp), jitted(jvp)
 
 
 # --- sort ------------------------------------------------------------------------------------------

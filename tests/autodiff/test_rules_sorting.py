@@ -1,0 +1,100 @@
+"""sort (multi-operand, num_keys, stable), top_k and the cumulative reductions against jax.vjp /
+jax.jvp, the transpose identity and float64 central differences. Ties are compared with JAX only
+(a tie is a kink: central differences do not apply there)."""
+import zlib
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from jax import lax
+
+import fungpt
+from tests.autodiff._numpy_random import numpy_random  # noqa: F401 (autouse fixture)
+from tests.autodiff.oracle import check_all, check_vjp
+
+DTYPES = [np.float32, np.float64]
+TIES = np.array([1.0, 2.0, 1.0, 3.0, 2.0, 1.0])
+
+
+def _normal(name, dtype, *shapes):
+    rng = np.random.default_rng(zlib.crc32(name.encode()))
+    return tuple(jnp.asarray(rng.normal(size=s), dtype) for s in shapes)
+
+
+def _w(x):  # distinct weights, so that a permuted cotangent cannot pass by symmetry
+    return jnp.arange(1, x.size + 1, dtype=x.dtype).reshape(x.shape)
+
+
+# (name, function, argument shapes, central differences apply)
+SPECS = [
+    ("sort_last", lambda x: jnp.sort(x) * _w(x), [(3, 5)], True),
+    ("sort_axis0", lambda x: jnp.sort(x, axis=0) * _w(x), [(3, 5)], True),
+    ("sort_descending", lambda x: jnp.sort(x, descending=True) * _w(x), [(5,)], True),
+    ("sort_size1", lambda x: jnp.sort(x, axis=0) * _w(x), [(1, 5)], True),
+    ("sort_size0", lambda x: jnp.sort(x, axis=1), [(3, 0)], True),
+    ("sort_key_value", lambda k, v: lax.sort((k, v), num_keys=1)[1] * _w(v), [(5,), (5,)], True),
+    ("sort_two_keys", lambda a, b: sum(o * _w(o) for o in lax.sort((a, b), num_keys=2)), [(5,), (5,)], True),
+    ("sort_int_keys", lambda v: lax.sort((jnp.array([2, 0, 1, 0, 2]), v), num_keys=1)[1] * _w(v), [(5,)], True),
+    ("argsort_gather", lambda x: x[jnp.argsort(x)] ** 2, [(5,)], True),
+    ("top_k", lambda x: lax.top_k(x, 3)[0] * _w(lax.top_k(x, 3)[0]), [(3, 5)], True),
+    ("top_k_all", lambda x: lax.top_k(x, 5)[0] ** 2, [(5,)], True),
+    ("cumprod", lambda x: jnp.cumprod(x, axis=1), [(3, 5)], True),
+    ("cumprod_reverse", lambda x: lax.cumprod(x, axis=0, reverse=True), [(3, 5)], True),
+    ("cumprod_size1", lambda x: jnp.cumprod(x, axis=0), [(1, 5)], True),
+    ("cummax", lambda x: lax.cummax(x, axis=1), [(3, 5)], True),
+    ("cummin_reverse", lambda x: lax.cummin(x, axis=1, reverse=True), [(3, 5)], True),
+    ("cumlogsumexp", lambda x: lax.cumlogsumexp(x, axis=1), [(3, 5)], True),
+    ("cumlogsumexp_reverse", lambda x: lax.cumlogsumexp(x, axis=0, reverse=True), [(3, 5)], True),
+    # Ties, compared with JAX only.
+    ("sort_ties", lambda x: jnp.sort(x + TIES.astype(x.dtype) * 0) * _w(x), [(6,)], False),
+    ("stable_sort_ties", lambda x: lax.sort((TIES.astype(x.dtype), x), num_keys=1, is_stable=True)[1] * _w(x),
+     [(6,)], False),
+    ("top_k_ties", lambda x: lax.top_k(TIES.astype(x.dtype) * x[0] ** 0 + x * 0 + TIES.astype(x.dtype), 3)[0],
+     [(6,)], False),
+    ("cummax_ties", lambda x: lax.cummax(TIES.astype(x.dtype) + 0 * x, axis=0) * (1 + x), [(6,)], False),
+    ("cummax_plateau", lambda x: lax.cummax(jnp.minimum(x, 0.5), axis=0), [(6,)], False),
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("name,f,shapes,fd", SPECS, ids=[s[0] for s in SPECS])
+def test_sorting(name, f, shapes, fd, dtype, key):
+    check_all(f, _normal(name, dtype, *shapes), key, fd=fd)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+def test_ties_follow_jax(dtype, key):
+    # Equal keys: the permutation (hence who receives which cotangent) matches JAX's exactly.
+    x = jnp.asarray(TIES, dtype)
+    for f in (jnp.sort, lambda v: lax.top_k(v, 4)[0], lambda v: lax.cummax(v, 0),
+              lambda v: lax.cummin(v, 0, reverse=True)):
+        check_vjp(f, (x,), key)
+
+
+def test_jit_and_grad_of_grad():
+    x = jnp.asarray(np.random.default_rng(0).normal(size=6))
+
+    def loss(x):
+        s = jnp.sort(x)
+        return jnp.sum(s * s * jnp.arange(6.0)) + jnp.sum(lax.cumlogsumexp(x, 0)) + jnp.sum(lax.top_k(x, 2)[0] ** 3)
+
+    np.testing.assert_allclose(jax.jit(fungpt.grad(loss))(x), jax.grad(loss)(x), rtol=1e-10)
+    outer = lambda g: lambda x: jnp.sum(jnp.sin(g(loss)(x)))
+    np.testing.assert_allclose(jax.jit(fungpt.grad(outer(fungpt.grad)))(x), jax.jit(jax.grad(outer(jax.grad)))(x),
+                               rtol=1e-9)
+    cp = lambda x: jnp.sum(jnp.cumprod(x) ** 2)
+    np.testing.assert_allclose(fungpt.hessian(cp)(x), jax.hessian(cp)(x), rtol=1e-9)
+
+
+@settings(max_examples=6, deadline=None)
+@given(shape=st.lists(st.integers(1, 4), min_size=1, max_size=3), seed=st.integers(0, 2**16), data=st.data())
+def test_property_sort_and_cumulative_any_axis(shape, seed, data):
+    axis = data.draw(st.integers(0, len(shape) - 1))
+    reverse = data.draw(st.booleans())
+    x = jnp.asarray(np.random.default_rng(seed).normal(size=shape))
+    key = jax.random.key(seed)
+    check_all(lambda x: jnp.sort(x, axis=axis) * _w(x), (x,), key)
+    check_all(lambda x: lax.cumprod(x, axis=axis, reverse=reverse), (x,), key)
