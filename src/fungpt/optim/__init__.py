@@ -1,5 +1,9 @@
 """Chapter 5, optimization: our optimizers (no optax) as pairs of pure functions, and the landscape.
 
+Optimizers (`base`, `transforms`, `alias`, `clip`, `wrappers`, `schedules`), losses (`losses`),
+convexity / critical points / Lagrange multipliers / line search (`landscape`), Hessian-vector
+products, sharpness and Lipschitz bounds (`curvature`). The GPT train step's optimizer:
+
     opt = chain(clip_by_global_norm(1.0),
                 adamw(warmup_cosine(1e-3, 100, 2000, 1e-4), b2=0.99, weight_decay=0.1, mask=ndim_mask))
     state = opt.init(params)
