@@ -19,6 +19,7 @@ from fungpt import numerics as nm
 
 F32, F64 = np.dtype("float32"), np.dtype("float64")
 DTYPES = [F32, F64]
+SLOW_F32 = [pytest.param(F32, marks=pytest.mark.slow), F64]     # float32 twin runs with -m slow
 ALG_TOL = {F32: 1e-4, F64: 1e-11}
 SEEDS = st.integers(0, 2**31 - 1)
 
@@ -152,7 +153,7 @@ def test_lu_pa_equals_lu(seed):
     _close(np.triu(np.asarray(u)), u, 0)
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("dtype", SLOW_F32)
 def test_solve_triangular_and_cholesky(dtype):
     t = (np.tril(_rand(5, (5, 5))) + 4 * np.eye(5)).astype(dtype)
     b = _rand(6, (5, 2), dtype)
@@ -209,7 +210,7 @@ def test_qr_householder_complex_and_wide():
 
 # ---------------------------------------------------------------- efficient matrix operations
 
-@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("dtype", SLOW_F32)
 def test_blocked_matmul(dtype):
     a, b = _rand(11, (37, 20), dtype), _rand(12, (20, 29), dtype)
     _close(nm.blocked_matmul(a, b, block=16), a.astype(F64) @ b.astype(F64), TOL[dtype], atol=TOL[dtype])
