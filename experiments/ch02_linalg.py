@@ -125,7 +125,7 @@ def main(argv=None):
     fig.savefig(out / "ch02_linalg.png", dpi=80)
     plt.close(fig)
 
-    fig, ax = plt.subplots(1, len(ranks) + 1, figsize=(3 * (len(ranks) + 1), 3.2))
+    fig, ax = plt.subplots(1, len(ranks) + 1, figsize=(3 * (len(ranks) + 1), 3.4))
     ax[0].imshow(img, cmap="gray")
     ax[0].set_title(f"original ({img.shape[0]}x{img.shape[1]})")
     for a_, k in zip(ax[1:], ranks, strict=True):
@@ -133,12 +133,12 @@ def main(argv=None):
         a_.set_title(f"rank {k}: error {errs[k][0]:.3f}")
     for a_ in ax:
         a_.axis("off")
-    fig.tight_layout()
+    fig.tight_layout(pad=1.5)
     fig.savefig(out / "ch02_svd_compression.png", dpi=70)
     plt.close(fig)
 
     summary = {
-        "power_iteration": {"final_error": float(curves[0.5][-1]), "n": len(s),
+        "power_iteration": {"final_error": float(curves[0.5][-1]), "n": 5 if q else 20,
                             "errors_after_20": {str(r): float(c[min(19, len(c) - 1)]) for r, c in curves.items()}},
         "svd_compression": {str(k): {"rel_error": e, "eckart_young": ey} for k, (e, ey) in errs.items()},
         "orthogonality_loss_at_max_cond": {k: v[-1] for k, v in ortho.items()} | {"cond": float(conds[-1])},
