@@ -8,6 +8,7 @@ Everything jits and vmaps; step sizes and tolerances default from the input's dt
 """
 from __future__ import annotations
 
+import functools
 import math
 from typing import NamedTuple
 
@@ -314,7 +315,11 @@ def gauss_legendre_nodes(n, dtype=None):
     unit eigenvectors v_i. Shapes (n,), (n,). Cost O(n^3) (a dense eigensolver)."""
     if not isinstance(n, int) or n < 1:
         raise ValueError(f"n must be a positive int, got {n!r}")
-    dtype = jnp.asarray(0.0).dtype if dtype is None else jnp.dtype(dtype)
+    return _gauss_legendre_nodes(n, jnp.asarray(0.0).dtype if dtype is None else jnp.dtype(dtype))
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def _gauss_legendre_nodes(n, dtype):
     k = jnp.arange(1, n, dtype=dtype)
     off = k / jnp.sqrt(4 * k * k - 1)
     jac = jnp.diag(off, 1) + jnp.diag(off, -1)
@@ -415,7 +420,11 @@ def halton(n, d, *, dtype=None):
         raise ValueError(f"d must be an int in [1, {len(_PRIMES)}], got {d!r}")
     if not isinstance(n, int) or n < 1:
         raise ValueError(f"n must be a positive int, got {n!r}")
-    dtype = jnp.asarray(0.0).dtype if dtype is None else jnp.dtype(dtype)
+    return _halton(n, d, jnp.asarray(0.0).dtype if dtype is None else jnp.dtype(dtype))
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1, 2))
+def _halton(n, d, dtype):
     i0 = jnp.arange(n)
     cols = []
     for p in _PRIMES[:d]:
