@@ -49,20 +49,25 @@ def main(argv=None):
     fig, axes = plt.subplots(1, 2, figsize=(11, 5))
     report = {}
     for ax, (name, p) in zip(axes, problems().items(), strict=True):
-        x, lam = optim.lagrange_newton(p["f"], p["h"], jnp.asarray(p["x0"], jnp.float32), steps=20)
+        @jax.jit
+        def solve(x0, pts, f=p["f"], h=p["h"]):
+            # One compiled program per problem: the solve, both gradients at x*, and the contour grids.
+            x, lam = optim.lagrange_newton(f, h, x0, steps=20)
+            return x, lam, fungpt.grad(f)(x), fungpt.grad(h)(x), jax.vmap(f)(pts), jax.vmap(h)(pts)
+
+        x0, x1, y0, y1 = p["box"]
+        gx, gy = np.meshgrid(np.linspace(x0, x1, n), np.linspace(y0, y1, n))
+        pts = jnp.asarray(np.stack([gx.ravel(), gy.ravel()], 1), jnp.float32)
+        x, lam, gf, gh, fz, hz = solve(jnp.asarray(p["x0"], jnp.float32), pts)
+        fz, hz = np.asarray(fz).reshape(gx.shape), np.asarray(hz).reshape(gx.shape)
         x_np = np.asarray(x, np.float64)
         report[name] = {"x": x_np.tolist(), "lambda": float(lam[0]), "exact_x": p["exact"][0].tolist(),
                         "exact_lambda": float(p["exact"][1]),
                         "max_abs_error_x": float(np.max(np.abs(x_np - p["exact"][0])))}
-        x0, x1, y0, y1 = p["box"]
-        gx, gy = np.meshgrid(np.linspace(x0, x1, n), np.linspace(y0, y1, n))
-        pts = jnp.asarray(np.stack([gx.ravel(), gy.ravel()], 1), jnp.float32)
-        fz = np.asarray(jax.vmap(p["f"])(pts)).reshape(gx.shape)
-        hz = np.asarray(jax.vmap(p["h"])(pts)).reshape(gx.shape)
         ax.contour(gx, gy, fz, levels=20, cmap="viridis", linewidths=0.7)
         ax.contour(gx, gy, fz, levels=[float(p["f"](x))], colors="tab:blue", linewidths=1.8)
         ax.contour(gx, gy, hz, levels=[0.0], colors="tab:red", linewidths=2.0)
-        gf, gh = np.asarray(fungpt.grad(p["f"])(x)), np.asarray(fungpt.grad(p["h"])(x))
+        gf, gh = np.asarray(gf), np.asarray(gh)
         for g, color, label in ((gf, "tab:blue", "∇f"), (gh, "tab:red", "∇h")):
             g = 0.6 * g / np.linalg.norm(g)
             ax.annotate("", xy=x_np + g, xytext=x_np, arrowprops=dict(arrowstyle="->", color=color, lw=2))

@@ -59,10 +59,14 @@ def trajectory(opt, f, start, steps):
         x = optim.apply_updates(x, u)
         return (x, s), x
 
-    x0 = jnp.asarray(start, jnp.float32)
-    _, xs = jax.jit(lambda x0: jax.lax.scan(step, (x0, opt.init(x0)), None, length=steps))(x0)
-    xs = jnp.concatenate([x0[None], xs])
-    return np.asarray(xs), np.asarray(jax.vmap(f)(xs))
+    @jax.jit
+    def run(x0):
+        _, xs = jax.lax.scan(step, (x0, opt.init(x0)), None, length=steps)
+        xs = jnp.concatenate([x0[None], xs])
+        return xs, jax.vmap(f)(xs)
+
+    xs, losses = run(jnp.asarray(start, jnp.float32))
+    return np.asarray(xs), np.asarray(losses)
 
 
 def main(argv=None):
