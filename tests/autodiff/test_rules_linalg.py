@@ -1,0 +1,179 @@
+"""What jnp.linalg lowers to (lu, triangular_solve, custom_linear_solve, cholesky, qr, eigh, svd and
+det/slogdet's custom_jvp rules) against jax.vjp / jax.jvp, the transpose identity and float64 central
+differences. Samplers stay inside each function's domain: SPD matrices for cholesky, well-separated
+eigenvalues for eigh, distinct singular values for svd, well-conditioned matrices for solves."""
+import zlib
+
+import jax
+import jax.numpy as jnp
+import jax.scipy.linalg as jsl
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from jax import lax
+
+import fungpt
+from tests.autodiff._numpy_random import numpy_random  # noqa: F401 (autouse fixture)
+from tests.autodiff.oracle import check_all, check_finite_differences, check_transpose_identity
+
+DTYPES = [np.float32, np.float64]
+
+
+# Samplers: (rng, batch shape) -> float64 numpy array.
+def normal(*shape):
+    return lambda rng: rng.normal(size=shape)
+
+
+def well_conditioned(n, *batch):
+    return lambda rng: rng.normal(size=(*batch, n, n)) + 3 * np.eye(n)
+
+
+def spd(n, *batch):
+    def sample(rng):
+        a = rng.normal(size=(*batch, n, n))
+        return a @ np.swapaxes(a, -1, -2) + n * np.eye(n)
+    return sample
+
+
+def orthogonal(rng, n):
+    return np.linalg.qr(rng.normal(size=(n, n)))[0]
+
+
+def symmetric_spread(n):  # eigenvalues 1, 2.5, 4, ...: gaps well away from zero
+    def sample(rng):
+        q = orthogonal(rng, n)
+        return q @ np.diag(1 + 1.5 * np.arange(n)) @ q.T
+    return sample
+
+
+def distinct_singular(m, n):  # singular values 3, 2, 1, ...
+    def sample(rng):
+        k = min(m, n)
+        return orthogonal(rng, m)[:, :k] @ np.diag(np.arange(k, 0, -1.0)) @ orthogonal(rng, n)[:k, :]
+    return sample
+
+
+def complex_of(sample):
+    return lambda rng: sample(rng) + 1j * sample(rng)
+
+
+def _lower(a):
+    return jnp.tril(a) + 3 * jnp.eye(a.shape[-1], dtype=a.dtype)
+
+
+# (name, function, samplers, central differences apply)
+SPECS = [
+    ("solve_vector", jnp.linalg.solve, [well_conditioned(3), normal(3)], True),
+    ("solve_matrix", jnp.linalg.solve, [well_conditioned(3), normal(3, 2)], True),
+    ("solve_batched", jnp.linalg.solve, [well_conditioned(3, 2), normal(2, 3, 2)], True),
+    ("solve_1x1", jnp.linalg.solve, [well_conditioned(1), normal(1, 2)], True),
+    ("inv", jnp.linalg.inv, [well_conditioned(3)], True),
+    ("det_3x3", jnp.linalg.det, [well_conditioned(3)], True),  # JAX expands 2x2 and 3x3 by hand
+    ("det_lu", jnp.linalg.det, [well_conditioned(4)], True),   # larger ones go through lu
+    ("slogdet", lambda a: jnp.linalg.slogdet(a)[1], [well_conditioned(4)], True),
+    ("cholesky", jnp.linalg.cholesky, [spd(3)], True),
+    ("cholesky_batched", jnp.linalg.cholesky, [spd(3, 2)], True),
+    ("cho_solve", lambda a, b: jsl.cho_solve((jnp.linalg.cholesky(a), True), b), [spd(3), normal(3)], True),
+    ("solve_triangular_lower", lambda a, b: jsl.solve_triangular(_lower(a), b, lower=True),
+     [normal(3, 3), normal(3, 2)], True),
+    ("solve_triangular_upper_trans", lambda a, b: jsl.solve_triangular(_lower(a).T, b, lower=False, trans=1),
+     [normal(3, 3), normal(3, 2)], True),
+    ("solve_triangular_unit", lambda a, b: jsl.solve_triangular(a, b, lower=True, unit_diagonal=True),
+     [normal(3, 3), normal(3)], True),
+    ("triangular_solve_right", lambda a, b: lax.linalg.triangular_solve(_lower(a), b, left_side=False, lower=True),
+     [normal(3, 3), normal(2, 3)], True),
+    ("lu", jsl.lu, [well_conditioned(3)], True),
+    ("lu_tall", jsl.lu, [normal(4, 3)], True),
+    ("lu_wide", jsl.lu, [normal(3, 4)], True),
+    ("qr", jnp.linalg.qr, [well_conditioned(3)], True),
+    ("qr_tall", jnp.linalg.qr, [normal(4, 3)], True),
+    ("qr_wide", jnp.linalg.qr, [normal(3, 4)], True),
+    ("qr_complete_square", lambda a: jnp.linalg.qr(a, mode="complete"), [well_conditioned(3)], True),
+    ("qr_pivoting", lambda a: jsl.qr(a, pivoting=True, mode="economic")[:2], [normal(4, 3)], True),
+    ("eigh", jnp.linalg.eigh, [symmetric_spread(3)], True),
+    ("eigvalsh", jnp.linalg.eigvalsh, [symmetric_spread(3)], True),
+    ("svd", lambda a: jnp.linalg.svd(a, full_matrices=False), [distinct_singular(3, 3)], True),
+    ("svd_tall", lambda a: jnp.linalg.svd(a, full_matrices=False), [distinct_singular(4, 3)], True),
+    ("svd_wide", lambda a: jnp.linalg.svd(a, full_matrices=False), [distinct_singular(3, 4)], True),
+    ("svd_full_square", jnp.linalg.svd, [distinct_singular(3, 3)], True),
+    ("svdvals", lambda a: jnp.linalg.svd(a, compute_uv=False), [distinct_singular(4, 3)], True),
+    ("pinv", jnp.linalg.pinv, [distinct_singular(4, 3)], True),
+    ("lstsq", lambda a, b: jnp.linalg.lstsq(a, b)[0], [distinct_singular(4, 3), normal(4)], True),
+]
+
+# Complex matrices: JAX's (unconjugated) transpose convention; compared with JAX only.
+COMPLEX_SPECS = [
+    ("solve", jnp.linalg.solve, [complex_of(well_conditioned(3)), complex_of(normal(3, 2))]),
+    ("cholesky", jnp.linalg.cholesky, [lambda rng: (lambda a: a @ a.conj().T + 3 * np.eye(3))(
+        complex_of(normal(3, 3))(rng))]),
+    ("solve_triangular_conj", lambda a, b: jsl.solve_triangular(_lower(a), b, lower=True, trans="C"),
+     [complex_of(normal(3, 3)), complex_of(normal(3, 2))]),
+    ("lu", lambda a: jsl.lu_factor(a)[0], [complex_of(well_conditioned(3))]),
+    ("qr", jnp.linalg.qr, [complex_of(normal(4, 3))]),
+    ("eigvalsh", jnp.linalg.eigvalsh, [lambda rng: (lambda a: a + a.conj().T)(complex_of(normal(3, 3))(rng))]),
+    ("svdvals", lambda a: jnp.linalg.svd(a, compute_uv=False), [complex_of(normal(3, 3))]),
+]
+
+
+def _sample(name, dtype, samplers):
+    rng = np.random.default_rng(zlib.crc32(name.encode()))
+    return tuple(jnp.asarray(s(rng), dtype) for s in samplers)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("name,f,samplers,fd", SPECS, ids=[s[0] for s in SPECS])
+def test_linalg(name, f, samplers, fd, dtype, key):
+    check_all(f, _sample(name, dtype, samplers), key, fd=fd)
+
+
+@pytest.mark.parametrize("dtype", [np.complex64, np.complex128], ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("name,f,samplers", COMPLEX_SPECS, ids=[s[0] for s in COMPLEX_SPECS])
+def test_linalg_complex(name, f, samplers, dtype, key):
+    check_all(f, _sample(name, dtype, samplers), key)
+
+
+def test_pivoted_wide_qr_matches_finite_differences(key):
+    # JAX 0.10.2's JVP for a wide QR with column pivoting uses the unpivoted trailing columns of X
+    # (R2 = Q^H X2 needs X P); ours uses X P. Central differences are the referee here.
+    f = lambda a: jsl.qr(a, pivoting=True, mode="economic")[1]
+    (a,) = _sample("qr_piv_wide", np.float64, [normal(3, 4)])
+    check_transpose_identity(f, (a,), key)
+    check_finite_differences(f, (a,), key)
+
+
+def test_unsupported_cases_raise_clear_errors():
+    a = jnp.asarray(np.random.default_rng(0).normal(size=(4, 3)))
+    with pytest.raises(NotImplementedError, match="full_matrices"):
+        fungpt.grad(lambda a: jnp.sum(jnp.linalg.svd(a)[1]))(a)
+    with pytest.raises(NotImplementedError, match="full_matrices"):
+        fungpt.grad(lambda a: jnp.sum(jnp.linalg.qr(a, mode="complete")[0]))(a)
+
+
+def test_jit_and_grad_of_grad():
+    rng = np.random.default_rng(1)
+    a = jnp.asarray(well_conditioned(3)(rng))
+    b = jnp.asarray(rng.normal(size=(3,)))
+
+    def loss(a):
+        s = a @ a.T + 3 * jnp.eye(3)
+        x = jnp.linalg.solve(a, b)
+        return (jnp.linalg.slogdet(s)[1] + jnp.sum(jnp.linalg.cholesky(s) ** 2) + x @ x
+                + jnp.sum(jnp.linalg.eigvalsh(s) ** 2) + jnp.sum(jnp.linalg.svd(a, compute_uv=False) ** 3)
+                + jnp.sum(jnp.linalg.qr(a)[1] ** 2) + jnp.linalg.det(a))
+
+    np.testing.assert_allclose(jax.jit(fungpt.grad(loss))(a), jax.grad(loss)(a), rtol=1e-10)
+    outer = lambda g: lambda a: jnp.sum(jnp.sin(g(loss)(a)))
+    np.testing.assert_allclose(jax.jit(fungpt.grad(outer(fungpt.grad)))(a), jax.jit(jax.grad(outer(jax.grad)))(a),
+                               rtol=1e-8)
+    per_example = jnp.stack([a, a.T + jnp.eye(3)])
+    np.testing.assert_allclose(jax.vmap(fungpt.grad(loss))(per_example), jax.vmap(jax.grad(loss))(per_example),
+                               rtol=1e-10)
+
+
+@settings(max_examples=3, deadline=None)
+@given(n=st.integers(1, 4), seed=st.integers(0, 2**16))
+def test_property_spd_functions_any_size(n, seed):
+    a = jnp.asarray(spd(n)(np.random.default_rng(seed)))
+    check_all(lambda a: (jnp.linalg.cholesky(a), jnp.linalg.slogdet(a)[1], jnp.linalg.inv(a)), (a,),
+              jax.random.key(seed))
