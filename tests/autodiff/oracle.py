@@ -47,6 +47,9 @@ def assert_trees_close(actual, expected, rtol, what=""):
             continue
         a, e = np.asarray(a), np.asarray(e)
         assert a.dtype == e.dtype, f"{name}: dtype {a.dtype} != {e.dtype}"
+        nan_a, nan_e = np.isnan(a), np.isnan(e)
+        assert np.array_equal(nan_a, nan_e), f"{name}: NaN at {np.argwhere(nan_a)} vs {np.argwhere(nan_e)}"
+        a, e = np.where(nan_a, 0, a), np.where(nan_e, 0, e)
         scale = max(1.0, float(np.max(np.abs(e)))) if e.size else 1.0
         err = float(np.max(np.abs(a - e))) if e.size else 0.0
         assert err <= rtol * scale, f"{name}: max abs error {err:.3e} > {rtol:.1e} * {scale:.3e}"
@@ -93,10 +96,13 @@ def check_transpose_identity(f, args, key, rtol=None):
     assert abs(lhs - rhs) <= rtol * max(1.0, abs(lhs), abs(rhs)), f"<t, vjp(c)> = {lhs} but <jvp(t), c> = {rhs}"
 
 
-def check_finite_differences(f, args, key, eps=1e-6, rtol=1e-5):
-    """Directional derivative from central differences (float64 args) against our JVP and VJP."""
-    t = _random_like(key, args)
-    _, tout = fungpt.jvp(f, tuple(args), tuple(t))
+def check_finite_differences(f, args, key, eps=1e-6, rtol=1e-5, tangent=None):
+    """Directional derivative from central differences (float64 args) against our JVP."""
+    if tangent is None:
+        t = _random_like(key, args)
+        _, tout = fungpt.jvp(f, tuple(args), tuple(t))
+    else:
+        t, tout = tangent
 
     def shifted(s):
         moved = tree_util.tree_map(lambda x, d: x + s * d if jnp.issubdtype(jnp.asarray(x).dtype, jnp.inexact)
@@ -108,12 +114,25 @@ def check_finite_differences(f, args, key, eps=1e-6, rtol=1e-5):
 
 
 def check_all(f, args, key, rtol=None, fd=True):
-    """Every oracle: jax.vjp, jax.jvp, the transpose identity, and (float64) central differences."""
-    k1, k2, k3, k4 = jax.random.split(key, 4)
-    check_vjp(f, args, k1, rtol)
-    check_jvp(f, args, k2, rtol)
-    check_transpose_identity(f, args, k3)
+    """Every oracle: jax.vjp, jax.jvp, the transpose identity <t, vjp(c)> = <jvp(t), c> between our
+    own two modes, and (all-float64 arguments) central differences. Each transform runs once."""
+    k1, k2, k3 = jax.random.split(key, 3)
+    out, pull = fungpt.vjp(f, *args)
+    ref_out, ref_pull = jax.vjp(f, *args)
+    rtol = rtol or _tol((args, ref_out))
+    assert_trees_close(out, ref_out, rtol, "primal out")
+    c = _random_like(k1, ref_out)
+    ct_in = pull(c)
+    assert_trees_close(ct_in, ref_pull(c), rtol, "cotangent")
+    t = _random_like(k2, args)
+    _, tout = fungpt.jvp(f, tuple(args), tuple(t))
+    assert_trees_close(tout, jax.jvp(f, tuple(args), tuple(t))[1], rtol, "tangent")
+    lhs, rhs = _vdot(t, ct_in), _vdot(tout, c)
+    tol = 10 * _tol((args, out))
+    assert abs(lhs - rhs) <= tol * max(1.0, abs(lhs), abs(rhs)), f"<t, vjp(c)> = {lhs} but <jvp(t), c> = {rhs}"
     all64 = all(np.dtype(jnp.asarray(x).dtype) == np.float64 for x in tree_util.tree_leaves(args)
                 if jnp.issubdtype(jnp.asarray(x).dtype, jnp.inexact))
     if fd and all64:
-        check_finite_differences(f, args, k4)
+        check_finite_differences(f, args, k3, tangent=(t, tout))
+
+

@@ -42,6 +42,7 @@ def _argnums_tuple(argnums, nargs, name):
 def _vjp_flat(fun, primals, has_aux):
     """Trace fun(*primals) and run the forward sweep. Returns outputs, aux, and the pullback."""
     flat, in_tree = tree_util.tree_flatten(primals)
+    flat = [jnp.asarray(x) for x in flat]  # Python scalars and numpy arrays become JAX's canonical dtypes
     f = (lambda *a: fun(*a)) if not has_aux else (lambda *a: _split_aux(fun(*a)))
     closed, out_tree = trace(f, flat, in_tree)
     active = [_is_float(x) for x in flat]
@@ -147,6 +148,7 @@ def jvp(fun, primals, tangents, has_aux=False):
     if not isinstance(primals, tuple | list) or not isinstance(tangents, tuple | list):
         raise TypeError("fungpt.jvp: primals and tangents must be tuples or lists, as in jax.jvp.")
     flat, in_tree = tree_util.tree_flatten(tuple(primals))
+    flat = [jnp.asarray(x) for x in flat]
     tflat, t_tree = tree_util.tree_flatten(tuple(tangents))
     if t_tree != in_tree:
         raise TypeError(f"fungpt.jvp: primal and tangent arguments must have the same tree structure; "

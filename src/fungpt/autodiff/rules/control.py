@@ -35,10 +35,33 @@ def _register(names, fwd=None, jvp=None):
 
 
 # --- calls: jit / pjit / closed_call -----------------------------------------------------------
+_COMPILED = {}  # (call jaxpr, active pattern) -> (jaxpr kept alive, jitted forward, jitted backward)
+
+
 def _call_fwd(ins, active, **params):
-    jaxpr, consts = open_jaxpr(params.get("jaxpr", params.get("call_jaxpr")))
-    outs, _, res, backward = linearize(jaxpr, consts, ins, active)
-    return outs, res, backward
+    closed = params.get("jaxpr", params.get("call_jaxpr"))
+    jaxpr, consts = open_jaxpr(closed)
+    if any(isinstance(x, jax.core.Tracer) for x in [*ins, *consts]):
+        # Inside someone's trace (jit, vmap, an outer grad): inline, and let the outer trace compile.
+        outs, _, res, backward = linearize(jaxpr, consts, ins, active)
+        return outs, res, backward
+    # Called eagerly: compile the forward sweep and the backward sweep of this call once each, as
+    # jax.grad of a jitted function does, instead of dispatching its equations one by one.
+    key = (id(closed), tuple(active))
+    if key not in _COMPILED:
+        plan = {}
+
+        def fwd(ins):
+            outs, _, res, backward = linearize(jaxpr, consts, ins, active)
+            plan["backward"] = backward
+            return outs, res
+
+        if len(_COMPILED) > 256:
+            _COMPILED.pop(next(iter(_COMPILED)))
+        _COMPILED[key] = (closed, jax.jit(fwd), jax.jit(lambda res, cts: plan["backward"](res, cts)))
+    _, fwd, bwd = _COMPILED[key]
+    outs, res = fwd(list(ins))
+    return outs, res, bwd
 
 
 def _call_jvp(xs, ts, **params):

@@ -110,9 +110,11 @@ defelementwise(prim("integer_pow"), _integer_pow_deriv)
 
 
 def _pow_dx(ans, x, y, **_):
-    # d/dx x^y = y x^(y-1), taken as 0 where y = 0 (JAX's convention, also at x = 0).
-    yf = y.astype(ans.dtype) if hasattr(y, "astype") else y
-    return jnp.where(y == 0, jnp.zeros_like(ans), yf * lax.pow(x, y - 1))
+    # d/dx x^y = y x^(y-1). For an integer y, 0 where y = 0; for a float y JAX leaves 0 * inf = nan at
+    # x = y = 0, and so do we (a drop-in matches, even there).
+    if jnp.issubdtype(y.dtype, jnp.integer):
+        return jnp.where(y == 0, jnp.zeros_like(ans), y.astype(ans.dtype) * lax.pow(x, y - 1))
+    return y * lax.pow(x, y - 1)
 
 
 def _pow_dy(ans, x, y, **_):
@@ -135,9 +137,10 @@ def _pow_jvp(xs, ts, **_):
 if prim("pow") is not None:
     vjp_rules[prim("pow")], jvp_rules[prim("pow")] = _pow_vjp, _pow_jvp
 
-# abs: sign(x) for real x; x/|x| (0 at 0) for complex x, matching JAX.
-defelementwise(prim("abs"), lambda ans, x, **_: jnp.sign(x) if not jnp.iscomplexobj(x)
-               else jnp.conj(jnp.where(ans == 0, jnp.zeros_like(x), x / ans.astype(x.dtype))))
+# abs: +1 for x >= 0 and -1 below (JAX's choice at 0) for real x; x/|x| (0 at 0) for complex x.
+defelementwise(prim("abs"), lambda ans, x, **_: jnp.where(x >= 0, 1.0, -1.0).astype(x.dtype)
+               if not jnp.iscomplexobj(x) else jnp.conj(jnp.where(ans == 0, jnp.zeros_like(x),
+                                                                    x / ans.astype(x.dtype))))
 
 
 # max/min: the gradient goes to the larger (smaller) operand; ties split it in half, as JAX does.

@@ -204,7 +204,8 @@ def _gather_vjp(ct, ans, x, indices, *, dimension_numbers, slice_sizes, indices_
 def _gather_jvp(xs, ts, **params):
     p = prim("gather")
     ans = p.bind(*xs, **params)
-    return ans, (None if ts[0] is None else p.bind(ts[0], xs[1], **params))
+    # Rows filled for out-of-bounds indices are constants: their tangent is 0 (not the NaN fill).
+    return ans, (None if ts[0] is None else p.bind(ts[0], xs[1], **{**params, "fill_value": 0}))
 
 
 _defrule(prim("gather"), _gather_vjp, _gather_jvp)
