@@ -7,6 +7,8 @@
    joint table (the chain rule checked), and the validation cross-entropy / perplexity of unigram and
    bigram models, scored with the GPT's own loss function (`cross_entropy_from_logits`), next to the
    baby GPT's validation loss from ../shared/baselines.md.
+4. Speed of the GPT's loss: `cross_entropy_from_logits` (and its gradient by fungpt.grad and jax.grad) vs
+   the textbook log_softmax + take_along_axis, jitted, medians over interleaved rounds.
 
 Run: .venv/bin/python experiments/ch07_information.py [--quick] [--out experiments/out]
 Writes ch07_information.json and ch07_entropy_kl.png, ch07_mutual_information.png.
@@ -17,6 +19,8 @@ import argparse
 import json
 import math
 import pathlib
+import statistics
+import time
 
 import jax
 import jax.numpy as jnp
@@ -26,6 +30,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
+import fungpt
 from fungpt import information as info
 from fungpt.gpt import data as gpt_data
 
@@ -102,6 +107,41 @@ def shakespeare(quick):
     }
 
 
+def _median_ms(fn, args, reps):
+    jax.block_until_ready(fn(*args))  # compile outside the timing
+    times = []
+    for _ in range(reps):
+        t = time.perf_counter()
+        jax.block_until_ready(fn(*args))
+        times.append((time.perf_counter() - t) * 1e3)
+    return statistics.median(times)
+
+
+def loss_benchmark(quick):
+    """The GPT's loss and its gradient: `cross_entropy_from_logits` vs the textbook
+    −mean(take_along_axis(jax.nn.log_softmax(z), y)), jitted, same process, interleaved."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for N, V in ([(768, 80)] if quick else [(768, 80), (4096, 80), (1024, 50257)]):
+        z = jnp.asarray(rng.standard_normal((N, V)), jnp.float32)
+        y = jnp.asarray(rng.integers(0, V, N), jnp.int32)
+        ours = lambda z, y: jnp.mean(info.cross_entropy_from_logits(z, y))
+        ref = lambda z, y: -jnp.mean(jnp.take_along_axis(jax.nn.log_softmax(z), y[:, None], axis=1))
+        fns = {"ours": jax.jit(ours), "reference": jax.jit(ref),
+               "ours, fungpt.grad": jax.jit(fungpt.grad(ours)), "ours, jax.grad": jax.jit(jax.grad(ours)),
+               "reference, jax.grad": jax.jit(jax.grad(ref))}
+        if quick:  # the smoke test only checks that the timing path runs
+            fns = {k: fns[k] for k in ("ours", "reference", "ours, fungpt.grad")}
+        assert abs(float(fns["ours"](z, y)) - float(fns["reference"](z, y))) < 1e-4
+        reps = 3 if quick else 50
+        ms = {k: [] for k in fns}
+        for _ in range(1 if quick else 5):  # rounds, so machine noise hits every variant alike
+            for k, f in fns.items():
+                ms[k].append(_median_ms(f, (z, y), reps))
+        rows.append({"N": N, "V": V, **{k + " ms": statistics.median(v) for k, v in ms.items()}})
+    return rows
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small sizes, for the smoke test")
@@ -113,6 +153,7 @@ def main(argv=None):
     p, hb, sigmas, fwd, bwd = entropy_and_kl()
     rhos, est, exact = mutual_information_bias(args.quick)
     corpus = shakespeare(args.quick)
+    bench = loss_benchmark(args.quick)
 
     fig, ax = plt.subplots(1, 2, figsize=(9, 3.4))
     ax[0].plot(p, hb)
@@ -139,9 +180,9 @@ def main(argv=None):
     result = {"mutual_information": mi,
               "kl_gaussian_sigma_2": {"forward": float(np.interp(2.0, sigmas, fwd)),
                                       "backward": float(np.interp(2.0, sigmas, bwd))},
-              "shakespeare": corpus}
+              "shakespeare": corpus, "loss_benchmark": bench}
     (out / "ch07_information.json").write_text(json.dumps(result, indent=1))
-    print(json.dumps(corpus, indent=1))
+    print(json.dumps({"shakespeare": corpus, "loss_benchmark": bench}, indent=1))
     return result
 
 

@@ -191,7 +191,6 @@ def test_catalan_counts_binary_trees():
 
 @pytest.mark.parametrize("coeffs,init", [
     ([1, 1], [0, 1]),                    # Fibonacci
-    ([2, 1], [2, 2]),                    # Pell–Lucas
     ([0, 1, 1], [3, 0, 2]),              # Perrin
     ([6, -11, 6], [1, 2, 5]),            # characteristic roots 1, 2, 3
 ])

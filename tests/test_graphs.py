@@ -12,6 +12,7 @@ from conftest import TOL
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import fungpt
 from fungpt import graphs
 
 SETTINGS = settings(max_examples=12, deadline=None, derandomize=True)
@@ -243,6 +244,27 @@ def test_attention_rollout_against_naive_loop(residual):
                         brute[i, j] += Wm[2, i, a] * Wm[1, a, b] * Wm[0, b, j]
         np.testing.assert_allclose(R, brute, rtol=TOL[np.dtype("float64")])
 
+
+
+def test_attention_graph_gradients_fungpt_match_jax():
+    rng = np.random.default_rng(7)
+    q, k = jnp.asarray(rng.normal(size=(2, 2, 4, 3)))  # (layers, T, D) pairs
+    c = jnp.asarray(rng.normal(size=(4, 4)))
+
+    def f(q, k):  # a scalar of the rollout of two causal attention layers
+        W = jax.vmap(graphs.attention_weights, in_axes=(0, 0, None))(q, k, graphs.causal_mask(4))
+        return jnp.sum(graphs.attention_rollout(W) * c)
+
+    want = jax.grad(f, argnums=(0, 1))(q, k)
+    got = fungpt.grad(f, argnums=(0, 1))(q, k)
+    for g, w in zip(got, want, strict=True):
+        np.testing.assert_allclose(g, w, rtol=TOL[np.dtype("float64")], atol=1e-12)
+    # and the Laplacian's quadratic form xᵀLx = ½ Σ A_uv (x_u − x_v)²: gradient 2Lx for symmetric A
+    B = np.triu(rng.random((5, 5)), 1)
+    A = jnp.asarray(B + B.T)
+    x = jnp.asarray(rng.normal(size=5))
+    gx = fungpt.grad(lambda x: x @ graphs.laplacian(A) @ x)(x)
+    np.testing.assert_allclose(gx, 2 * np.asarray(graphs.laplacian(A)) @ np.asarray(x), rtol=TOL[np.dtype("float64")])
 
 # ----------------------------------------------------------------------------------------- experiment
 
