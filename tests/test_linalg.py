@@ -387,3 +387,17 @@ def test_experiment_runs_quick(tmp_path):
     summary = mod.main(["--quick", "--out", str(tmp_path)])
     assert (tmp_path / "ch02_linalg.json").exists()
     assert summary["power_iteration"]["final_error"] < 1e-6
+
+
+@pytest.mark.slow
+def test_more_derivatives_through_our_algorithms():
+    a, m = _rand(15, (5, 5)), _rand(16, (6, 4))
+    w = jnp.arange(1.0, 5.0)
+    _close(jax.jit(fungpt.grad(lambda m: jnp.sum(la.svd(m, compute_uv=False) * w)))(m),
+           jax.grad(lambda m: jnp.sum(jnp.linalg.svd(m, compute_uv=False) * w))(m), 1e-9)
+    _close(jax.jit(fungpt.hessian(la.det))(a), jax.hessian(jnp.linalg.det)(a), 1e-9, atol=1e-12)
+    vec4 = lambda eigh: lambda a: jnp.sum(eigh((a + a.T) / 2)[1][:, 0] ** 4)    # sign-invariant
+    _close(jax.jit(fungpt.grad(vec4(la.eigh)))(a), jax.grad(vec4(jnp.linalg.eigh))(a), 1e-8, atol=1e-10)
+    t = jnp.ones_like(a)
+    _close(fungpt.jvp(lambda a: la.slogdet(a)[1], (a,), (t,))[1],
+           jax.jvp(lambda a: jnp.linalg.slogdet(a)[1], (a,), (t,))[1], 1e-10)

@@ -293,3 +293,16 @@ def test_experiment_runs_quick(tmp_path):
     summary = mod.main(["--quick", "--out", str(tmp_path)])
     assert (tmp_path / "ch06_numerics.json").exists()
     assert summary["summation"]["kahan_max_rel_error"] < summary["summation"]["naive_max_rel_error"]
+
+
+@pytest.mark.slow
+def test_factorization_gradients_match_jnp_linalg():
+    a, m = _rand(30, (5, 5)), _rand(31, (6, 4))
+    spd = lambda a: a @ a.T + 5 * jnp.eye(5)
+    _close(jax.jit(fungpt.grad(lambda a: jnp.sum(nm.cholesky(spd(a)))))(a),
+           jax.grad(lambda a: jnp.sum(jnp.linalg.cholesky(spd(a))))(a), 1e-10)
+    for qr in (nm.qr_householder, nm.qr_givens):       # |R| is sign-convention free
+        _close(jax.jit(fungpt.grad(lambda m: jnp.sum(jnp.abs(qr(m)[1]))))(m),
+               jax.grad(lambda m: jnp.sum(jnp.abs(jnp.linalg.qr(m)[1])))(m), 1e-10)
+    _close(jax.jit(fungpt.grad(lambda x: jnp.sum(nm.blocked_matmul(x, m, block=4))))(m.T),
+           jax.grad(lambda x: jnp.sum(x @ m))(m.T), 1e-12)
