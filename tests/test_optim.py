@@ -59,7 +59,7 @@ def ref_rmsprop(p, gs, lr=0.01, rho=0.9, eps=1e-8, mu=0.0, centered=False):
 
 
 def ref_adamw(p, gs, lr=0.01, b1=0.9, b2=0.999, eps=1e-8, wd=0.0):
-    # Kingma & Ba (2015) Algorithm 1; Loshchilov & Hutter (2019) Algorithm 2 with η_t·α = lr.
+    # Kingma & Ba (2015) Algorithm 1; Loshchilov & Hutter (2019) Algorithm 2 with α = 1, η_t = lr.
     m, v, out = np.zeros_like(p), np.zeros_like(p), []
     for t, g in enumerate(gs, start=1):
         m = b1 * m + (1 - b1) * g
