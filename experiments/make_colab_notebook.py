@@ -18,7 +18,7 @@ NOTEBOOK = HERE / "colab_tpu.ipynb"
 REPO = "https://github.com/fungpt/fungpt"  # where the project is published; change for a fork
 
 # The tiny CPU stand-in used by --quick (the same model as tests/gpt/test_train.py's runs).
-QUICK_CONFIG = ('"small", n_layer=1, n_head=2, n_embd=16, block_size=8, batch_size=4, grad_accum=2, dropout=0.1, '
+QUICK_CONFIG = ('"small", n_layer=1, n_head=2, n_embd=16, block_size=8, batch_size=4, grad_accum=1, dropout=0.0, '
                 'max_iters=6, warmup_iters=2, lr_decay_iters=6, eval_interval=3, eval_iters=2, ckpt_interval=100, '
                 'log_interval=2, sample_tokens=0, data=DATA, out_dir=OUT_DIR')
 FULL_CONFIG = '"small", dtype="bfloat16", out_dir="runs/small"'

@@ -24,7 +24,7 @@ from fungpt.gpt import train as T
 
 OUT = pathlib.Path(__file__).resolve().parent / "out"
 # The tiny model of the test suite (so the smoke test reuses its compiled steps).
-QUICK = dict(n_layer=1, n_head=2, n_embd=16, block_size=8, batch_size=4, grad_accum=2, dropout=0.1,
+QUICK = dict(n_layer=1, n_head=2, n_embd=16, block_size=8, batch_size=4, grad_accum=1, dropout=0.0,
              warmup_iters=2, lr_decay_iters=6, eval_iters=2)
 
 

@@ -75,6 +75,9 @@ def _parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("demo", help="fungpt.grad vs jax.grad on a small GPT loss")
     d.add_argument("--steps", type=int, default=20, help="timed gradient calls per engine")
+    d.add_argument("--n-layer", type=int, default=2)
+    d.add_argument("--n-embd", type=int, default=64)
+    d.add_argument("--block-size", type=int, default=32)
     return top
 
 
@@ -166,10 +169,13 @@ def _cmd_demo(args) -> int:
     import fungpt
     from fungpt.gpt import config, model
 
-    cfg = config.GPTConfig(vocab_size=65, block_size=32, n_layer=2, n_head=2, n_embd=64)
-    kp, kx = jax.random.split(jax.random.key(0))
-    params = model.init_params(cfg, kp)
-    tokens = jax.random.randint(kx, (8, 33), 0, cfg.vocab_size, dtype=jnp.int32)
+    if args.steps <= 0:
+        raise ValueError(f"--steps must be > 0, got {args.steps}")
+    cfg = config.GPTConfig(vocab_size=65, block_size=args.block_size, n_layer=args.n_layer, n_head=2,
+                           n_embd=args.n_embd)
+    kp = jax.random.key(0)
+    params = jax.jit(model.init_params, static_argnums=0)(cfg, kp)
+    tokens = jnp.asarray(np.random.default_rng(0).integers(0, cfg.vocab_size, (8, cfg.block_size + 1)), jnp.int32)
     loss = lambda p: model.loss(p, tokens[:, :-1], tokens[:, 1:], cfg)
     print(f"the gradient of a {cfg.n_layer}-layer GPT's loss ({sum(x.size for x in jax.tree.leaves(params)):,} "
           "parameters), by our autodiff and by JAX's:")

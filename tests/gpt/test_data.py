@@ -96,7 +96,7 @@ def test_batches_are_contiguous_shifted_windows(key, jit):
 def test_batch_starts_cover_every_window_uniformly(key):
     # 11 possible starts; 22,000 draws: each count ~ Binomial(22000, 1/11), sd ≈ 45, so ±300 is > 6 sd.
     n, T = 19, 8
-    x, _ = data.get_batch(key, jnp.arange(n, dtype=jnp.int32), 22_000, T)
+    x, _ = jax.jit(data.get_batch, static_argnums=(2, 3))(key, jnp.arange(n, dtype=jnp.int32), 22_000, T)
     counts = np.bincount(np.asarray(x[:, 0]), minlength=n)
     assert counts[n - T :].sum() == 0
     assert np.all(np.abs(counts[: n - T] - 2000) < 300), counts
@@ -104,8 +104,9 @@ def test_batch_starts_cover_every_window_uniformly(key):
 
 def test_batches_are_a_function_of_the_key(key):
     ids = jnp.arange(1000, dtype=jnp.int32)
-    a, b = data.get_batch(key, ids, 4, 16), data.get_batch(key, ids, 4, 16)
-    c = data.get_batch(jax.random.fold_in(key, 1), ids, 4, 16)
+    get = jax.jit(data.get_batch, static_argnums=(2, 3))
+    a, b = get(key, ids, 4, 16), get(key, ids, 4, 16)
+    c = get(jax.random.fold_in(key, 1), ids, 4, 16)
     chex.assert_trees_all_equal(a, b)
     assert not np.array_equal(a[0], c[0])
 
@@ -113,6 +114,6 @@ def test_batches_are_a_function_of_the_key(key):
 def test_batches_vmap_over_keys(key):
     ids = jnp.arange(100, dtype=jnp.int32)
     keys = jax.random.split(key, 3)
-    xs, ys = jax.vmap(lambda k: data.get_batch(k, ids, 2, 5))(keys)
+    xs, ys = jax.jit(jax.vmap(lambda k: data.get_batch(k, ids, 2, 5)))(keys)
     chex.assert_shape((xs, ys), (3, 2, 5))
     chex.assert_trees_all_equal((xs[2], ys[2]), data.get_batch(keys[2], ids, 2, 5))

@@ -37,7 +37,7 @@ out["dtype"] = str(loss.dtype)
 print("RESULT" + json.dumps(out))
 """
 
-CFG = dict(n_layer=1, n_head=2, n_embd=16, block_size=8, batch_size=4, grad_accum=2, dropout=0.1, max_iters=5,
+CFG = dict(n_layer=1, n_head=2, n_embd=16, block_size=8, batch_size=4, grad_accum=1, dropout=0.0, max_iters=5,
            warmup_iters=2, lr_decay_iters=6, eval_interval=5, eval_iters=2, ckpt_interval=100, log_interval=1,
            sample_tokens=0)
 

@@ -1,8 +1,9 @@
 """The training loop: a step against hand-written AdamW in float64 numpy, exact resume after Ctrl-C,
 non-finite detection, refusal of bad checkpoints/configs/data, metrics, evaluation vs a naive loop.
 
-All runs share one tiny config (1 layer, 16 dims, block 8, 2 micro-batches of 4, dropout 0.1), so the
-jitted step compiles once per process (tests/test_cli.py uses the same config).
+All runs share one tiny config (1 layer, 16 dims, block 8, batch 4), so the jitted step compiles once per
+process (tests/test_cli.py and the experiments' --quick modes use the same config); gradient accumulation
+and dropout are checked against the equations in test_two_steps_match_hand_written_adamw.
 """
 import hashlib
 import json
@@ -22,7 +23,7 @@ from fungpt.gpt import data
 from fungpt.gpt import model as gpt
 from fungpt.gpt import train as T
 
-TINY = dict(n_layer=1, n_head=2, n_embd=16, block_size=8, batch_size=4, grad_accum=2, dropout=0.1,
+TINY = dict(n_layer=1, n_head=2, n_embd=16, block_size=8, batch_size=4, grad_accum=1, dropout=0.0,
             max_iters=6, warmup_iters=2, lr_decay_iters=6, eval_interval=3, eval_iters=2, ckpt_interval=100,
             log_interval=2, sample_tokens=0)
 TEXT_CHARS = 20_000
@@ -111,9 +112,10 @@ def _nanogpt_lr(it, c):
     return c.min_lr + 0.5 * (1.0 + math.cos(math.pi * ratio)) * (c.learning_rate - c.min_lr)
 
 
-@pytest.mark.parametrize("grad", ["fungpt", "jax"])
-def test_two_steps_match_hand_written_adamw(text_file, tmp_path, grad):
-    cfg = tiny(text_file, tmp_path, grad=grad)
+@pytest.mark.parametrize(("grad", "extra"), [("fungpt", dict(grad_accum=2, dropout=0.1)), ("jax", {})],
+                         ids=["fungpt-accumulate-dropout", "jax"])
+def test_two_steps_match_hand_written_adamw(text_file, tmp_path, grad, extra):
+    cfg = tiny(text_file, tmp_path, grad=grad, **extra)
     tok, train_np, _ = T.prepare_data(cfg)
     mesh = T.make_mesh(jax.devices()[:1])
     fns = T._gpt_functions(T._step_fields(cfg), tok.vocab_size, mesh)
@@ -124,7 +126,7 @@ def test_two_steps_match_hand_written_adamw(text_file, tmp_path, grad):
     ids = jnp.asarray(train_np)
 
     _, mcfg = T.gpt_model(cfg, tok.vocab_size)
-    oracle = jax.jit(jax.value_and_grad(lambda p, x, y, k: gpt.loss(p, x, y, mcfg, key=k, train=True)))
+    oracle = jax.jit(jax.value_and_grad(lambda p, x, y, k: gpt.loss(p, x, y, mcfg, key=k, train=cfg.dropout > 0)))
     decay = {"wte", "wpe", "c_attn", "c_proj", "c_fc"}
     m = jax.tree.map(np.zeros_like, ref)
     v = jax.tree.map(np.zeros_like, ref)

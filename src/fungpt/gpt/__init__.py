@@ -10,3 +10,4 @@ __all__ = [
     "forward_cached", "from_hf", "generate", "gpt2", "init_cache", "init_params", "load_tokenizer", "loss",
     "num_params", "sample_logits", "small", "to_hf", "train_bpe",
 ]
+from fungpt.gpt.train import TrainConfig, config_from, load_run, sample_text  # noqa: F401  (training: fungpt.gpt.train)

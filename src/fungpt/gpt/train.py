@@ -324,12 +324,13 @@ class _Functions(NamedTuple):
     eval: Callable
 
 
-def _functions(model: Model, mcfg, cfg: TrainConfig, mesh: Mesh) -> _Functions:
+def _functions(model: Model, mcfg, cfg: TrainConfig, mesh: Mesh, step: bool = True) -> _Functions:
     optimizer, schedule = make_optimizer(cfg)
     replicated = NamedSharding(mesh, P())
     return _Functions(mcfg, optimizer, schedule, jax.jit(model.init, out_shardings=replicated),
                       jax.jit(optimizer.init, out_shardings=replicated),
-                      make_train_step(model, optimizer, cfg, mesh), make_eval_fn(model, cfg, mesh))
+                      make_train_step(model, optimizer, cfg, mesh) if step else None,
+                      make_eval_fn(model, cfg, mesh))
 
 
 def _step_fields(cfg: TrainConfig) -> TrainConfig:
@@ -339,9 +340,16 @@ def _step_fields(cfg: TrainConfig) -> TrainConfig:
 
 
 @functools.lru_cache(maxsize=8)
-def _gpt_functions(cfg: TrainConfig, vocab_size: int, mesh: Mesh) -> _Functions:
+def _gpt_shared(cfg: TrainConfig, vocab_size: int, mesh: Mesh):
+    # init, optimizer init and eval do not depend on the gradient function: compiled once for both
     model, mcfg = gpt_model(cfg, vocab_size)
-    return _functions(model, mcfg, cfg, mesh)
+    return model, _functions(model, mcfg, cfg, mesh, step=False)
+
+
+@functools.lru_cache(maxsize=8)
+def _gpt_functions(cfg: TrainConfig, vocab_size: int, mesh: Mesh) -> _Functions:
+    model, fns = _gpt_shared(cfg.replace(grad="fungpt"), vocab_size, mesh)
+    return fns._replace(step=make_train_step(model, fns.optimizer, cfg, mesh))
 
 
 class NonFiniteError(RuntimeError):
@@ -585,7 +593,7 @@ def _plot(metrics_path: pathlib.Path, out: pathlib.Path) -> None:
     ev = [(r["step"], r["val_loss"]) for r in rows if "val_loss" in r]
     fig, ax = plt.subplots(figsize=(5, 3.2), dpi=100)
     if tr:
-        ax.plot(*zip(*tr, strict=True), lw=1, label="train (per step)")
+        ax.plot(*zip(*tr, strict=True), lw=1, label="train (batch loss, logged steps)")
     if ev:
         ax.plot(*zip(*ev, strict=True), "o-", ms=3, label="validation")
     ax.set_xlabel("step")
