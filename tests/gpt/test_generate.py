@@ -100,6 +100,7 @@ def test_temperature_zero_is_argmax():
     (dict(temperature=-0.5), ValueError, "temperature"),
     (dict(top_k=0), ValueError, "top_k"),
     (dict(top_p=1.5), ValueError, "top_p"),
+    (dict(crop="left"), ValueError, "crop"),
 ])
 def test_bad_arguments_are_refused(params, key, kw, err, match):
     args = dict(prompt_tokens=np.array([1, 2]), max_new_tokens=3, temperature=1.0)
@@ -110,3 +111,14 @@ def test_bad_arguments_are_refused(params, key, kw, err, match):
 def test_generate_bench_experiment_quick():
     [row] = run_experiment("gpt_generate_bench", "--quick")
     assert row["cached"] > 0 and row["uncached"] > 0
+
+
+def test_half_crop_matches_its_reference_loop(params, key):
+    # crop="half": context = seq[start:]; when it would exceed block_size, start jumps to keep the last 6
+    out = generate(params, CFG, PROMPTS[0], NEW, key, temperature=0.0, crop="half")
+    seq, start, keep = [int(t) for t in PROMPTS[0]], 0, CFG.block_size // 2
+    for _ in range(NEW):
+        seq.append(int(np.argmax(naive_forward(params, seq[start:], CFG)[-1])))
+        if len(seq) - start > CFG.block_size:
+            start = len(seq) - keep
+    np.testing.assert_array_equal(out, seq)

@@ -8,6 +8,8 @@ Past block_size we follow nanoGPT: the context is cropped to the last block_size
 restart at 0 for the cropped window.  Every cached key/value then belongs to a different position, so
 the cache would have to be rebuilt from scratch at every step: those steps run one full forward pass
 over the window (what nanoGPT does at every step) and keep only the last position's logits.
+`crop="half"` is the fast alternative: keep the last block_size // 2 tokens, rebuild the cache once,
+continue incrementally (the context then varies between block_size // 2 and block_size tokens).
 """
 from __future__ import annotations
 
@@ -64,12 +66,15 @@ def _window_logits(params, buf, n, config):
     return _logits(params, last, config)  # (B, V)
 
 
-@functools.partial(jax.jit, static_argnames=("config", "max_new_tokens", "top_k", "top_p", "use_cache"))
-def _generate(params, prompt, key, temperature, *, config, max_new_tokens, top_k, top_p, use_cache):
+@functools.partial(jax.jit, static_argnames=("config", "max_new_tokens", "top_k", "top_p", "use_cache", "crop"))
+def _generate(params, prompt, key, temperature, *, config, max_new_tokens, top_k, top_p, use_cache, crop):
     B, T0 = prompt.shape
     S, n_total = config.block_size, T0 + max_new_tokens
     buf = jnp.zeros((B, max(n_total, S)), jnp.int32).at[:, :T0].set(prompt.astype(jnp.int32))
     keys = jax.random.split(key, max_new_tokens)
+    ns = T0 + jnp.arange(max_new_tokens, dtype=jnp.int32)
+    if crop == "half":
+        return _generate_half(params, buf, keys, ns, temperature, config, T0, top_k, top_p)[:, :n_total]
     # steps whose context (prompt + sampled so far + the new token) still fits the block use the cache
     n_inc = min(max(S - T0, 0), max_new_tokens) if use_cache else 0
     cache = init_cache(config, B) if n_inc else None
@@ -95,7 +100,6 @@ def _generate(params, prompt, key, temperature, *, config, max_new_tokens, top_k
         buf, _ = sample_into(buf, logits, k, n)
         return (buf, _window_logits(params, buf, n + 1, config)), None
 
-    ns = T0 + jnp.arange(max_new_tokens, dtype=jnp.int32)
     if n_inc:
         (buf, _, logits), _ = lax.scan(cached_step, (buf, cache, logits), (keys[:n_inc], ns[:n_inc]))
     if n_inc < max_new_tokens:
@@ -103,15 +107,52 @@ def _generate(params, prompt, key, temperature, *, config, max_new_tokens, top_k
     return buf[:, :n_total]
 
 
+def _generate_half(params, buf, keys, ns, temperature, config, T0, top_k, top_p):
+    # crop="half": the context is buf[start : n+1]; when it would exceed block_size, start jumps so that the
+    # last block_size // 2 tokens remain, and the cache is rebuilt once from them (positions from 0).
+    B, S = buf.shape[0], config.block_size
+    keep = max(S // 2, 1)
+    start = max(T0 - S, 0)
+    logits, cache = forward_cached(params, buf[:, start:T0], init_cache(config, B), 0, config)
+    zero = jnp.zeros((), jnp.int32)
+
+    def step(carry, xs):
+        buf, cache, logits, start = carry
+        k, n = xs
+        tok = sample_logits(logits, k, temperature, top_k, top_p)  # (B,)
+        buf = lax.dynamic_update_slice(buf, tok[:, None], (zero, n))
+
+        def incremental(cache):
+            return (*forward_cached(params, tok[:, None], cache, n - start, config), start)
+
+        def rebuild(cache):
+            s2 = n + 1 - keep
+            window = lax.dynamic_slice(buf, (zero, s2), (B, keep))  # (B, keep)
+            return (*forward_cached(params, window, cache, 0, config), s2)
+
+        logits, cache, start = lax.cond(n + 1 - start > S, rebuild, incremental, cache)
+        return (buf, cache, logits, start), None
+
+    (buf, *_), _ = lax.scan(step, (buf, cache, logits, jnp.asarray(start, jnp.int32)), (keys, ns))
+    return buf
+
+
 def generate(params, config: GPTConfig, prompt_tokens, max_new_tokens: int, key, temperature=1.0,
-             top_k: int | None = None, top_p: float | None = None, *, use_cache: bool = True):
+             top_k: int | None = None, top_p: float | None = None, *, use_cache: bool = True,
+             crop: str = "sliding"):
     """Sample max_new_tokens continuations of prompt_tokens, (T0,) or (B, T0) int -> (T0 + max_new_tokens,)
     or (B, T0 + max_new_tokens) int32, prompt included (nanoGPT's convention).
 
     Each step draws x_{t+1} ~ softmax(filter(logits_t) / temperature), filter = top-k then top-p
     (nucleus); temperature 0 is greedy argmax.  Prompts longer than block_size and generation past it
     use the last block_size tokens as context (positions restart: see the module docstring).  One
-    compile per (config, shapes, max_new_tokens, top_k, top_p, use_cache); temperature is traced.
+    compile per (config, shapes, max_new_tokens, top_k, top_p, use_cache, crop); temperature is traced.
+
+    crop="sliding" (default) is nanoGPT's rule: every token past the block sees exactly the last
+    block_size tokens, so each such step is a full forward over the window.  crop="half" trades that for
+    speed: when the context is full it keeps the last block_size // 2 tokens, rebuilds the cache from them
+    once, and continues incrementally, so each token sees between block_size // 2 and block_size tokens
+    (always with the cache; use_cache is ignored).
 
     >>> cfg = GPTConfig(vocab_size=80, block_size=64, n_layer=2, n_head=2, n_embd=32)
     >>> out = generate(init_params(cfg, jax.random.key(0)), cfg, jnp.array([1, 2]), 5, jax.random.key(1))
@@ -134,6 +175,8 @@ def generate(params, config: GPTConfig, prompt_tokens, max_new_tokens: int, key,
     if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer))
                               or not 1 <= top_k <= config.vocab_size):
         raise ValueError(f"top_k must be None or an int in [1, vocab_size={config.vocab_size}], got {top_k!r}")
+    if crop not in ("sliding", "half"):
+        raise ValueError(f"crop must be 'sliding' (nanoGPT) or 'half', got {crop!r}")
     if top_p is not None and not 0.0 < float(top_p) <= 1.0:
         raise ValueError(f"top_p must be None or in (0, 1], got {top_p!r}")
     single = prompt_tokens.ndim == 1
@@ -143,5 +186,5 @@ def generate(params, config: GPTConfig, prompt_tokens, max_new_tokens: int, key,
     else:
         out = _generate(params, prompt, key, jnp.asarray(temperature, jnp.float32), config=config,
                         max_new_tokens=int(max_new_tokens), top_k=None if top_k is None else int(top_k),
-                        top_p=None if top_p is None else float(top_p), use_cache=use_cache)
+                        top_p=None if top_p is None else float(top_p), use_cache=use_cache, crop=crop)
     return out[0] if single else out

@@ -106,20 +106,20 @@ def _check_range(t, vocab_size, name):
 
 
 def _block(p, x, config, B, T, attend, key):
-    # One pre-LN block on x: (B*T, C).  `attend(q, k, v, key)` -> ((B, T, H, D), extra) hides whether the
+    # One pre-LN block on x: (B*T, C).  `attend(q, k, v, key)` -> ((B, T, H, D), state) hides whether the
     # keys come from this chunk alone (training) or from a KV cache (generation).
     c, cd = config, config.compute_dtype
     k1, k2, k3 = jax.random.split(key, 3) if key is not None else (None, None, None)
     h = nn.layer_norm(p["ln_1"], x, c.layer_norm_epsilon)
     qkv = nn.linear(p["attn"]["c_attn"], h, cd)  # (B*T, 3C)
     q, k, v = (a.reshape(B, T, c.n_head, c.head_size) for a in jnp.split(qkv, 3, axis=1))  # (B, T, H, D)
-    y, extra = attend(q, k, v, k1)
+    y, state = attend(q, k, v, k1)
     y = nn.linear(p["attn"]["c_proj"], y.reshape(B * T, c.n_embd), cd)  # (B*T, C)
     x = x + nn.dropout(k2, y, c.dropout, train=key is not None)
     h = nn.layer_norm(p["ln_2"], x, c.layer_norm_epsilon)
     y = nn.mlp(p["mlp"], h, key=k3, rate=c.dropout, train=key is not None,
                approximate=c.activation == "gelu_tanh", compute_dtype=cd)
-    return x + y, extra
+    return x + y, state
 
 
 def _layer_keys(key, config, train):
@@ -131,24 +131,28 @@ def _layer_keys(key, config, train):
     return k_emb, jax.random.split(k_h, config.n_layer)
 
 
-def _trunk(params, tokens, config, attend, *, pos0=0, key=None, train=False, xs=None):
-    # tokens (B, T) at positions pos0..pos0+T-1 -> final hidden (B*T, C) and the scanned blocks' extras.
+def _trunk(params, tokens, config, attend, *, pos0=0, key=None, train=False, state=None):
+    # tokens (B, T) at positions pos0..pos0+T-1 -> final hidden (B*T, C) and the final state.  `attend(q, k,
+    # v, key, state, layer)` may read and update a state carried through the layers (the KV cache: carried,
+    # not scanned over, so XLA updates it in place instead of re-stacking it every step).
     B, T = tokens.shape
     k_emb, k_layers = _layer_keys(key, config, train)
     pos = pos0 + lax.iota(jnp.int32, T)
     x = nn.embedding(params["wte"], tokens) + nn.embedding(params["wpe"], pos)[None]  # (B, T, C)
     x = nn.dropout(k_emb, x.reshape(B * T, config.n_embd), config.dropout, train=k_emb is not None)
 
-    def body(x, layer):
-        p, k, extra_in = layer
-        return _block(p, x, config, B, T, lambda q, kk, v, ka: attend(q, kk, v, ka, extra_in), k)
+    def body(carry, layer):
+        x, st = carry
+        p, k, i = layer
+        return _block(p, x, config, B, T, lambda q, kk, v, ka: attend(q, kk, v, ka, st, i), k), None
 
-    x, extras = lax.scan(body, x, (params["h"], k_layers, xs), unroll=min(config.scan_unroll, config.n_layer))
-    return nn.layer_norm(params["ln_f"], x, config.layer_norm_epsilon), extras  # (B*T, C)
+    layers = (params["h"], k_layers, lax.iota(jnp.int32, config.n_layer))
+    (x, state), _ = lax.scan(body, (x, state), layers, unroll=min(config.scan_unroll, config.n_layer))
+    return nn.layer_norm(params["ln_f"], x, config.layer_norm_epsilon), state  # (B*T, C)
 
 
 def _causal(config):
-    def attend(q, k, v, key, _):
+    def attend(q, k, v, key, state, layer):
         T = q.shape[1]
         return nn.attention(q, k, v, nn.causal_mask(T)[None, None], config.compute_dtype,
                             key=key, rate=config.dropout), None
@@ -231,11 +235,13 @@ def forward_cached(params, tokens, cache, pos, config: GPTConfig):
     mask = (lax.broadcasted_iota(jnp.int32, (T, S), 1)
             <= pos + lax.broadcasted_iota(jnp.int32, (T, S), 0))[None, None]  # (1, 1, T, S)
 
-    def attend(q, k, v, key, kv):
-        ck = lax.dynamic_update_slice(kv["k"], k.astype(kv["k"].dtype), (zero, pos, zero, zero))  # (B, S, H, D)
-        cv = lax.dynamic_update_slice(kv["v"], v.astype(kv["v"].dtype), (zero, pos, zero, zero))
-        return nn.attention(q, ck, cv, mask, config.compute_dtype), {"k": ck, "v": cv}
+    def attend(q, k, v, key, kv, layer):
+        at = (layer, zero, pos, zero, zero)
+        kv = {"k": lax.dynamic_update_slice(kv["k"], k.astype(kv["k"].dtype)[None], at),  # (L, B, S, H, D)
+              "v": lax.dynamic_update_slice(kv["v"], v.astype(kv["v"].dtype)[None], at)}
+        ck, cv = (lax.dynamic_index_in_dim(kv[n], layer, keepdims=False) for n in ("k", "v"))  # (B, S, H, D)
+        return nn.attention(q, ck, cv, mask, config.compute_dtype), kv
 
-    x, cache = _trunk(params, tokens, config, attend, pos0=pos, xs=cache)
+    x, cache = _trunk(params, tokens, config, attend, pos0=pos, state=cache)
     last = x.reshape(B, T, config.n_embd)[:, -1]  # (B, C)
     return _logits(params, last, config), cache
