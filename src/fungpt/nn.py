@@ -204,7 +204,8 @@ def cross_entropy(logits, targets):
 
 def causal_mask(T: int, S: int | None = None):
     """Bool (T, S) mask, True where query i may attend to key j: j <= i + (S - T) (keys end with the
-    queries). It is the adjacency of the DAG "token i reads tokens 0..i" plus self-loops."""
+    queries).  Square, it is `fungpt.graphs.causal_mask(T)`: the adjacency of the DAG "token i reads
+    tokens 0..i" plus self-loops."""
     S = T if S is None else S
     return lax.broadcasted_iota(jnp.int32, (T, S), 0) + (S - T) >= lax.broadcasted_iota(jnp.int32, (T, S), 1)
 
@@ -245,6 +246,8 @@ def causal_self_attention(params, x, n_head, *, key=None, rate=0.0, train=False,
     """
     *lead, T, C = x.shape
     D = C // n_head
+    if train and rate > 0 and key is None:
+        raise ValueError("causal_self_attention with train=True and rate > 0 needs a PRNG key")
     k1, k2 = jax.random.split(key) if train and rate > 0 else (None, None)
     qkv = linear(params["c_attn"], x, compute_dtype)  # (..., T, 3C)
     q, k, v = (a.reshape(*lead, T, n_head, D) for a in jnp.split(qkv, 3, axis=-1))  # (..., T, H, D)
@@ -279,6 +282,8 @@ def block_init(key, n_embd, n_head, *, n_layer=1, bias=True, dtype=jnp.float32):
 def block(params, x, n_head, *, key=None, rate=0.0, train=False, eps=1e-5, approximate=True,
           compute_dtype=None):
     """Pre-LN residual block:  x ← x + Attn(LN₁(x));  x ← x + MLP(LN₂(x)).  x: (T, C) -> (T, C)."""
+    if train and rate > 0 and key is None:
+        raise ValueError("block with train=True and rate > 0 needs a PRNG key")
     k1, k2 = jax.random.split(key) if key is not None else (None, None)
     x = x + causal_self_attention(params["attn"], layer_norm(params["ln_1"], x, eps), n_head,
                                   key=k1, rate=rate, train=train, compute_dtype=compute_dtype)
