@@ -10,6 +10,7 @@ explained by this file. Input checks run on concrete values and are skipped unde
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from collections.abc import Callable
 from typing import NamedTuple
@@ -519,7 +520,11 @@ def _poisson_sample(key, rate, shape=()):
     """Sequential inverse CDF below rate 10, Hörmann's PTRS rejection sampler above."""
     rate = _float(rate)
     _check_positive("rate", rate)
-    full = _full(shape, rate)
+    return _poisson_draw(key, rate, _full(shape, rate))
+
+
+@functools.partial(jax.jit, static_argnums=2)
+def _poisson_draw(key, rate, full):
     keys = jax.random.split(key, math.prod(full))
     k = jax.vmap(_poisson_one)(keys, jnp.broadcast_to(rate, full).ravel())
     return k.reshape(full).astype(jnp.int32)
@@ -730,7 +735,11 @@ def _beta_sample(key, a, b, shape=()):
     a, b = _floats(a, b)
     _check_positive("a", a)
     _check_positive("b", b)
-    full = _full(shape, a, b)
+    return _beta_draw(key, a, b, _full(shape, a, b))
+
+
+@functools.partial(jax.jit, static_argnums=3)
+def _beta_draw(key, a, b, full):
     a, b = _bcast(full, a, b)
     size = math.prod(full)
     keys = jax.random.split(key, 2 * size).reshape(2, size)
