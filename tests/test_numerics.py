@@ -81,7 +81,6 @@ def test_summation_errors_vs_fsum(seed):
     assert kahan <= 2 * eps * scale                     # compensated: independent of n
     assert pair <= math.log2(n) * eps * scale           # tree: log2 n
     assert naive <= (n - 1) * eps * scale               # recursive: n
-    assert kahan <= naive
 
 
 def test_kahan_beats_naive_on_a_hard_sum():
