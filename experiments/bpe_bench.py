@@ -47,7 +47,7 @@ def main(argv=None):
           f"bytes/token: train {res['train']['bytes_per_token']:.3f}, "
           f"held-out {res['held_out']['bytes_per_token']:.3f}; encode {res['held_out']['encode_MB_s']:.2f} MB/s")
     OUT.mkdir(exist_ok=True)
-    (OUT / "bpe_bench.json").write_text(json.dumps(res, indent=1))
+    (OUT / f"bpe_bench{'_quick' if args.quick else ''}.json").write_text(json.dumps(res, indent=1))
     return res
 
 

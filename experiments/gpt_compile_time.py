@@ -82,7 +82,7 @@ def main(argv=None):
                     print(f"baby value_and_grad {key:32s}: {str(e).splitlines()[0][:100]}", flush=True)
 
     OUT.mkdir(exist_ok=True)
-    (OUT / "gpt_compile_time.json").write_text(json.dumps(res, indent=1))
+    (OUT / f"gpt_compile_time{'_quick' if args.quick else ''}.json").write_text(json.dumps(res, indent=1))
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -94,7 +94,7 @@ def main(argv=None):
            title="lax.scan keeps compile time flat")
     ax.legend()
     fig.tight_layout()
-    fig.savefig(OUT / "gpt_compile_time.png")
+    fig.savefig(OUT / f"gpt_compile_time{'_quick' if args.quick else ''}.png")
     return res
 
 

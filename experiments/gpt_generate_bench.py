@@ -72,8 +72,8 @@ def main(argv=None):
             print(f"{name:5s} batch {B:2d}, {new} new tokens: cached {row['cached']:9.0f} tok/s, "
                   f"uncached {row['uncached']:9.0f} tok/s, cache speedup {row['speedup']:.2f}x{half}", flush=True)
     OUT.mkdir(exist_ok=True)
-    (OUT / "gpt_generate_bench.json").write_text(json.dumps({"torch_baby_tok_s": TORCH_BABY_TOK_S,
-                                                             "rows": res}, indent=1))
+    stem = f"gpt_generate_bench{'_quick' if args.quick else ''}"
+    (OUT / f"{stem}.json").write_text(json.dumps({"torch_baby_tok_s": TORCH_BABY_TOK_S, "rows": res}, indent=1))
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -89,7 +89,7 @@ def main(argv=None):
     ax.set(xticks=xs, xticklabels=labels, yscale="log", ylabel="tokens / s", title="fungpt.gpt.generate")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(OUT / "gpt_generate_bench.png")
+    fig.savefig(OUT / f"{stem}.png")
     return res
 
 

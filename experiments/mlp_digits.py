@@ -115,7 +115,7 @@ def main(argv=None):
 
     OUT.mkdir(exist_ok=True)
     result = {"grad_check_max_rel_diff": rel, "seconds": secs, "n_train": len(xtr), "n_test": len(xte), **hist}
-    (OUT / "mlp_digits.json").write_text(json.dumps(result, indent=1))
+    (OUT / f"mlp_digits{'_quick' if args.quick else ''}.json").write_text(json.dumps(result, indent=1))
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -129,7 +129,7 @@ def main(argv=None):
     a2.axhline(97, color="gray", ls=":")
     a2.set(xlabel="epoch", ylabel="test accuracy (%)", ylim=(85, 100), title="fungpt.grad + our AdamW")
     fig.tight_layout()
-    fig.savefig(OUT / "mlp_digits.png")
+    fig.savefig(OUT / f"mlp_digits{'_quick' if args.quick else ''}.png")
     return result
 
 
