@@ -54,8 +54,10 @@ _TOKENIZERS = ("char", "bpe")
 class TrainConfig:
     """Everything a run needs; the defaults are the ``baby`` preset with nanoGPT's shakespeare_char settings.
 
-    Model: n_layer, n_head, n_embd, block_size (T), dropout, bias. Data: data (None = the shipped
-    corpus, or a UTF-8 file / folder of .txt), tokenizer ("char" or "bpe" with vocab_size), val_fraction.
+    Model: n_layer, n_head, n_embd, block_size (T), dropout, bias, scan_unroll (layers per iteration of the
+    scan over blocks; 0 = all of them: unrolled, the backward pass runs ~20% faster on CPU).
+    Data: data (None = the shipped corpus, or a UTF-8 file / folder of .txt), tokenizer ("char" or "bpe"
+    with vocab_size), val_fraction.
     Optimisation: batch_size (B, per micro-batch), grad_accum (A), max_iters, AdamW (learning_rate peak,
     min_lr, warmup_iters, lr_decay_iters, beta1, beta2, weight_decay on ≥2-D params), grad_clip (global
     norm). Run: eval_interval/eval_iters (val loss = mean over eval_iters batches), ckpt_interval,
@@ -69,6 +71,7 @@ class TrainConfig:
     block_size: int = 64
     dropout: float = 0.0
     bias: bool = True
+    scan_unroll: int = 0
     data: str | None = None
     tokenizer: str = "char"
     vocab_size: int = 512
@@ -105,7 +108,7 @@ class TrainConfig:
                      "vocab_size"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"TrainConfig.{name} must be > 0, got {getattr(self, name)}")
-        for name in ("warmup_iters", "sample_tokens", "seed"):
+        for name in ("warmup_iters", "sample_tokens", "seed", "scan_unroll"):
             if getattr(self, name) < 0:
                 raise ValueError(f"TrainConfig.{name} must be >= 0, got {getattr(self, name)}")
         if self.n_embd % self.n_head:
@@ -192,6 +195,7 @@ def gpt_model(cfg: TrainConfig, vocab_size: int) -> tuple[Model, Any]:
     mcfg = gpt_config.GPTConfig(
         vocab_size=vocab_size, block_size=cfg.block_size, n_layer=cfg.n_layer, n_head=cfg.n_head,
         n_embd=cfg.n_embd, dropout=float(cfg.dropout), bias=cfg.bias, compute_dtype=cfg.dtype,
+        scan_unroll=cfg.scan_unroll or cfg.n_layer,
     )
 
     def loss(params, x, y, key):
