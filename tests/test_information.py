@@ -302,6 +302,8 @@ def test_bad_inputs_raise():
         info.cross_entropy_from_logits(jnp.zeros((2, 3)), jnp.zeros(2))
     with pytest.raises(ValueError, match="labels shape"):
         info.cross_entropy_from_logits(jnp.zeros((2, 3)), jnp.zeros(3, int))
+    bad = info.cross_entropy_from_logits(jnp.zeros((3, 4)), jnp.array([0, 4, -1]))
+    assert np.isfinite(bad[0]) and np.isnan(bad[1]) and np.isnan(bad[2])  # out of range: NaN, not a clamp
     with pytest.raises(ValueError, match="label_smoothing"):
         info.cross_entropy_from_logits(jnp.zeros((2, 3)), jnp.zeros(2, int), 1.5)
     with pytest.raises(ValueError, match="joint table"):
