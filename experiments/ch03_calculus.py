@@ -172,7 +172,8 @@ def main(argv=None):
     cps = critical_points(args.quick)
     one_d, nd = quadrature_errors(args.quick)
     dxs, tay = taylor(args.quick)
-    plots(out, hs, errs, one_d, nd, dxs, tay)
+    if not args.quick:  # the figures need the full sweeps; --quick checks the numbers only
+        plots(out, hs, errs, one_d, nd, dxs, tay)
     result = {"best_step_and_error": best, "limits": lims, "critical_points": cps, "quadrature_1d": one_d,
               "quadrature_3d": nd, "taylor_slopes": {k: v["slope"] for k, v in tay.items()},
               "seconds": time.perf_counter() - t0}
