@@ -9,6 +9,7 @@ the runs under experiments/out/train_baby/.
     .venv/bin/python experiments/train_baby.py                      # float32 with fungpt.grad (~1-2 min)
     .venv/bin/python experiments/train_baby.py --variants float32:fungpt,float32:jax,bfloat16:fungpt
     .venv/bin/python experiments/train_baby.py --quick              # a tiny model, 6 steps (smoke test)
+    .venv/bin/python experiments/train_baby.py --from-runs runs/baby   # table and figure of finished runs
 """
 from __future__ import annotations
 
@@ -39,6 +40,7 @@ QUICK = ["--n-layer", "1", "--n-head", "2", "--n-embd", "16", "--block-size", "8
 
 
 def run_variant(dtype: str, grad: str, quick: bool, data: str | None = None) -> dict:
+    """One `fungpt train` run; its summary plus the wall time of the whole command and the printed sample."""
     run_dir = OUT / "train_baby" / f"{dtype}-{grad}{'-quick' if quick else ''}"
     shutil.rmtree(run_dir, ignore_errors=True)
     argv = ["train", "--dtype", dtype, "--grad", grad, "--out-dir", str(run_dir), "--no-progress",
@@ -56,15 +58,23 @@ def run_variant(dtype: str, grad: str, quick: bool, data: str | None = None) -> 
     wall = time.perf_counter() - t
     if proc.returncode != 0:
         raise RuntimeError(f"fungpt {' '.join(argv)} failed:\n{proc.stderr[-3000:]}")
+    return {**summarize(run_dir), "whole_run_s": wall, "sample": _sample(proc.stdout)}
+
+
+def summarize(run_dir: pathlib.Path) -> dict:
+    """Speed and validation curve of a finished run, from its metrics.jsonl and checkpoint config."""
+    run_dir = pathlib.Path(run_dir)
+    cfg = json.loads((run_dir / (run_dir / "latest").read_text().strip() / "state.json").read_text())["config"]
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     tps = [r["tokens_per_s"] for r in rows if "tokens_per_s" in r][1:]  # the first window includes compile
     evals = {r["step"]: r["val_loss"] for r in rows if "val_loss" in r}
     last = max(evals)
     tps_med = statistics.median(tps) if tps else float("nan")
-    tok_per_step = (8 * 4) if quick else (64 * 12)
-    return {"dtype": dtype, "grad": grad, "whole_run_s": wall, "tokens_per_s": tps_med,
+    tok_per_step = cfg["batch_size"] * cfg["block_size"] * cfg["grad_accum"]
+    return {"dtype": cfg["dtype"], "grad": cfg["grad"], "tokens_per_s": tps_med,
             "ms_per_iter": 1e3 * tok_per_step / tps_med, "val_loss_final": evals[last], "final_step": last,
-            "val_curve": evals, "sample": _sample(proc.stdout), "run_dir": str(run_dir)}
+            "val_curve": evals, "run_dir": str(run_dir),
+            "train_loop_s": max((r["elapsed_s"] for r in rows if "elapsed_s" in r), default=None)}
 
 
 def _sample(stdout: str) -> str:
@@ -83,11 +93,12 @@ def plot(results: list[dict], path: pathlib.Path, quick: bool) -> None:
     fig, ax = plt.subplots(figsize=(5.5, 3.4), dpi=100)
     if not quick:
         ref = REFERENCE["val_curve"]
-        ax.plot(list(ref), list(ref.values()), "k--", marker="s", ms=3, label="nanoGPT (PyTorch) reference")
+        ax.plot(list(ref), list(ref.values()), "k--", marker="s", ms=3,
+                label=f"nanoGPT (PyTorch) reference: {REFERENCE['val_loss_2000']:.4f} at 2000")
     for r in results:
         curve = r["val_curve"]
         ax.plot(list(curve), list(curve.values()), marker="o", ms=3,
-                label=f"fungpt {r['dtype']}, grad={r['grad']}: {r['ms_per_iter']:.1f} ms/iter")
+                label=f"fungpt {r['dtype']}, grad={r['grad']}: {r['val_loss_final']:.4f} at {r['final_step']}")
     ax.set_xlabel("iteration")
     ax.set_ylabel("validation loss (nats/char)")
     ax.set_title("baby GPT on shakespeare_tiny, 2-core CPU" if not quick else "quick smoke run")
@@ -103,9 +114,13 @@ def main(argv=None):
     ap.add_argument("--variants", default="float32:fungpt", help="comma-separated dtype:grad pairs")
     ap.add_argument("--quick", action="store_true", help="a tiny model, 6 steps, in-process")
     ap.add_argument("--data", help="a text file instead of the shipped corpus")
+    ap.add_argument("--from-runs", nargs="+", metavar="RUN_DIR", help="only summarize and plot finished runs")
     args = ap.parse_args(argv)
     OUT.mkdir(parents=True, exist_ok=True)
-    results = [run_variant(*v.split(":"), args.quick, args.data) for v in args.variants.split(",")]
+    if args.from_runs:
+        results = [{**summarize(d), "whole_run_s": None} for d in args.from_runs]
+    else:
+        results = [run_variant(*v.split(":"), args.quick, args.data) for v in args.variants.split(",")]
     name = "train_baby_quick" if args.quick else "train_baby"
     plot(results, OUT / f"{name}.png", args.quick)
     (OUT / f"{name}.json").write_text(json.dumps({"reference": REFERENCE, "results": results}, indent=1))
@@ -115,7 +130,7 @@ def main(argv=None):
               f"{REFERENCE['val_loss_2000']:9.4f} {REFERENCE['whole_run_s']:11.1f}")
     for r in results:
         print(f"{r['dtype'] + ':' + r['grad']:18} {r['ms_per_iter']:8.1f} {r['tokens_per_s']:9,.0f} "
-              f"{r['val_loss_final']:9.4f} {r['whole_run_s']:11.1f}")
+              f"{r['val_loss_final']:9.4f} {r['whole_run_s'] or float('nan'):11.1f}")
     return results
 
 

@@ -3,8 +3,9 @@
 Variants, each measured in one process and interleaved round by round so machine noise hits them alike:
 gradient = fungpt.value_and_grad (our autodiff) vs jax.value_and_grad; dtype = float32 vs bfloat16
 (bf16 matrix products, f32 accumulation, f32 master weights and elementwise work). Reports the median
-ms/iter, tokens/s, MFU against this machine's measured float32 matmul peak, compile time, and the
-fungpt/jax ratio. Writes experiments/out/train_step_bench.json.
+ms/iter, the median process CPU time per step (steadier than wall time on a shared machine), tokens/s,
+MFU against this machine's measured float32 matmul peak, compile time, and the fungpt/jax ratio.
+Writes experiments/out/train_step_bench.json.
 
     .venv/bin/python experiments/train_step_bench.py            # baby preset, 200 timed steps per variant
     .venv/bin/python experiments/train_step_bench.py --quick    # a tiny model, a few steps (smoke test)
@@ -55,12 +56,15 @@ def main(argv=None):
     ap.add_argument("--dtypes", default="float32,bfloat16", help="'float32' alone with --quick")
     ap.add_argument("--quick", action="store_true", help="tiny model, few steps")
     ap.add_argument("--data", help="a text file instead of the shipped corpus")
+    ap.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE",
+                    help="TrainConfig overrides, e.g. --set scan_unroll=1 batch_size=24 (values parsed as JSON)")
     args = ap.parse_args(argv)
     steps, rounds = (4, 2) if args.quick else (args.steps, args.rounds)
     peak = matmul_peak_gflops(256 if args.quick else 2048)
     rows, failed = [], []
     for dtype in args.dtypes.split(","):
-        cfg = T.config_from(args.preset, dtype=dtype, data=args.data, **(QUICK if args.quick else {}))
+        sets = {k: json.loads(v) for k, v in (kv.split("=", 1) for kv in args.set)}
+        cfg = T.config_from(args.preset, dtype=dtype, data=args.data, **(QUICK if args.quick else {}), **sets)
         tok, _, _ = T.prepare_data(cfg)
         _, mcfg = T.gpt_model(cfg, tok.vocab_size)
         n_params = gpt.num_params(jax.eval_shape(lambda mcfg=mcfg: gpt.init_params(mcfg, jax.random.key(0))))
@@ -77,13 +81,15 @@ def main(argv=None):
         for grad, r in res.items():
             rows.append(dict(dtype=dtype, grad=grad, ms_per_iter=r["ms_per_iter"], tokens_per_s=r["tokens_per_s"],
                              mfu=model_flops_per_step(cfg, n_params) / (r["ms_per_iter"] / 1e3) / (peak * 1e9),
-                             compile_s=r["compile_s"],
+                             compile_s=r["compile_s"], cpu_ms_per_iter=r["cpu_ms_per_iter"],
                              ratio_vs_jax=r["ms_per_iter"] / res["jax"]["ms_per_iter"] if "jax" in res else None))
     print(f"preset {args.preset}{' (quick)' if args.quick else ''}; jax {jax.__version__} on "
           f"{jax.devices()[0].platform}; measured float32 matmul peak {peak:.0f} GFLOP/s")
-    print(f"{'dtype':9} {'grad':7} {'ms/iter':>8} {'tokens/s':>9} {'MFU':>6} {'compile s':>9} {'vs jax':>7}")
+    print(f"{'dtype':9} {'grad':7} {'ms/iter':>8} {'CPU ms':>7} {'tokens/s':>9} {'MFU':>6} {'compile s':>9} "
+          f"{'vs jax':>7}")
     for r in rows:
-        print(f"{r['dtype']:9} {r['grad']:7} {r['ms_per_iter']:8.2f} {r['tokens_per_s']:9.0f} "
+        print(f"{r['dtype']:9} {r['grad']:7} {r['ms_per_iter']:8.2f} {r['cpu_ms_per_iter']:7.1f} "
+              f"{r['tokens_per_s']:9.0f} "
               f"{100 * r['mfu']:5.1f}% {r['compile_s']:9.2f} {r['ratio_vs_jax'] or float('nan'):7.3f}")
     OUT.mkdir(parents=True, exist_ok=True)
     out = OUT / f"train_step_bench{'_quick' if args.quick else ''}.json"

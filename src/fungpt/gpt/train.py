@@ -683,7 +683,8 @@ def bench_step(cfg: TrainConfig, grads=("fungpt", "jax"), steps: int = 50, round
                warmup: int = 3) -> dict:
     """Median seconds per jitted train step for each gradient function, timed in interleaved rounds.
 
-    Returns ``{grad: {"ms_per_iter", "tokens_per_s", "compile_s", "times"}}`` (one process, same data,
+    Returns ``{grad: {"ms_per_iter", "tokens_per_s", "compile_s", "cpu_ms_per_iter", "times"}}`` (one
+    process, same data,
     same model, same optimizer; only the gradient function differs). ``compile_s`` is the first call:
     trace, compile and one step.
     """
@@ -699,16 +700,18 @@ def bench_step(cfg: TrainConfig, grads=("fungpt", "jax"), steps: int = 50, round
         t = time.perf_counter()
         state, loss, _, _ = fns.step(state, jnp.int32(0), ids, k_data, k_drop)  # compiles (or reuses) it
         loss.block_until_ready()
-        runs[g] = {"fn": fns.step, "state": state, "s": 1, "times": [], "compile_s": time.perf_counter() - t}
+        runs[g] = {"fn": fns.step, "state": state, "s": 1, "times": [], "cpu": [],
+                   "compile_s": time.perf_counter() - t}
 
     def go(r, n, record):
         for _ in range(n):
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             r["state"], loss, _, _ = r["fn"](r["state"], jnp.int32(r["s"]), ids, k_data, k_drop)
             loss.block_until_ready()
             r["s"] += 1
             if record:
                 r["times"].append(time.perf_counter() - t)
+                r["cpu"].append(time.process_time() - c)
 
     for r in runs.values():
         go(r, warmup, False)
@@ -720,5 +723,5 @@ def bench_step(cfg: TrainConfig, grads=("fungpt", "jax"), steps: int = 50, round
     for g, r in runs.items():
         ms = 1e3 * float(np.median(r["times"]))
         out[g] = {"ms_per_iter": ms, "tokens_per_s": tokens / ms * 1e3, "compile_s": r["compile_s"],
-                  "times": r["times"]}
+                  "cpu_ms_per_iter": 1e3 * float(np.median(r["cpu"])), "times": r["times"]}
     return out
