@@ -459,6 +459,14 @@ def test_n_step_is_matrix_power(seed, n):
     pn, dist = _n_step(p0, p, n)
     _close(pn, np.linalg.matrix_power(p, n), 1e-10, atol=1e-14)
     _close(dist, p0 @ np.linalg.matrix_power(p, n), 1e-10, atol=1e-14)
+    _close(P.n_step(p, int(n)), np.linalg.matrix_power(p, n), 1e-10, atol=1e-14)  # the unrolled path
+
+
+def test_n_step_gradient_with_fungpt_grad():
+    import fungpt
+
+    f = lambda a: P.n_step(jnp.asarray([[1.0, 0.0], [0.5, 0.5]]) + a * jnp.asarray([[-1.0, 1.0], [0.0, 0.0]]), 7)[0, 0]
+    _close(jax.jit(fungpt.grad(f))(0.1), jax.grad(f)(0.1), 1e-12)
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)

@@ -929,8 +929,16 @@ def _check_transition(p):
 
 def n_step(p, n):
     """P^n, the n-step transition probabilities P(X_{t+n} = j | X_t = i), by repeated squaring:
-    O(K³ log n). n: int >= 0 (may be traced)."""
+    O(K³ log n). n: int >= 0. A Python int unrolls the ⌊log₂ n⌋ squarings (differentiable in P); a traced
+    integer runs them in a ``lax.while_loop`` (jittable in n, not reverse-differentiable)."""
     p = _check_transition(p)
+    if isinstance(n, (int, np.integer)):
+        if n < 0:
+            raise ValueError(f"n must be >= 0, got {n}")
+        acc, base = jnp.eye(p.shape[0], dtype=p.dtype), p
+        while n:
+            acc, base, n = (acc @ base if n % 2 else acc), base @ base, n // 2
+        return acc
     n = jnp.asarray(n)
     if not jnp.issubdtype(n.dtype, jnp.integer):
         raise TypeError(f"n must be an integer, got dtype {n.dtype}")
