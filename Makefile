@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(VENV)/bin/fungpt demo
+	$(VENV)/bin/fungpt train
 
 test: $(STAMP)
 	$(VENV)/bin/python -m pytest

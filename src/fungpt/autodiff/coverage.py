@@ -3,7 +3,7 @@ and the test module that checks them. `python -m fungpt.autodiff.coverage` print
 (docs/autodiff_coverage.md is this output; a test keeps the two in sync)."""
 from jax.extend.core import primitives as P
 
-from fungpt.autodiff.rules import fwd_rules, jvp_rules, vjp_rules
+from fungpt.autodiff.rules import fwd_rules, jvp_rules, rule_modules, vjp_rules
 
 # Primitives that never carry a derivative and need no rule of their own in a jaxpr we differentiate
 # (collectives, effects, RNG internals): listed so the table is complete.
@@ -33,7 +33,7 @@ def rows():
         rev = (p in vjp_rules or p in fwd_rules) and name not in REVERSE_RAISES
         fwd = p in jvp_rules
         rule = vjp_rules.get(p) or fwd_rules.get(p) or jvp_rules.get(p)
-        module = rule.__module__.rsplit(".", 1)[-1] if rule is not None else ""
+        module = (rule_modules.get(p) or rule.__module__).rsplit(".", 1)[-1] if rule is not None else ""
         test = f"tests/autodiff/test_rules_{module}.py" if module else ""
         out.append((name, rev, fwd, module, test))
     return out

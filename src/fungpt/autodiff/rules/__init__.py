@@ -23,6 +23,12 @@ from jax.extend.core import primitives as P
 vjp_rules: dict = {}
 jvp_rules: dict = {}
 fwd_rules: dict = {}
+rule_modules: dict = {}  # primitive -> the rules module that registered it (for the coverage table)
+
+
+def _caller_module(depth=2):
+    import sys
+    return sys._getframe(depth).f_globals.get("__name__", "")
 
 
 def _primitive_modules():
@@ -97,6 +103,7 @@ def defelementwise(p, *derivs):
         return ans, (sum(terms[1:], terms[0]) if terms else None)
 
     vjp_rules[p], jvp_rules[p] = vjp, jvp
+    rule_modules[p] = _caller_module()
 
 
 def deflinear(p, transpose):
@@ -116,6 +123,7 @@ def deflinear(p, transpose):
         return ans, p.bind(*ts, **params)
 
     vjp_rules[p], jvp_rules[p] = vjp, jvp
+    rule_modules[p] = _caller_module()
 
 
 def defnograd(p):
@@ -131,6 +139,7 @@ def defnograd(p):
         return ans, ([None] * len(ans) if p.multiple_results else None)
 
     vjp_rules[p], jvp_rules[p] = vjp, jvp
+    rule_modules[p] = _caller_module()
 
 
 def _dtype(x):

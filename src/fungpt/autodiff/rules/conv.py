@@ -208,14 +208,8 @@ _defrule(prim("select_and_gather_add"), _sga_vjp, _sga_jvp)
 _defrule(prim("select_and_scatter_add"), _ssa_vjp, _ssa_jvp)
 
 
-# --- generic reduce_window: forward mode through the reducer, as JAX does ------------------------------
-def _reduce_window_vjp(cts, ans, *xs, **params):
-    raise NotImplementedError(
-        "fungpt: reverse mode through a generic lax.reduce_window (a custom reducer) is not implemented "
-        "(JAX cannot transpose it either). Use lax.reduce_window with lax.add / lax.max / lax.min, which "
-        "lower to reduce_window_sum / _max / _min, or forward mode.")
-
-
+# --- generic reduce_window: forward mode through the reducer, as JAX does. No reverse rule: JAX cannot
+# transpose it either, and the interpreter's missing-rule error names the primitive and the line.
 def _reduce_window_jvp(xs, ts, *, jaxpr, consts, **params):
     n = len(xs) // 2
     operands, inits = xs[:n], xs[n:]
@@ -237,7 +231,8 @@ def _reduce_window_jvp(xs, ts, *, jaxpr, consts, **params):
     return list(out[:n]), list(out[n:])
 
 
-_defrule(prim("reduce_window"), _reduce_window_vjp, _reduce_window_jvp)
+if prim("reduce_window") is not None:
+    jvp_rules[prim("reduce_window")] = jitted(_reduce_window_jvp)
 
 
 # --- fft (linear; complex cotangents follow JAX's transpose convention: no conjugation) --------------

@@ -1,0 +1,250 @@
+"""The public transforms behave like JAX's: argnums, has_aux, pytrees, integer inputs, errors, and
+composition with jit, vmap and each other. Model-level losses: MLP, attention + layer norm, a small
+GPT-style loss over nested dicts, an RNN via scan."""
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax import lax
+
+import fungpt
+from fungpt.autodiff import rules
+from tests.autodiff.oracle import assert_trees_close, check_vjp
+
+TOL64 = 1e-10
+
+
+def mlp_loss(params, x, y):
+    h = x
+    for layer in params["layers"]:
+        h = jnp.tanh(h @ layer["w"] + layer["b"][None])
+    logits = h @ params["out"]["w"]
+    return jnp.mean(jax.nn.logsumexp(logits, -1) - jnp.take_along_axis(logits, y[:, None], -1)[:, 0])
+
+
+def init_mlp(key, sizes, n_out, dtype=jnp.float64):
+    keys = jax.random.split(key, len(sizes) + 1)
+    layers = [{"w": jax.random.normal(k, (a, b), dtype) / np.sqrt(a), "b": jnp.zeros((b,), dtype)}
+              for k, a, b in zip(keys, sizes[:-1], sizes[1:], strict=False)]
+    return {"layers": layers, "out": {"w": jax.random.normal(keys[-1], (sizes[-1], n_out), dtype)}}
+
+
+def layer_norm(x, g, b):
+    mu = jnp.mean(x, -1, keepdims=True)
+    var = jnp.mean((x - mu) ** 2, -1, keepdims=True)
+    return (x - mu) * lax.rsqrt(var + 1e-5) * g[None] + b[None]
+
+
+def attention(p, x, n_head=2):
+    t, c = x.shape
+    h = layer_norm(x, p["ln"]["g"], p["ln"]["b"])
+    q, k, v = jnp.split(h @ p["qkv"], 3, axis=-1)
+    split = lambda z: z.reshape(t, n_head, c // n_head).transpose(1, 0, 2)  # (H, T, D)
+    q, k, v = split(q), split(k), split(v)
+    att = q @ k.transpose(0, 2, 1) / jnp.sqrt(jnp.asarray(c // n_head, x.dtype))
+    mask = jnp.tril(jnp.ones((t, t), bool))
+    att = jnp.where(mask, att, jnp.finfo(x.dtype).min)
+    att = jax.nn.softmax(att, -1)
+    y = (att @ v).transpose(1, 0, 2).reshape(t, c)
+    return x + y @ p["proj"]
+
+
+def gpt_loss(params, tokens, targets):
+    x = params["wte"][tokens] + params["wpe"][: tokens.shape[0]]  # (T, C)
+
+    def block(x, p):
+        x = attention(p["attn"], x)
+        h = layer_norm(x, p["ln2"]["g"], p["ln2"]["b"])
+        return x + jax.nn.gelu(h @ p["fc"]) @ p["fc2"], None
+
+    x, _ = lax.scan(block, x, params["h"])
+    logits = layer_norm(x, params["ln_f"]["g"], params["ln_f"]["b"]) @ params["wte"].T
+    logp = jax.nn.log_softmax(logits, -1)
+    return -jnp.mean(jnp.take_along_axis(logp, targets[:, None], -1))
+
+
+def init_gpt(key, vocab=11, t=6, c=8, n_layer=2, dtype=jnp.float64):
+    ks = iter(jax.random.split(key, 16))
+    n = lambda *s: 0.3 * jax.random.normal(next(ks), s, dtype)
+    ln = lambda *lead: {"g": jnp.ones((*lead, c), dtype), "b": jnp.zeros((*lead, c), dtype)}
+    return {"wte": n(vocab, c), "wpe": n(t, c), "ln_f": ln(),
+            "h": {"attn": {"ln": ln(n_layer), "qkv": n(n_layer, c, 3 * c), "proj": n(n_layer, c, c)},
+                  "ln2": ln(n_layer), "fc": n(n_layer, c, 4 * c), "fc2": n(n_layer, 4 * c, c)}}
+
+
+@pytest.fixture(scope="module")
+def mlp_case():
+    key = jax.random.key(0)
+    params = init_mlp(key, [5, 7, 6], 3)
+    x = jax.random.normal(jax.random.key(1), (4, 5), jnp.float64)
+    y = jnp.array([0, 2, 1, 2])
+    return params, x, y
+
+
+@pytest.fixture(scope="module")
+def gpt_case():
+    params = init_gpt(jax.random.key(2))
+    tokens = jnp.array([1, 4, 2, 9, 0, 3])
+    return params, tokens, jnp.roll(tokens, -1)
+
+
+def test_mlp_grad_jit_vmap(mlp_case):
+    params, x, y = mlp_case
+    ref = jax.grad(mlp_loss)(params, x, y)
+    assert_trees_close(fungpt.grad(mlp_loss)(params, x, y), ref, TOL64, "grad")
+    assert_trees_close(jax.jit(fungpt.grad(mlp_loss))(params, x, y), ref, TOL64, "jit(grad)")
+    assert_trees_close(fungpt.grad(jax.jit(mlp_loss))(params, x, y), ref, TOL64, "grad(jit)")
+    per_example = lambda g: jax.vmap(g(lambda p, xi, yi: mlp_loss(p, xi[None], yi[None])), (None, 0, 0))
+    assert_trees_close(per_example(fungpt.grad)(params, x, y), per_example(jax.grad)(params, x, y), TOL64,
+                       "vmap(grad)")
+
+
+def test_mlp_second_order(mlp_case):
+    params, x, y = mlp_case
+    w = params["layers"][0]["w"]
+    f = lambda w: mlp_loss({**params, "layers": [{**params["layers"][0], "w": w}, *params["layers"][1:]]}, x, y)
+    ref = jax.hessian(f)(w)
+    assert_trees_close(fungpt.hessian(f)(w), ref, 1e-9, "hessian")
+    g2 = lambda w: jnp.sum(fungpt.grad(f)(w) ** 2)
+    r2 = lambda w: jnp.sum(jax.grad(f)(w) ** 2)
+    assert_trees_close(fungpt.grad(g2)(w), jax.grad(r2)(w), 1e-9, "grad(grad)")
+    assert_trees_close(jax.grad(g2)(w), jax.grad(r2)(w), 1e-9, "jax.grad(fungpt.grad)")
+
+
+def test_attention_with_layer_norm(key):
+    c, t = 8, 5
+    ks = jax.random.split(key, 4)
+    p = {"ln": {"g": jnp.ones(c) + 0.1 * jax.random.normal(ks[0], (c,)), "b": jnp.zeros(c)},
+         "qkv": 0.3 * jax.random.normal(ks[1], (c, 3 * c)), "proj": 0.3 * jax.random.normal(ks[2], (c, c))}
+    x = jax.random.normal(ks[3], (t, c))
+    check_vjp(lambda p, x: attention(p, x) ** 2, (p, x), key)
+    f = lambda p, x: jnp.sum(jnp.sin(attention(p, x)))
+    assert_trees_close(jax.jit(fungpt.grad(f, argnums=(0, 1)))(p, x), jax.grad(f, argnums=(0, 1))(p, x), TOL64)
+
+
+def test_gpt_style_loss(gpt_case):
+    params, tokens, targets = gpt_case
+    ref = jax.grad(gpt_loss)(params, tokens, targets)
+    assert_trees_close(jax.jit(fungpt.grad(gpt_loss))(params, tokens, targets), ref, TOL64, "gpt grad")
+    batch = jnp.stack([tokens, tokens[::-1]])
+    pe = lambda g: jax.jit(jax.vmap(g(gpt_loss), (None, 0, 0)))(params, batch, jnp.roll(batch, -1, axis=1))
+    assert_trees_close(pe(fungpt.grad), pe(jax.grad), TOL64, "per-example")
+    # float32: the same code, looser named tolerance
+    p32 = jax.tree_util.tree_map(lambda a: a.astype(jnp.float32), params)
+    assert_trees_close(jax.jit(fungpt.grad(gpt_loss))(p32, tokens, targets), jax.grad(gpt_loss)(p32, tokens, targets),
+                       2e-4, "gpt grad f32")
+
+
+def test_gpt_grad_of_grad(gpt_case):
+    params, tokens, targets = gpt_case
+    f = lambda wte: gpt_loss({**params, "wte": wte}, tokens, targets)
+    g = lambda wte: jnp.sum(fungpt.grad(f)(wte) ** 2)
+    r = lambda wte: jnp.sum(jax.grad(f)(wte) ** 2)
+    assert_trees_close(jax.jit(fungpt.grad(g))(params["wte"]), jax.grad(r)(params["wte"]), 1e-9)
+
+
+def test_argnums_has_aux_value_and_grad(key):
+    x = jax.random.normal(key, (3,))
+    y = {"a": jnp.arange(2.0), "b": (jnp.ones(3), 2.0)}
+
+    def f(x, y, scale):
+        out = jnp.sum(x * y["b"][0]) * y["b"][1] + jnp.sum(y["a"] ** 2) * scale
+        return out, {"aux": x * 2}
+
+    for argnums in (0, 1, (0, 1), (1, 0), -2):
+        ours = fungpt.grad(f, argnums=argnums, has_aux=True)(x, y, 3.0)
+        theirs = jax.grad(f, argnums=argnums, has_aux=True)(x, y, 3.0)
+        assert_trees_close(ours, theirs, TOL64, f"argnums={argnums}")
+    (v, aux), g = fungpt.value_and_grad(f, argnums=(0, 1), has_aux=True)(x, y, 3.0)
+    (rv, raux), rg = jax.value_and_grad(f, argnums=(0, 1), has_aux=True)(x, y, 3.0)
+    assert_trees_close((v, aux, g), (rv, raux, rg), TOL64)
+
+
+def test_jacobians_with_pytrees(key):
+    x = {"u": jax.random.normal(key, (2, 3)), "v": jnp.arange(2.0)}
+    f = lambda x: {"s": jnp.sin(x["u"]) * x["v"][:, None], "t": jnp.sum(x["u"] ** 2) * x["v"]}
+    assert_trees_close(fungpt.jacrev(f)(x), jax.jacrev(f)(x), TOL64, "jacrev")
+    assert_trees_close(fungpt.jacfwd(f)(x), jax.jacfwd(f)(x), TOL64, "jacfwd")
+    g = lambda a, b: jnp.sum(jnp.sin(a) * b ** 2)
+    a, b = jnp.arange(3.0), jnp.ones(3) * 0.5
+    assert_trees_close(fungpt.hessian(g, argnums=(0, 1))(a, b), jax.hessian(g, argnums=(0, 1))(a, b), TOL64)
+
+
+def test_vjp_jvp_signatures_and_integers(key):
+    x, n = jax.random.normal(key, (3,)), jnp.array([1, 2, 3])
+    f = lambda x, n: x * n.astype(x.dtype)
+    out, pull = fungpt.vjp(f, x, n)
+    rout, rpull = jax.vjp(f, x, n)
+    ct = jnp.ones(3)
+    assert_trees_close((out, pull(ct)), (rout, rpull(ct)), TOL64)
+    assert pull(ct)[1].dtype == jax.dtypes.float0
+    t = (jnp.ones(3), np.zeros(3, jax.dtypes.float0))
+    assert_trees_close(fungpt.jvp(f, (x, n), t), jax.jvp(f, (x, n), t), TOL64)
+    with pytest.raises(TypeError, match="grad requires real- or complex-valued inputs"):
+        fungpt.grad(lambda n: jnp.sum(n * 1.0))(n)
+    g = fungpt.grad(lambda x, n: jnp.sum(f(x, n)), argnums=1, allow_int=True)(x, n)
+    assert g.dtype == jax.dtypes.float0 and g.shape == (3,)
+
+
+def test_errors_match_jax(key):
+    x = jax.random.normal(key, (3,))
+    with pytest.raises(TypeError, match="Gradient only defined for scalar-output functions"):
+        fungpt.grad(jnp.sin)(x)
+    with pytest.raises(TypeError, match="grad requires real-valued outputs"):
+        fungpt.grad(lambda x: jnp.sum(x).astype(jnp.int32))(x)
+    with pytest.raises(ValueError, match="argnums"):
+        fungpt.grad(lambda x: jnp.sum(x), argnums=3)(x)
+    _, pull = fungpt.vjp(jnp.sin, x)
+    with pytest.raises(ValueError, match="cotangent of shape"):
+        pull(jnp.ones(4))
+
+
+def test_missing_rule_names_primitive_and_line(key):
+    x = jnp.array([0.5, 1.5])
+    f = lambda a: jnp.sum(jax.scipy.special.gammainc(a, 2.0))  # igamma has no reverse rule here
+    with pytest.raises(NotImplementedError, match=r"'igamma'.*test_api\.py:\d+"):
+        fungpt.grad(f)(x)
+
+
+def test_no_retrace_in_a_jitted_step(mlp_case):
+    params, x, y = mlp_case
+
+    @jax.jit
+    @chex.assert_max_traces(n=1)
+    def step(params, x, y):
+        g = fungpt.grad(mlp_loss)(params, x, y)
+        return jax.tree_util.tree_map(lambda p, g: p - 0.1 * g, params, g)
+
+    p = params
+    for _ in range(3):
+        p = step(p, x, y)
+    chex.clear_trace_counter()
+
+
+def test_planted_wrong_rule_is_caught(monkeypatch, key):
+    """A rule that is 0.1% wrong must fail the checks, and only for the specs that use it."""
+    from tests.autodiff.oracle import check_all
+    sin_p = rules.prim("sin")
+    monkeypatch.setitem(rules.vjp_rules, sin_p, lambda ct, ans, x, **_: (ct * jnp.cos(x) * 1.001,))
+    x = jnp.linspace(0.1, 1.0, 5)
+    failed = []
+    for name, f in [("sin", jnp.sin), ("cos", jnp.cos), ("tanh", jnp.tanh), ("exp", jnp.exp)]:
+        try:
+            check_all(f, (x,), key)
+        except AssertionError:
+            failed.append(name)
+    assert failed == ["sin"], failed
+    report = fungpt.autodiff.check_grads(lambda x: jnp.sum(jnp.sin(x)), (x,), order=1, modes=("rev",))
+    assert report["order 1"]["rev"]["vs_jax"] > 5e-4, report
+
+
+def test_check_grads_reports_small_errors(key):
+    x = jax.random.normal(key, (4,))
+    w = jax.random.normal(jax.random.fold_in(key, 1), (4, 4))
+    f = lambda x, w: jnp.sum(jnp.tanh(w @ x) ** 2)
+    report = fungpt.autodiff.check_grads(f, (x, w), order=2, rtol=1e-8)
+    for entry in (report["order 1"], report["order 2"]):
+        for mode in ("fwd", "rev"):
+            assert entry[mode]["vs_jax"] < 1e-10 and entry[mode]["vs_fd"] < 1e-6, report
+    assert set(report["per_argument"]) == {0, 1}
