@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import math
 import operator
@@ -193,6 +194,7 @@ def tree_fold(monoid: Monoid, xs: Sequence):
     return xs[0]
 
 
+@functools.partial(jax.jit, static_argnums=0)
 def prefix_scan(combine: Callable, xs) -> jax.Array:
     """All prefix combinations ``[x₀, x₀·x₁, x₀·x₁·x₂, ...]`` along axis 0 in O(log n) parallel depth
     (`lax.associative_scan`); correct only for an associative combine."""

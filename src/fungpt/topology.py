@@ -10,6 +10,7 @@ Points are 1-D arrays (one point per call; `pairwise_distances` and `jax.vmap` b
 """
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Sequence
 
@@ -83,6 +84,7 @@ def sphere_geodesic(x, y) -> jax.Array:
     return 2 * jnp.arctan2(_norm2(u - v), _norm2(u + v))
 
 
+@functools.partial(jax.jit, static_argnames="metric")
 def pairwise_distances(X, Y, metric: Callable = euclidean) -> jax.Array:
     """``D[i, j] = metric(X[i], Y[j])``; X (n, d), Y (m, d) → D (n, m). Any metric above, or your own."""
     X, Y = jnp.asarray(X), jnp.asarray(Y)
@@ -91,6 +93,7 @@ def pairwise_distances(X, Y, metric: Callable = euclidean) -> jax.Array:
     return jax.vmap(lambda x: jax.vmap(lambda y: metric(x, y))(Y))(X)
 
 
+@functools.partial(jax.jit, static_argnames="metric")
 def metric_axiom_violations(metric: Callable, points) -> dict[str, jax.Array]:
     """How badly `metric` breaks each metric-space axiom on a finite set of points (n, d): for each of
 
@@ -130,8 +133,13 @@ def continuity_delta(f: Callable, x0, eps: float, key, delta_max: float = 1.0, n
     x0 shape (d,); f maps (d,) to any shape.
     """
     x0 = jnp.asarray(x0)
-    if x0.ndim != 1 or eps <= 0:
+    if x0.ndim != 1 or not eps > 0:
         raise ValueError(f"continuity_delta: need x0 of shape (d,) and eps > 0, got {x0.shape}, {eps!r}")
+    return _continuity_delta(f, x0, eps, key, delta_max, n_halvings, n_samples)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 4, 5, 6))
+def _continuity_delta(f, x0, eps, key, delta_max, n_halvings, n_samples):
     kd, kr = jax.random.split(key)
     dirs = jax.random.normal(kd, (n_samples, x0.shape[0]), x0.dtype)
     dirs = dirs / jnp.sqrt(jnp.sum(dirs * dirs, axis=1, keepdims=True))
@@ -228,15 +236,21 @@ def isomap(X, n_components: int = 2, n_neighbors: int = 10) -> jax.Array:
 
     Raises ValueError when the neighbour graph is disconnected (increase n_neighbors).
     """
-    G = shortest_paths(knn_graph(X, n_neighbors))
+    connected, Y = _isomap(jnp.asarray(X), n_components, n_neighbors)
     try:
-        connected = bool(jnp.all(jnp.isfinite(G)))
-    except jax.errors.ConcretizationTypeError:  # under jit: cannot check, infinities propagate
+        connected = bool(connected)
+    except jax.errors.ConcretizationTypeError:  # under an outer jit: cannot check, NaNs propagate
         connected = True
     if not connected:
         raise ValueError(f"isomap: the {n_neighbors}-nearest-neighbour graph is disconnected; "
                          f"increase n_neighbors")
-    return classical_mds(G, n_components)
+    return Y
+
+
+@functools.partial(jax.jit, static_argnames=("n_components", "n_neighbors"))
+def _isomap(X, n_components, n_neighbors):
+    G = shortest_paths(knn_graph(X, n_neighbors))
+    return jnp.all(jnp.isfinite(G)), classical_mds(G, n_components)
 
 
 def swiss_roll(key, n: int, noise: float = 0.0, dtype=jnp.float32) -> tuple[jax.Array, jax.Array]:
@@ -276,6 +290,12 @@ def surface_area(param: Callable, lo, hi, n: int = 128) -> jax.Array:
     lo, hi = np.asarray(lo, np.float64), np.asarray(hi, np.float64)
     if lo.shape != (2,) or hi.shape != (2,) or np.any(hi <= lo):
         raise ValueError(f"surface_area: need lo < hi, both of shape (2,), got {lo}, {hi}")
+    return _surface_area(param, tuple(lo.tolist()), tuple(hi.tolist()), n)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1, 2, 3))
+def _surface_area(param, lo, hi, n):
+    lo, hi = np.asarray(lo), np.asarray(hi)
     dtype = jax.dtypes.canonicalize_dtype(np.float64)
     h = (hi - lo) / n
     grid = [lo[i] + h[i] * (np.arange(n) + 0.5) for i in range(2)]
@@ -342,6 +362,7 @@ def lipschitz_upper_bound(weights: Sequence) -> jax.Array:
     return out
 
 
+@functools.partial(jax.jit, static_argnames=("f", "method"))
 def empirical_lipschitz(f: Callable, X, method: str = "jacobian") -> jax.Array:
     """A lower bound on f's Lipschitz constant (w.r.t. ‖·‖₂) from samples X (n, d):
 
