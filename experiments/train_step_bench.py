@@ -9,12 +9,14 @@ Writes experiments/out/train_step_bench.json.
 
     .venv/bin/python experiments/train_step_bench.py            # baby preset, 200 timed steps per variant
     .venv/bin/python experiments/train_step_bench.py --quick    # a tiny model, a few steps (smoke test)
+    .venv/bin/python experiments/train_step_bench.py --compare-unroll --steps 64 --rounds 8
 """
 from __future__ import annotations
 
 import argparse
 import json
 import pathlib
+import statistics
 import time
 
 import jax
@@ -48,6 +50,36 @@ def model_flops_per_step(cfg: T.TrainConfig, n_params: int) -> float:
     return per_token * cfg.batch_size * cfg.block_size * cfg.grad_accum
 
 
+def compare_unroll(preset: str, steps: int, rounds: int, quick: bool, data: str | None) -> list[dict]:
+    """The fungpt.grad step with the layers in a lax.scan (scan_unroll=1) vs unrolled (0 = all), interleaved."""
+    runs = {}
+    for unroll in (0, 1):
+        cfg = T.config_from(preset, scan_unroll=unroll, data=data, **(QUICK if quick else {}))
+        tok, train_np, _ = T.prepare_data(cfg)
+        mesh = T.make_mesh()
+        ids = T._put_ids(train_np, mesh)
+        k_init, k_data, k_drop, _, _ = T.run_keys(cfg.seed)
+        fns = T._gpt_functions(T._step_fields(cfg), tok.vocab_size, mesh)
+        params = fns.init(k_init)
+        state, loss, _, _ = fns.step(T.TrainState(params, fns.opt_init(params)), jnp.int32(0), ids, k_data, k_drop)
+        loss.block_until_ready()
+        runs[unroll] = dict(step=fns.step, state=state, ids=ids, keys=(k_data, k_drop), wall=[], cpu=[])
+    for _ in range(rounds):
+        for r in runs.values():
+            for s in range(max(1, steps // rounds)):
+                t, c = time.perf_counter(), time.process_time()
+                r["state"], loss, _, _ = r["step"](r["state"], jnp.int32(s + 1), r["ids"], *r["keys"])
+                loss.block_until_ready()
+                r["wall"].append(time.perf_counter() - t)
+                r["cpu"].append(time.process_time() - c)
+    rows = [dict(scan_unroll=u or "all", ms_per_iter=1e3 * statistics.median(r["wall"]),
+                 cpu_ms_per_iter=1e3 * statistics.median(r["cpu"])) for u, r in runs.items()]
+    for row in rows:
+        print(f"scan_unroll={row['scan_unroll']}: {row['ms_per_iter']:.1f} ms/iter, "
+              f"CPU {row['cpu_ms_per_iter']:.1f} ms")
+    return rows
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--preset", default="baby")
@@ -58,8 +90,12 @@ def main(argv=None):
     ap.add_argument("--data", help="a text file instead of the shipped corpus")
     ap.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE",
                     help="TrainConfig overrides, e.g. --set scan_unroll=1 batch_size=24 (values parsed as JSON)")
+    ap.add_argument("--compare-unroll", action="store_true",
+                    help="instead: layers in a lax.scan vs unrolled (fungpt.grad, float32), interleaved")
     args = ap.parse_args(argv)
     steps, rounds = (4, 2) if args.quick else (args.steps, args.rounds)
+    if args.compare_unroll:
+        return compare_unroll(args.preset, steps, rounds, args.quick, args.data)
     peak = matmul_peak_gflops(256 if args.quick else 2048)
     rows, failed = [], []
     for dtype in args.dtypes.split(","):
