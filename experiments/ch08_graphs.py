@@ -16,6 +16,7 @@ Writes ch08_graphs.json, ch08_attention_heads.png, ch08_attention_graph.png.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import pathlib
 import statistics
@@ -40,13 +41,14 @@ GRADS = {"fungpt": fungpt.value_and_grad, "jax": jax.value_and_grad}
 PROMPT = "ROMEO:\nBut soft, what light through yonder window breaks?"
 
 
-def train_tiny_gpt(steps, value_and_grad, seed=0):
+def train_tiny_gpt(steps, value_and_grad, size=(2, 4, 64), seed=0):
     text = gpt_data.load_text()
     chars = sorted(set(text))
     lut = np.zeros(256, np.int32)
     lut[[ord(c) for c in chars]] = np.arange(len(chars))
     ids = jnp.asarray(lut[np.frombuffer(text.encode("ascii"), np.uint8)])  # the corpus is plain ASCII
-    cfg = GPTConfig(vocab_size=len(chars), block_size=64, n_layer=2, n_head=4, n_embd=64)
+    n_layer, n_head, n_embd = size
+    cfg = GPTConfig(vocab_size=len(chars), block_size=64, n_layer=n_layer, n_head=n_head, n_embd=n_embd)
     params = init_params(cfg, jax.random.key(seed))
     if steps == 0:
         return cfg, params, chars, [None]
@@ -85,6 +87,16 @@ def attention_maps(params, tokens, cfg):
         x = x + nn.mlp(p["mlp"], nn.layer_norm(p["ln_2"], x, cfg.layer_norm_epsilon))
     x = nn.layer_norm(params["ln_f"], x, cfg.layer_norm_epsilon)
     return x @ params["wte"]["weight"].T, jnp.stack(maps)
+
+
+@functools.partial(jax.jit, static_argnums=2)
+def analyse(params, tokens, cfg):
+    """Attention maps, their rollout, the largest logit difference to `gpt.forward`, and whether every
+    map respects the causal mask — one compiled program."""
+    logits, W = attention_maps(params, tokens, cfg)
+    err = jnp.max(jnp.abs(logits - forward(params, tokens, cfg)))
+    causal = jnp.all(jnp.where(graphs.causal_mask(tokens.shape[0]), 0.0, W) == 0.0)
+    return W, graphs.attention_rollout(W), err, causal
 
 
 def _median_ms(fn, reps):
@@ -161,29 +173,28 @@ def main(argv=None):
     out.mkdir(parents=True, exist_ok=True)
     steps = args.steps if args.steps is not None else (0 if args.quick else 600)
 
+    size = (2, 2, 16) if args.quick else (2, 4, 64)  # (n_layer, n_head, n_embd)
     t0 = time.perf_counter()
     grad_name = args.grad
     try:
-        cfg, params, chars, losses = train_tiny_gpt(steps, GRADS[grad_name])
+        cfg, params, chars, losses = train_tiny_gpt(steps, GRADS[grad_name], size)
     except NotImplementedError as e:  # a primitive our engine has no rule for yet: say so, train anyway
         grad_name = "jax (fungpt failed: " + str(e).split(" (used at")[0] + ")"
         print(f"{grad_name}: training with jax.value_and_grad instead")
-        cfg, params, chars, losses = train_tiny_gpt(steps, GRADS["jax"])
+        cfg, params, chars, losses = train_tiny_gpt(steps, GRADS["jax"], size)
     train_s = time.perf_counter() - t0
     text = PROMPT[: 24 if args.quick else 40]
     tokens = jnp.asarray([chars.index(c) for c in text], jnp.int32)
-    logits, W = jax.jit(attention_maps, static_argnums=2)(params, tokens, cfg)
-    err = float(jnp.max(jnp.abs(logits - forward(params, tokens, cfg))))
+    W, R, err, causal = map(np.asarray, analyse(params, tokens, cfg))
+    err, causal = float(err), bool(causal)
     assert err < 1e-3, f"layer-by-layer recomputation disagrees with gpt.forward by {err}"
-    R = graphs.attention_rollout(W)
-    causal = bool(jnp.all(jnp.where(graphs.causal_mask(len(text)), 0.0, W) == 0.0))
 
     L, H = W.shape[:2]
     fig, axes = plt.subplots(L, H, figsize=(2.1 * H, 2.1 * L), squeeze=False)
     for layer in range(L):
         for head in range(H):
             ax = axes[layer, head]
-            ax.imshow(np.asarray(W[layer, head]), cmap="viridis", vmin=0, vmax=1)
+            ax.imshow(W[layer, head], cmap="viridis", vmin=0, vmax=1)
             ax.set_title(f"layer {layer}, head {head}", fontsize=8)
             ax.set_xticks([])
             ax.set_yticks([])
@@ -194,10 +205,10 @@ def main(argv=None):
 
     fig = plt.figure(figsize=(10, 4.2))
     ax = fig.add_subplot(1, 3, (1, 2))
-    _draw_graph(ax, np.asarray(W[-1].mean(axis=0)), list(text), threshold=0.15)
+    _draw_graph(ax, W[-1].mean(axis=0), list(text), threshold=0.15)
     ax.set_title("last layer, heads averaged: arcs i → j with weight ≥ 0.15", fontsize=9)
     ax = fig.add_subplot(1, 3, 3)
-    ax.imshow(np.asarray(R), cmap="magma")
+    ax.imshow(R, cmap="magma")
     ax.set_title("attention rollout over both layers", fontsize=9)
     ax.set_xlabel("input token j")
     ax.set_ylabel("output position i")
