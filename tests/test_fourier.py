@@ -324,7 +324,7 @@ def test_experiment_runs_quick(tmp_path):
     spec.loader.exec_module(module)
     module.main(["--quick", "--out", str(tmp_path)])
     assert (tmp_path / "ch10_denoise.png").exists()
-    # The experiment runs with JAX's defaults (x64 off): our FFT in complex64 against jnp.fft.
+    # The benchmark feeds complex64: our FFT in single precision against jnp.fft, within 1e-4.
     res = json.loads((tmp_path / "ch10_fourier.json").read_text())
     assert res["fft_bench"] and all(r["rel_err_f32"] < 1e-4 for r in res["fft_bench"])
     assert res["denoise"]["snr_ideal_lowpass_db"] > res["denoise"]["snr_noisy_db"] + 5
