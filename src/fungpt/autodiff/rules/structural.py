@@ -37,9 +37,8 @@ def _dot_ct(ct, other, other_is_rhs, x, dimension_numbers, precision, preferred_
     # ct's axes: batch, lhs free, rhs free.
     ct_o_free = list(range(nb + len(x_free), ct.ndim)) if other_is_rhs else list(range(nb, nb + len(o_free)))
     ct_b = list(range(nb))
-    dtype = other.dtype
-    if ct.dtype != dtype:  # mixed precision: multiply in the operands' dtype, accumulate in ct's
-        ct = ct.astype(dtype)
+    # Mixed precision (bf16 operands, f32 cotangent): multiply as mixed dtypes, as JAX's rule does;
+    # casting the cotangent down would emit bf16 x bf16 -> f32 dot forms XLA:CPU cannot run.
     out_dtype = preferred_element_type if preferred_element_type is not None else None
     if other_is_rhs:
         # x_bar: [batch, x_free, other's contracting dims in ascending order]
