@@ -54,7 +54,7 @@ def test_empty_sets_and_as_set_with_size_is_jittable():
     assert got.tolist() == [1, 3, 5, -1]
 
 
-@pytest.mark.parametrize("n", [0, 1, 4])
+@pytest.mark.parametrize("n", [0, 4])
 def test_power_set_matches_sympy(n):
     elems = [2, 3, 5, 7][:n]
     ours = {tuple(s.tolist()) for s in dm.power_set(np.array(elems, int))}

@@ -189,7 +189,7 @@ def test_degrees_and_laplacian_match_networkx(dtype, normalized):
 
 # --------------------------------------------------------------------------------------- attention graphs
 
-@pytest.mark.parametrize("T", [1, 2, 7])
+@pytest.mark.parametrize("T", [1, 7])
 def test_causal_mask_is_the_transitive_tournament(T):
     M = np.asarray(graphs.causal_mask(T))
     np.testing.assert_array_equal(M, np.tril(np.ones((T, T), bool)))
