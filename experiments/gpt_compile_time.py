@@ -57,7 +57,7 @@ def main(argv=None):
     B = 2 if args.quick else 12
     res = {"compile_s": {name: {} for name, _ in loops}, "step_ms": {}}
     baby = base.replace(n_layer=2 if args.quick else 4)
-    reps = 2 if args.quick else 30
+    reps = 2 if args.quick else 10
     for L in depths:
         for name, unroll in loops:
             s, ms = compile_and_step(base.replace(n_layer=L, scan_unroll=unroll or L), B,
