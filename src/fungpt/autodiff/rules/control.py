@@ -258,7 +258,7 @@ def _scan_fwd(ins, active, *, jaxpr, num_consts, num_carry, length, reverse, unr
         outs, out_active, res, bwd = linearize(body, body_consts, args, in_act)
         # Where each residual comes from: a loop-invariant const, a slice of xs, a static value, or
         # a value computed in this iteration (stacked along the scan axis).
-        kinds, stacked = [], []
+        kinds, stacked, where = [], [], {}
         for r in res:
             ci = next((i for i, c in enumerate(consts) if r is c), None)
             xi = next((i for i, c in enumerate(x) if r is c), None)
@@ -268,9 +268,11 @@ def _scan_fwd(ins, active, *, jaxpr, num_consts, num_carry, length, reverse, unr
                 kinds.append(("x", xi))
             elif not isinstance(r, jax.core.Tracer) or any(r is c for c in body_consts):
                 kinds.append(("static", r))
-            else:
-                kinds.append(("stack", len(stacked)))
-                stacked.append(r)
+            else:  # one stacked copy of a value however many rules read it
+                if id(r) not in where:
+                    where[id(r)] = len(stacked)
+                    stacked.append(r)
+                kinds.append(("stack", where[id(r)]))
         used = _used_residuals(bwd, kinds, stacked, consts, x, outs, out_active)
         plan.update(kinds=kinds, bwd=bwd, used=used, out_active=out_active,
                     stacked_avals=[jax.ShapeDtypeStruct(jnp.shape(s), s.dtype) for s in stacked])
@@ -337,10 +339,18 @@ def _used_residuals(bwd, kinds, stacked, consts, x, outs, out_active):
         return bwd([_assemble(k, stk, consts, x) for k in kinds], cts)
 
     closed = jax.make_jaxpr(probe)(stk_avals, cts)
-    invars = closed.jaxpr.invars[:len(stacked)]
-    seen = {v for e in closed.jaxpr.eqns for v in e.invars if not isinstance(v, Literal)}
-    seen.update(v for v in closed.jaxpr.outvars if not isinstance(v, Literal))
-    return [v in seen for v in invars]
+    live = _live_vars(closed.jaxpr)
+    return [v in live for v in closed.jaxpr.invars[:len(stacked)]]
+
+
+def _live_vars(jaxpr):
+    """Variables that reach an output (dead-code elimination by a backward sweep): rules compute
+    cotangents for inactive operands too, which the interpreter drops, so reading is not using."""
+    live = {v for v in jaxpr.outvars if not isinstance(v, Literal)}
+    for eqn in reversed(jaxpr.eqns):
+        if eqn.effects or any(not is_drop(v) and v in live for v in eqn.outvars):
+            live.update(v for v in eqn.invars if not isinstance(v, Literal))
+    return live
 
 
 def _scan_jvp(xs, ts, *, jaxpr, num_consts, num_carry, length, reverse, unroll, **params):
