@@ -20,6 +20,8 @@ from fungpt import calculus as C
 
 F32, F64 = np.dtype("float32"), np.dtype("float64")
 DTYPES = [F32, F64]
+# float32 repeats of the costliest compiles run under `-m slow` (make test-all); float64 runs by default
+DTYPES_F32_SLOW = [pytest.param(F32, marks=pytest.mark.slow), F64]
 EPS = {F32: float(np.finfo(np.float32).eps), F64: float(np.finfo(np.float64).eps)}
 # Relative tolerances, each from the method's error law with a safety factor of ~10-30.
 TOL = {F32: 2e-5, F64: 1e-12}                      # exact algorithms, float rounding only
@@ -152,7 +154,7 @@ def _chain_both_ways(x, ct, t):
     return ours, jax_
 
 
-@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("dtype", DTYPES_F32_SLOW, ids=str)
 def test_chain_rule_composes_stage_derivatives(dtype, key):
     k1, k2, k3 = jax.random.split(key, 3)
     x = jax.random.normal(k1, (3,), dtype) / 2
@@ -176,7 +178,7 @@ def _derivatives_both_ways(x, v):
     return ours, oracle
 
 
-@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("dtype", DTYPES_F32_SLOW, ids=str)
 def test_gradient_jacobian_hessian_match_jax(dtype, key):
     k1, k2 = jax.random.split(key)
     x, v = jax.random.normal(k1, (3,), dtype), jax.random.normal(k2, (3,), dtype)
@@ -207,7 +209,7 @@ def _sympy_critical_points():
     return out
 
 
-@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("dtype", DTYPES_F32_SLOW, ids=str)
 def test_newton_finds_and_classifies_sympy_critical_points(dtype):
     newton = jax.jit(jax.vmap(lambda s: C.newton_critical_point(_saddle_field, s)))
     expected = _sympy_critical_points()
@@ -228,7 +230,7 @@ def test_degenerate_critical_point_is_reported():
     _close(lam, [0.0, 2.0], 0, atol=1e-12)
 
 
-@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("dtype", DTYPES_F32_SLOW, ids=str)
 def test_extrema_on_interval_vs_dense_grid(dtype):
     f = lambda x: jnp.sin(3 * x) + x / 2 - 0.1 * x**2
     a, b = -1.0, 3.0
@@ -365,7 +367,7 @@ def _all_taylor(zero):  # zero carries the dtype; each case's point is an offset
     return [C.taylor_coefficients(f, zero + x0, TAYLOR_ORDER) for f, _, x0 in TAYLOR]
 
 
-@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("dtype", DTYPES_F32_SLOW, ids=str)
 def test_taylor_coefficients_match_sympy_series(dtype):
     for case, got in enumerate(_all_taylor(jnp.zeros((), dtype))):
         chex.assert_shape(got, (TAYLOR_ORDER + 1,))
