@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fungpt import autodiff
+from fungpt import autodiff, linalg
 
 __all__ = [
     "DEGENERATE", "MAXIMUM", "MINIMUM", "SADDLE", "CriticalPoint", "chain_rule_jacobian", "chain_rule_jvp",
@@ -241,8 +241,8 @@ def classify_critical_point(f, x, *, tol=None):
     if x.ndim != 1:
         raise ValueError(f"classify_critical_point takes x of shape (d,), got {x.shape}")
     tol = _eps(x) ** 0.5 if tol is None else tol
-    # The Hessian is symmetric, so eigvalsh is the right eigensolver (chapter 2 explains it).
-    lam = jnp.linalg.eigvalsh(autodiff.hessian(f)(x))
+    # The Hessian is symmetric: chapter 2's Jacobi eigensolver applies.
+    lam = linalg.eigvalsh(autodiff.hessian(f)(x))
     tau = tol * jnp.maximum(1, jnp.max(jnp.abs(lam)))
     pos, neg = jnp.any(lam > tau), jnp.any(lam < -tau)
     small = jnp.any(jnp.abs(lam) <= tau)
@@ -267,7 +267,7 @@ def newton_critical_point(f, x0, *, tol=None, max_iter=50):
     g, h = autodiff.grad(f), autodiff.hessian(f)
 
     def step(x):
-        return jnp.linalg.solve(h(x), g(x))
+        return linalg.solve(h(x), g(x))  # Gaussian elimination with partial pivoting (chapter 2)
 
     def cond(state):
         x, dx, it = state
