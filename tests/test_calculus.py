@@ -102,8 +102,8 @@ def _f3(v):
     return jnp.sin(v[0] * v[1]) + v[2] ** 2 * jnp.exp(v[0]) - jnp.log1p(v[1] ** 2)
 
 
-def _g3(v):  # concatenate, not jnp.stack: fungpt's engine has no rule for the `stack` primitive yet
-    return jnp.concatenate([(v[0] * v[1] * v[2])[None], jnp.tanh(v[:1] - v[2:]), v[1:2] ** 3])
+def _g3(v):
+    return jnp.stack([v[0] * v[1] * v[2], jnp.tanh(v[0] - v[2]), v[1] ** 3])
 
 
 @jax.jit
@@ -136,7 +136,7 @@ def test_derivative_vmaps_and_jits():
 
 # ------------------------------------------------------------------------------------------- chain rule
 
-STAGES = [lambda v: jnp.sin(v) * v, lambda v: jnp.concatenate([v.sum(keepdims=True), v[:2] ** 2]), jnp.exp,
+STAGES = [lambda v: jnp.sin(v) * v, lambda v: jnp.stack([v.sum(), v[0] ** 2, v[1] ** 2]), jnp.exp,
           lambda v: v[:2] * v[1:]]
 
 
