@@ -547,3 +547,20 @@ def test_experiment_runs_quick(tmp_path):
     spec.loader.exec_module(module)
     module.main(["--quick", "--out", str(tmp_path)])
     assert (tmp_path / "ch04_probability.json").exists()
+
+
+def test_vmap_over_parameters_and_no_retrace(key):
+    @jax.jit
+    @chex.assert_max_traces(n=1)
+    def log_probs(x, mus, sigmas):  # one compiled function for a batch of Gaussians
+        return jax.vmap(lambda m, s: P.gaussian.log_prob(x, m, s))(mus, sigmas)
+
+    x = np.asarray(0.3)
+    for shift in (0.0, 1.0):  # new values, same shapes and dtypes: no second trace
+        mus, sigmas = np.array([0.0, 1.0, -2.0]) + shift, np.array([1.0, 0.5, 2.0])
+        _close(log_probs(x, mus, sigmas), ss.norm(mus, sigmas).logpdf(0.3), 1e-12)
+    draws = jax.jit(jax.vmap(lambda k, r: P.poisson.sample(k, r, (2000,))))(jax.random.split(key, 3),
+                                                                           jnp.asarray([0.5, 4.0, 40.0]))
+    chex.assert_shape(draws, (3, 2000))
+    for row, rate in zip(np.asarray(draws), (0.5, 4.0, 40.0), strict=True):
+        assert abs(row.mean() - rate) < Z * math.sqrt(rate / row.size)
