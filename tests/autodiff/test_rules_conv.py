@@ -68,9 +68,17 @@ SPECS = [
     ("fft_power_spectrum", lambda x: jnp.real(jnp.fft.rfft(x)) ** 2 + jnp.imag(jnp.fft.rfft(x)) ** 2, [SIG], True),
 ]
 
+# The default run checks these (both dtypes); the rest of the table runs with `-m slow` (make test-all).
+CORE = {"conv2d_padding_dilations", "conv2d_depthwise", "conv1d_batch_groups", "sum_pool_dilated",
+        "max_pool", "max_pool_ties", "fft", "rfft_even", "irfft_odd"}
+
+
+def _params(specs, core):
+    return [pytest.param(*s, id=s[0], marks=() if s[0] in core else pytest.mark.slow) for s in specs]
+
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
-@pytest.mark.parametrize("name,f,shapes,fd", SPECS, ids=[s[0] for s in SPECS])
+@pytest.mark.parametrize("name,f,shapes,fd", _params(SPECS, CORE))
 def test_conv(name, f, shapes, fd, dtype, key):
     check_all(f, _args(name, dtype, *shapes), key, fd=fd)
 
@@ -107,6 +115,7 @@ def test_jit_and_grad_of_grad():
                                rtol=1e-9)
 
 
+@pytest.mark.slow
 @settings(max_examples=2, deadline=None)
 @given(length=st.integers(3, 9), width=st.integers(1, 3), stride=st.integers(1, 3), dilation=st.integers(1, 2),
        padding=st.sampled_from(["SAME", "VALID"]), seed=st.integers(0, 2**16))

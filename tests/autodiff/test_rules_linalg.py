@@ -106,15 +106,23 @@ def _sample(name, dtype, samplers):
     rng = np.random.default_rng(zlib.crc32(name.encode()))
     return tuple(jnp.asarray(s(rng), dtype) for s in samplers)
 
+# The default run checks these (both dtypes); the rest of the table runs with `-m slow` (make test-all).
+CORE = {"solve_matrix", "det_lu", "cholesky", "solve_triangular_upper_trans", "lu", "qr_tall", "eigvalsh",
+        "svd_tall"}
+
+
+def _params(specs, core):
+    return [pytest.param(*s, id=s[0], marks=() if s[0] in core else pytest.mark.slow) for s in specs]
+
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
-@pytest.mark.parametrize("name,f,samplers,fd", SPECS, ids=[s[0] for s in SPECS])
+@pytest.mark.parametrize("name,f,samplers,fd", _params(SPECS, CORE))
 def test_linalg(name, f, samplers, fd, dtype, key):
     check_all(f, _sample(name, dtype, samplers), key, fd=fd)
 
 
 @pytest.mark.parametrize("dtype", [np.complex128], ids=lambda d: np.dtype(d).name)
-@pytest.mark.parametrize("name,f,samplers", COMPLEX_SPECS, ids=[s[0] for s in COMPLEX_SPECS])
+@pytest.mark.parametrize("name,f,samplers", _params(COMPLEX_SPECS, {"solve", "qr"}))
 def test_linalg_complex(name, f, samplers, dtype, key):
     check_all(f, _sample(name, dtype, samplers), key)
 
@@ -155,6 +163,7 @@ def test_jit_and_grad_of_grad():
                                jax.jit(jax.vmap(jax.grad(loss)))(per_example), rtol=1e-10)
 
 
+@pytest.mark.slow
 @settings(max_examples=3, deadline=None)
 @given(n=st.integers(1, 4), seed=st.integers(0, 2**16))
 def test_property_cholesky_any_size(n, seed):

@@ -58,9 +58,17 @@ SPECS = [
     ("cummax_ties", lambda x: lax.cummax(_tied(x), axis=1), [(3, 5)], False),
 ]
 
+# The default run checks these (both dtypes); the rest of the table runs with `-m slow` (make test-all).
+CORE = {"sort_last", "sort_key_value", "sort_int_keys", "top_k", "cumprod", "cummax", "cumlogsumexp",
+        "sort_ties", "cummax_ties"}
+
+
+def _params(specs, core):
+    return [pytest.param(*s, id=s[0], marks=() if s[0] in core else pytest.mark.slow) for s in specs]
+
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
-@pytest.mark.parametrize("name,f,shapes,fd", SPECS, ids=[s[0] for s in SPECS])
+@pytest.mark.parametrize("name,f,shapes,fd", _params(SPECS, CORE))
 def test_sorting(name, f, shapes, fd, dtype, key):
     check_all(f, _normal(name, dtype, *shapes), key, fd=fd)
 
@@ -78,6 +86,7 @@ def test_jit_and_grad_of_grad():
                                rtol=1e-9)
 
 
+@pytest.mark.slow
 @settings(max_examples=2, deadline=None)
 @given(shape=st.lists(st.integers(1, 4), min_size=1, max_size=3), seed=st.integers(0, 2**16), data=st.data())
 def test_property_sort_and_cumulative_any_axis(shape, seed, data):
