@@ -24,9 +24,9 @@ from fungpt import topology as T
 
 
 def swiss(out, quick):
-    n = 400 if quick else 1000
+    n = 200 if quick else 1000
     X, t = T.swiss_roll(jax.random.key(0), n, dtype=jnp.float32)
-    emb_iso = np.asarray(T.isomap(X, 2, n_neighbors=6 if quick else 8))
+    emb_iso = np.asarray(T.isomap(X, 2, n_neighbors=10 if quick else 8))
     emb_pca = np.asarray(T.pca(X, 2)[0])
     t = np.asarray(t)
     arc = (t * np.sqrt(1 + t * t) + np.arcsinh(t)) / 2
@@ -72,9 +72,9 @@ def lipschitz(quick):
 def random_features(quick):
     """Min-norm least squares on ReLU random features: test error peaks where #features = #samples."""
     n_train, d, n_test = 60, 8, 2000
-    widths = [5, 20, 40, 55, 60, 65, 80, 120, 240, 600] if quick else \
+    widths = [20, 60, 240] if quick else \
         [5, 10, 20, 30, 40, 50, 55, 58, 60, 62, 65, 70, 80, 100, 150, 240, 400, 800, 1600]
-    seeds = 3 if quick else 10
+    seeds = 2 if quick else 10
     rng = np.random.default_rng(0)
     w_star = rng.standard_normal(d) / np.sqrt(d)
     train, test = np.zeros((seeds, len(widths))), np.zeros((seeds, len(widths)))

@@ -104,6 +104,10 @@ def test_fft_jit_vmap_agree():
         eager = F.fft(x)
         np.testing.assert_allclose(jax.jit(F.fft)(x), eager, rtol=1e-6, atol=1e-6)
         np.testing.assert_allclose(jax.vmap(F.fft)(x), eager, rtol=1e-6, atol=1e-6)
+    # Signal-level functions take one signal; vmap batches them.
+    X, k = rng.standard_normal((3, 16)), rng.standard_normal(4)
+    for fn in [lambda s: F.convolve(s, k, "same", "fft"), lambda s: F.lowpass(s, 0.2)]:
+        np.testing.assert_allclose(jax.vmap(fn)(X), np.stack([fn(s) for s in X]), rtol=1e-12, atol=1e-12)
 
 
 def _power(X):
