@@ -137,8 +137,6 @@ def test_fft_differentiates_with_fungpt_grad(dtype, n, key):
     np.testing.assert_allclose(jax.jit(fungpt.grad(ours))(x), want, rtol=tol, atol=tol * scale)
 
 
-@pytest.mark.xfail(strict=True, reason="engine: the VJP rule of `abs` on complex input mixes float and "
-                   "complex dtypes (report to the autodiff owner); |X|² via real/imag works")
 def test_grad_of_abs_of_fft():
     x = jnp.linspace(-1.0, 1.0, 8)
     g = fungpt.grad(lambda x: jnp.sum(jnp.abs(F.fft(x)) ** 2))(x)

@@ -86,6 +86,8 @@ def _fwd(eqn, ins, ins_active):
     if p not in vjp_rules:
         raise no_rule_error(eqn, "reverse-mode (VJP)")
     rule, params, multiple = vjp_rules[p], eqn.params, p.multiple_results
+    if getattr(rule, "takes_active", False):
+        params = {**params, "_active": list(ins_active)}
     out_avals = [v.aval for v in eqn.outvars]
     outs = bind(eqn, ins)
     # Literals are static: captured by value; everything else travels as a residual.

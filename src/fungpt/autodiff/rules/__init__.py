@@ -4,6 +4,8 @@ Reverse mode
   vjp_rules[p](ct, ans, *primals, **params) -> one cotangent per primal (None: no cotangent).
       `ct` and `ans` are the output cotangent and value (lists for multiple-result primitives,
       with missing cotangents filled by zeros). Params from the jaxpr equation pass straight through.
+      A rule with the attribute `takes_active = True` also receives `_active`, a bool per primal, and
+      may skip cotangents nobody reads (less work eagerly, smaller programs to compile).
   fwd_rules[p](primals, active, **params) -> (outs, residuals, bwd)
       for primitives that need their own forward sweep (calls, control flow, custom rules).
       `residuals` is a flat list of arrays; `bwd(residuals, cts) -> cts_in` must close over no
@@ -91,9 +93,12 @@ def defelementwise(p, *derivs):
     if p is None:
         return
 
-    def vjp(ct, ans, *xs, **params):
-        return [None if d is None else unbroadcast(ct * d(ans, *xs, **params), x) for d, x in
-                zip(derivs, xs, strict=True)]
+    def vjp(ct, ans, *xs, _active=None, **params):
+        active = _active or [True] * len(xs)
+        return [None if d is None or not a else unbroadcast(ct * d(ans, *xs, **params), x) for d, x, a in
+                zip(derivs, xs, active, strict=True)]
+
+    vjp.takes_active = True  # skip partials of operands that need no cotangent
 
     def jvp(xs, ts, **params):
         ans = p.bind(*xs, **params)

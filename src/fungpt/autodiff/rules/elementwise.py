@@ -137,10 +137,30 @@ def _pow_jvp(xs, ts, **_):
 if prim("pow") is not None:
     vjp_rules[prim("pow")], jvp_rules[prim("pow")] = _pow_vjp, _pow_jvp
 
-# abs: +1 for x >= 0 and -1 below (JAX's choice at 0) for real x; x/|x| (0 at 0) for complex x.
-defelementwise(prim("abs"), lambda ans, x, **_: jnp.where(x >= 0, 1.0, -1.0).astype(x.dtype)
-               if not jnp.iscomplexobj(x) else jnp.conj(jnp.where(ans == 0, jnp.zeros_like(x),
-                                                                    x / ans.astype(x.dtype))))
+# abs: +1 for x >= 0 and -1 below (JAX's choice at 0) for real x. For complex x the tangent map is
+# t -> Re(t conj(x) / |x|) (|x| = 0 read as 1), and its transpose ct -> ct conj(x) / |x|.
+def _abs_scale(ans, x):
+    safe = jnp.where(ans == 0, jnp.ones_like(ans), ans).astype(x.dtype)
+    return jnp.conj(x) / safe
+
+
+def _abs_vjp(ct, ans, x, **_):
+    if jnp.iscomplexobj(x):
+        return (ct.astype(x.dtype) * _abs_scale(ans, x),)
+    return (jnp.where(x >= 0, ct, -ct),)
+
+
+def _abs_jvp(xs, ts, **_):
+    (x,), (t,) = xs, ts
+    ans = jnp.abs(x)
+    if t is None:
+        return ans, None
+    if jnp.iscomplexobj(x):
+        return ans, jnp.real(t * _abs_scale(ans, x))
+    return ans, jnp.where(x >= 0, t, -t)
+
+
+vjp_rules[prim("abs")], jvp_rules[prim("abs")] = _abs_vjp, _abs_jvp
 
 
 # max/min: the gradient goes to the larger (smaller) operand; ties split it in half, as JAX does.

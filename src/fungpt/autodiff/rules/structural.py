@@ -61,9 +61,13 @@ def _dot_ct(ct, other, other_is_rhs, x, dimension_numbers, precision, preferred_
     return r.astype(x_dtype) if r.dtype != x_dtype else r
 
 
-def _dot_general_vjp(ct, ans, x, y, *, dimension_numbers, precision=None, preferred_element_type=None, **_):
-    return (_dot_ct(ct, y, True, x, dimension_numbers, precision, preferred_element_type),
-            _dot_ct(ct, x, False, y, dimension_numbers, precision, preferred_element_type))
+def _dot_general_vjp(ct, ans, x, y, *, dimension_numbers, precision=None, preferred_element_type=None,
+                     _active=(True, True), **_):
+    return (_dot_ct(ct, y, True, x, dimension_numbers, precision, preferred_element_type) if _active[0] else None,
+            _dot_ct(ct, x, False, y, dimension_numbers, precision, preferred_element_type) if _active[1] else None)
+
+
+_dot_general_vjp.takes_active = True
 
 
 def _dot_general_jvp(xs, ts, **params):
