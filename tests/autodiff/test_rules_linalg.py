@@ -107,7 +107,7 @@ def _sample(name, dtype, samplers):
     return tuple(jnp.asarray(s(rng), dtype) for s in samplers)
 
 # The default run checks these (both dtypes); the rest of the table runs with `-m slow` (make test-all).
-CORE = {"solve_matrix", "det_lu", "cholesky", "solve_triangular_upper_trans", "lu", "qr_tall", "eigvalsh",
+CORE = {"solve_matrix", "inv", "cholesky", "solve_triangular_upper_trans", "lu", "qr_tall", "eigvalsh",
         "svd_tall"}
 
 
