@@ -182,3 +182,17 @@ def test_abs_of_complex(dtype, key):
     z = jax.lax.complex(re, im).astype(dtype).at[0].set(0)  # |z| = 0 too, where JAX divides by 1
     check_vjp(jnp.abs, (z,), key)
     check_jvp(jnp.abs, (z,), key)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+def test_special_functions(dtype, key):
+    k1, k2, k3 = jax.random.split(key, 3)
+    a, x = positive(k1, (4,), dtype), positive(k2, (4,), dtype)
+    u = jax.random.uniform(k3, (4,), dtype, 0.2, 0.8)
+    sp = jax.scipy.special
+    check_all(sp.gammainc, (a, x), key)
+    check_all(sp.gammaincc, (a, x), key)
+    check_all(lambda x: sp.polygamma(2, x), (x,), key)
+    check_all(lambda u: sp.betainc(a, x, u), (u,), key)
+    with pytest.raises(ValueError, match="Betainc gradient with respect to a and b"):
+        fungpt.grad(lambda a: jnp.sum(sp.betainc(a, x, u)))(a)

@@ -236,3 +236,28 @@ for _name in ["sign", "floor", "ceil", "round", "is_finite", "eq", "ne", "lt", "
 
 # rem(x, y) = x - y * trunc(x / y): d/dx = 1, d/dy = -trunc(x / y).
 defelementwise(prim("rem"), _one, lambda ans, x, y, **_: -lax.round((x - ans) / y))
+
+
+# --- special functions ---------------------------------------------------------------------------
+def _refuse(message):
+    def d(*_, **__):
+        raise ValueError(message)  # JAX refuses these partials with the same message
+    return d
+
+
+def _igamma_dx(ans, a, x, **_):
+    # d/dx P(a, x) = x^(a-1) e^(-x) / Gamma(a)
+    return jnp.exp(-x + (a - 1) * jnp.log(x) - lax.lgamma(a))
+
+
+defelementwise(prim("igamma"), lambda ans, a, x, **_: lax.igamma_grad_a(a, x), _igamma_dx)
+defelementwise(prim("igammac"), lambda ans, a, x, **_: -lax.igamma_grad_a(a, x),
+               lambda ans, a, x, **_: -_igamma_dx(ans, a, x))
+defelementwise(prim("polygamma"), _refuse("polygamma gradient with respect to m is not supported"),
+               lambda ans, m, x, **_: lax.polygamma(m + 1, x))
+defelementwise(prim("regularized_incomplete_beta"),
+               _refuse("Betainc gradient with respect to a and b not supported."),
+               _refuse("Betainc gradient with respect to a and b not supported."),
+               # d/dx I_x(a, b) = x^(a-1) (1-x)^(b-1) / B(a, b)
+               lambda ans, a, b, x, **_: jnp.exp((b - 1) * jnp.log1p(-x) + (a - 1) * jnp.log(x)
+                                                 - (lax.lgamma(a) + lax.lgamma(b) - lax.lgamma(a + b))))
