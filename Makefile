@@ -15,7 +15,7 @@ run: $(STAMP)
 	$(VENV)/bin/fungpt train
 
 test: $(STAMP)
-	$(VENV)/bin/python -m pytest
+	$(VENV)/bin/python -m pytest -n 2
 
 test-all: $(STAMP)
 	$(VENV)/bin/python -m pytest -m ''
