@@ -46,7 +46,7 @@ def _call_fwd(ins, active, **params):
         outs, _, res, backward = linearize(jaxpr, consts, ins, active)
         return outs, res, backward
     # Called eagerly: compile the forward sweep and the backward sweep of this call once each, as
-    # jax.grad of a jitted function does, instead of dispatching its equations one by one.
+    # differentiating a jitted function should, instead of dispatching its equations one by one.
     key = (id(closed), tuple(active))
     if key not in _COMPILED:
         plan = {}
