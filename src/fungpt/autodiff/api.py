@@ -60,7 +60,7 @@ def _split_aux(out):
 def vjp(fun, *primals, has_aux=False):
     """(out, pullback[, aux]) with pullback(ct) = ct^T J, one cotangent per primal (a tuple).
 
-    Like `jax.vjp`: integer/bool primals receive float0 cotangents."""
+    As in JAX's vjp, integer/bool primals receive float0 cotangents."""
     flat, in_tree, outs, out_tree, out_active, residuals, backward = _vjp_flat(fun, primals, has_aux)
     n_all = len(outs)
     if has_aux:
@@ -89,7 +89,7 @@ def vjp(fun, *primals, has_aux=False):
 
 
 def value_and_grad(fun, argnums=0, has_aux=False, holomorphic=False, allow_int=False, reduce_axes=()):
-    """(f(x), df/dx) for a scalar-output f, like `jax.value_and_grad` (same argnums/has_aux)."""
+    """(f(x), df/dx) for a scalar-output f, like JAX's value_and_grad (same argnums/has_aux)."""
     del reduce_axes
 
     @functools.wraps(fun)
@@ -129,7 +129,7 @@ def value_and_grad(fun, argnums=0, has_aux=False, holomorphic=False, allow_int=F
 
 
 def grad(fun, argnums=0, has_aux=False, holomorphic=False, allow_int=False, reduce_axes=()):
-    """df/dx for a scalar-output f by our reverse mode; a drop-in for `jax.grad`.
+    """df/dx for a scalar-output f by our reverse mode; a drop-in for JAX's grad.
 
     >>> fungpt.grad(lambda x: (x ** 2).sum())(jnp.arange(3.0))   # 2x
     """
@@ -144,9 +144,9 @@ def grad(fun, argnums=0, has_aux=False, holomorphic=False, allow_int=False, redu
 
 
 def jvp(fun, primals, tangents, has_aux=False):
-    """(f(x), J t) by our forward mode; a drop-in for `jax.jvp` (primals and tangents are tuples)."""
+    """(f(x), J t) by our forward mode; a drop-in for JAX's jvp (primals and tangents are tuples)."""
     if not isinstance(primals, tuple | list) or not isinstance(tangents, tuple | list):
-        raise TypeError("fungpt.jvp: primals and tangents must be tuples or lists, as in jax.jvp.")
+        raise TypeError("fungpt.jvp: primals and tangents must be tuples or lists, as in JAX's jvp.")
     flat, in_tree = tree_util.tree_flatten(tuple(primals))
     flat = [jnp.asarray(x) for x in flat]
     tflat, t_tree = tree_util.tree_flatten(tuple(tangents))
