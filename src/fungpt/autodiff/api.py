@@ -177,7 +177,7 @@ def _std_basis(x):
 
 
 def jacrev(fun, argnums=0, has_aux=False, holomorphic=False, allow_int=False):
-    """The Jacobian by reverse mode: one pullback per output element (vmapped); like `jax.jacrev`.
+    """The Jacobian by reverse mode: one pullback per output element (vmapped); like JAX's jacrev.
     Each output leaf of shape S gets, per argument leaf of shape A, a block of shape S + A."""
     del holomorphic, allow_int
 
@@ -216,7 +216,7 @@ def jacrev(fun, argnums=0, has_aux=False, holomorphic=False, allow_int=False):
 
 
 def jacfwd(fun, argnums=0, has_aux=False, holomorphic=False):
-    """The Jacobian by forward mode: one JVP per input element (vmapped); like `jax.jacfwd`."""
+    """The Jacobian by forward mode: one JVP per input element (vmapped); like JAX's jacfwd."""
     del holomorphic
 
     @functools.wraps(fun)
@@ -258,6 +258,6 @@ def jacfwd(fun, argnums=0, has_aux=False, holomorphic=False):
 
 
 def hessian(fun, argnums=0, has_aux=False, holomorphic=False):
-    """The Hessian as forward-over-reverse, jacfwd(jacrev(f)), like `jax.hessian`."""
+    """The Hessian as forward-over-reverse, jacfwd(jacrev(f)), like JAX's hessian."""
     return jacfwd(jacrev(fun, argnums, has_aux=has_aux, holomorphic=holomorphic), argnums, has_aux=has_aux,
                   holomorphic=holomorphic)
