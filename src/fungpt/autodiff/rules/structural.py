@@ -2,6 +2,7 @@
 
 Most are linear: their VJP is the transpose (reshape back, sum a broadcast, pad a slice, scatter a
 gather) and their JVP applies the primitive to the tangent."""
+import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
@@ -37,9 +38,17 @@ def _dot_ct(ct, other, other_is_rhs, x, dimension_numbers, precision, preferred_
     # ct's axes: batch, lhs free, rhs free.
     ct_o_free = list(range(nb + len(x_free), ct.ndim)) if other_is_rhs else list(range(nb, nb + len(o_free)))
     ct_b = list(range(nb))
-    # Mixed precision (bf16 operands, f32 cotangent): multiply as mixed dtypes, as JAX's rule does;
-    # casting the cotangent down would emit bf16 x bf16 -> f32 dot forms XLA:CPU cannot run.
-    out_dtype = preferred_element_type if preferred_element_type is not None else None
+    out_dtype = preferred_element_type
+    cpu = jax.default_backend() == "cpu"
+    # Mixed precision (bf16 x bf16 -> f32 forward): JAX's rule multiplies the f32 cotangent with the
+    # bf16 operand, which XLA runs as an f32 product.  For plain matrices on CPU we cast the cotangent
+    # to bf16 instead, so the backward products run in the forward's precision on the fast bf16
+    # kernels (accumulating in f32).  Batched products keep the mixed form: XLA:CPU's generic dot,
+    # which they may fall back to, cannot run bf16 x bf16 -> f32.
+    if (cpu and out_dtype is not None and not ob and ct.ndim == other.ndim == len(_shape(x)) == 2
+            and other.dtype == getattr(x, "dtype", None) and jnp.issubdtype(other.dtype, jnp.floating)
+            and jnp.finfo(other.dtype).bits < jnp.finfo(ct.dtype).bits):
+        ct = ct.astype(other.dtype)
     if other_is_rhs:
         # x_bar: [batch, x_free, other's contracting dims in ascending order]
         r = lax.dot_general(ct, other, ((ct_o_free, o_free), (ct_b, list(ob))), precision=precision,
@@ -49,7 +58,16 @@ def _dot_ct(ct, other, other_is_rhs, x, dimension_numbers, precision, preferred_
                **{xd: nb + len(x_free) + rank[od] for xd, od in zip(xc, oc, strict=True)}}
     else:
         # x is the rhs: [batch, other's contracting dims in ascending order, x_free]
-        r = lax.dot_general(other, ct, ((o_free, ct_o_free), (list(ob), ct_b)), precision=precision,
+        lhs, lhs_c = other, o_free
+        if cpu and not ob and o_free != list(range(o_nd - len(o_free), o_nd)):
+            # The weight cotangent x^T ct contracts x's leading (token) axis.  XLA:CPU's fast matmul
+            # kernels (YNNPACK) refuse a left operand contracted on its first axis and fall back to a
+            # generic dot ~1.5x slower, so x^T is materialized (the barrier stops XLA from folding the
+            # transpose back into the dot).  Other backends take transposed operands natively.
+            keep = [d for d in range(o_nd) if d not in o_free]
+            lhs = lax.optimization_barrier(lax.transpose(other, (*keep, *o_free)))
+            lhs_c = list(range(len(keep), o_nd))
+        r = lax.dot_general(lhs, ct, ((lhs_c, ct_o_free), (list(ob), ct_b)), precision=precision,
                             preferred_element_type=out_dtype)
         rank = _ranks(oc)
         pos = {**{d: i for i, d in enumerate(xb)}, **{xd: nb + rank[od] for xd, od in zip(xc, oc, strict=True)},
