@@ -156,7 +156,44 @@ def test_attention_matches_masked_softmax_formula(dtype):
 def test_fully_masked_row_stays_finite():
     q = k = v = jnp.ones((2, 1, 3))
     y = nn.attention(q, k, v, jnp.zeros((2, 2), bool))
-    assert np.isfinite(np.asarray(y)).all()  # finfo.min, not -inf: no 0/0
+    assert np.isfinite(np.asarray(y)).all()  # a large finite bias, not -inf: no 0/0
+
+
+def _chain_rule_standardize(h, eps):
+    # The plain formula: its derivatives come from the chain rule through mean, var and rsqrt.
+    d = h - jnp.mean(h, axis=-1, keepdims=True)
+    return d / jnp.sqrt(jnp.mean(d * d, axis=-1, keepdims=True) + eps)
+
+
+def _chain_rule_softmax(h, axis):
+    e = jnp.exp(h - jnp.max(h, axis=axis, keepdims=True))
+    return e / jnp.sum(e, axis=axis, keepdims=True)
+
+
+@pytest.mark.parametrize("name, ours, plain", [
+    ("standardize", lambda h: nn.standardize(h, 1e-3), lambda h: _chain_rule_standardize(h, 1e-3)),
+    ("softmax last", nn.softmax, lambda h: _chain_rule_softmax(h, -1)),
+    ("softmax axis 1", lambda h: nn.softmax(h, axis=1), lambda h: _chain_rule_softmax(h, 1)),
+])
+def test_closed_form_derivatives_match_the_chain_rule(name, ours, plain):
+    # standardize and softmax carry hand-written JVPs; JAX's derivatives of the plain formulas are the
+    # independent oracle, to second order, through both engines.
+    h = jnp.asarray(2 + 3 * _rng(20).standard_normal((3, 5, 16)))
+    t = jnp.asarray(_rng(21).standard_normal(h.shape))
+    w = jnp.asarray(_rng(22).standard_normal(h.shape))
+    np.testing.assert_allclose(ours(h), plain(h), rtol=1e-12, atol=1e-12)
+    want = jax.jvp(plain, (h,), (t,))[1]
+    np.testing.assert_allclose(jax.jvp(ours, (h,), (t,))[1], want, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(fungpt.jvp(ours, (h,), (t,))[1], want, rtol=1e-10, atol=1e-12)
+    loss = lambda f: lambda h: jnp.sum(jnp.sin(f(h)) * w)
+    want = jax.grad(loss(plain))(h)
+    np.testing.assert_allclose(jax.grad(loss(ours))(h), want, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(jax.jit(fungpt.grad(loss(ours)))(h), want, rtol=1e-10, atol=1e-12)
+    # second order: a Hessian-vector product (forward over reverse) of the closed-form rule
+    hvp = lambda f: jax.jvp(jax.grad(loss(f)), (h,), (t,))[1]
+    np.testing.assert_allclose(hvp(ours), hvp(plain), rtol=1e-8, atol=1e-10)
+    ours_hvp = fungpt.jvp(fungpt.grad(loss(ours)), (h,), (t,))[1]
+    np.testing.assert_allclose(ours_hvp, hvp(plain), rtol=1e-8, atol=1e-10)
 
 
 def test_causal_self_attention_and_block(key):
