@@ -20,6 +20,10 @@ def _defrule(p, vjp, jvp):
 
 
 # --- dot_general ------------------------------------------------------------------------------
+# Emit dot cotangents in the layouts XLA:CPU runs fastest (see below); False = the plain layout.
+_CPU_LAYOUT = True
+
+
 def _ranks(dims):
     order = sorted(dims)
     return {d: order.index(d) for d in dims}
@@ -39,7 +43,7 @@ def _dot_ct(ct, other, other_is_rhs, x, dimension_numbers, precision, preferred_
     ct_o_free = list(range(nb + len(x_free), ct.ndim)) if other_is_rhs else list(range(nb, nb + len(o_free)))
     ct_b = list(range(nb))
     out_dtype = preferred_element_type
-    cpu = jax.default_backend() == "cpu"
+    cpu = _CPU_LAYOUT and jax.default_backend() == "cpu"
     # Mixed precision (bf16 x bf16 -> f32 forward): JAX's rule multiplies the f32 cotangent with the
     # bf16 operand, which XLA runs as an f32 product.  For plain matrices on CPU we cast the cotangent
     # to bf16 instead, so the backward products run in the forward's precision on the fast bf16
