@@ -174,9 +174,13 @@ def _chain_rule_softmax(h, axis):
     ("standardize", lambda h: nn.standardize(h, 1e-3), lambda h: _chain_rule_standardize(h, 1e-3)),
     ("softmax last", nn.softmax, lambda h: _chain_rule_softmax(h, -1)),
     ("softmax axis 1", lambda h: nn.softmax(h, axis=1), lambda h: _chain_rule_softmax(h, 1)),
+    ("gelu tanh", nn.gelu,
+     lambda h: 0.5 * h * (1 + jnp.tanh(math.sqrt(2 / math.pi) * (h + 0.044715 * h**3)))),
+    ("gelu exact", lambda h: nn.gelu(h, approximate=False),
+     lambda h: 0.5 * h * (1 + jax.scipy.special.erf(h / math.sqrt(2)))),
 ])
 def test_closed_form_derivatives_match_the_chain_rule(name, ours, plain):
-    # standardize and softmax carry hand-written JVPs; JAX's derivatives of the plain formulas are the
+    # standardize, softmax and gelu carry hand-written JVPs; JAX's derivatives of the plain formulas are the
     # independent oracle, to second order, through both engines.
     h = jnp.asarray(2 + 3 * _rng(20).standard_normal((3, 5, 16)))
     t = jnp.asarray(_rng(21).standard_normal(h.shape))

@@ -122,3 +122,30 @@ def test_half_crop_matches_its_reference_loop(params, key):
         if len(seq) - start > CFG.block_size:
             start = len(seq) - keep
     np.testing.assert_array_equal(out, seq)
+
+
+@pytest.mark.parametrize("n_layer, bias", [(1, True), (2, False), (3, True)])
+def test_window_logits_equal_the_last_row_of_the_numpy_model(n_layer, bias):
+    # The sliding-crop step runs its last block for the last position only: compare its logits with the
+    # float64 numpy model's last row on the cropped window, inside and past the block.
+    from fungpt.gpt.generate import _window_logits
+
+    cfg = CFG.replace(n_layer=n_layer, bias=bias)
+    p = _randomize(gpt.init_params(cfg, jax.random.key(n_layer)), 6, 0.2)
+    buf = np.random.default_rng(n_layer).integers(0, cfg.vocab_size, (2, 30))
+    for n in (1, 7, cfg.block_size, cfg.block_size + 9):
+        got = np.asarray(_window_logits(p, jnp.asarray(buf), n, cfg))
+        for b in range(2):
+            want = naive_forward(_zero_biases(p), list(buf[b, max(0, n - cfg.block_size):n]), cfg)[-1]
+            np.testing.assert_allclose(got[b], want, rtol=1e-10, atol=1e-10)
+
+
+def _zero_biases(tree, name=""):
+    # The numpy model reads every bias: a bias-free model is the same model with zero biases.
+    if not isinstance(tree, dict):
+        return tree
+    out = {k: _zero_biases(v, k) for k, v in tree.items()}
+    if "weight" in out and "bias" not in out and name not in ("wte", "wpe"):
+        w = out["weight"]
+        out["bias"] = jnp.zeros(w.shape if name.startswith("ln") else (*w.shape[:-2], w.shape[-1]), w.dtype)
+    return out

@@ -131,7 +131,7 @@ def _layer_keys(key, config, train):
     return k_emb, jax.random.split(k_h, config.n_layer)
 
 
-def _trunk(params, tokens, config, attend, *, pos0=0, key=None, train=False, state=None):
+def _trunk(params, tokens, config, attend, *, pos0=0, key=None, train=False, state=None, final_norm=True):
     # tokens (B, T) at positions pos0..pos0+T-1 -> final hidden (B*T, C) and the final state.  `attend(q, k,
     # v, key, state, layer)` may read and update a state carried through the layers (the KV cache: carried,
     # not scanned over, so XLA updates it in place instead of re-stacking it every step).
@@ -148,7 +148,7 @@ def _trunk(params, tokens, config, attend, *, pos0=0, key=None, train=False, sta
 
     layers = (params["h"], k_layers, lax.iota(jnp.int32, config.n_layer))
     (x, state), _ = lax.scan(body, (x, state), layers, unroll=min(config.scan_unroll, config.n_layer))
-    return nn.layer_norm(params["ln_f"], x, config.layer_norm_epsilon), state  # (B*T, C)
+    return (nn.layer_norm(params["ln_f"], x, config.layer_norm_epsilon) if final_norm else x), state  # (B*T, C)
 
 
 def _causal(config):
