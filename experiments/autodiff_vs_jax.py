@@ -20,6 +20,7 @@ import numpy as np
 
 import fungpt
 from fungpt import gpt
+from fungpt.runtime import tune_malloc
 
 OUT = pathlib.Path(__file__).resolve().parent / "out"
 
@@ -133,6 +134,7 @@ def main(argv=None):
     ap.add_argument("--runs", type=int, default=25)
     ap.add_argument("--out", type=pathlib.Path, default=OUT)
     args = ap.parse_args(argv)
+    tune_malloc()  # as `fungpt train` does: XLA:CPU temporaries stop page-faulting
     runs, eager, reps = (3, 1, 1) if args.quick else (max(20, args.runs), 5, 3)
     key = jax.random.key(0)
     rows = [measure(*case(key, args.quick), runs, eager, reps) for case in (mlp_case, gpt_case)]

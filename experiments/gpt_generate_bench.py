@@ -22,6 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from fungpt import gpt
+from fungpt.runtime import tune_malloc
 
 OUT = pathlib.Path(__file__).parent / "out"
 TORCH_BABY_TOK_S = 234  # nanoGPT sample.py, no cache, batch 1 (../shared/baselines.md)
@@ -47,6 +48,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
     args = ap.parse_args(argv)
+    tune_malloc()  # as `fungpt train` does: XLA:CPU temporaries stop page-faulting
     if args.quick:
         models = {"tiny": (gpt.GPTConfig(vocab_size=80, block_size=16, n_layer=1, n_head=2, n_embd=16), 12)}
         batches, reps = (1,), 1

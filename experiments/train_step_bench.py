@@ -24,6 +24,7 @@ import jax.numpy as jnp
 
 from fungpt.gpt import model as gpt
 from fungpt.gpt import train as T
+from fungpt.runtime import tune_malloc
 
 OUT = pathlib.Path(__file__).resolve().parent / "out"
 # The tiny model of the test suite (so the smoke test reuses its compiled steps).
@@ -93,6 +94,7 @@ def main(argv=None):
     ap.add_argument("--compare-unroll", action="store_true",
                     help="instead: layers in a lax.scan vs unrolled (fungpt.grad, float32), interleaved")
     args = ap.parse_args(argv)
+    tune_malloc()  # as `fungpt train` does: XLA:CPU temporaries stop page-faulting
     steps, rounds = (4, 2) if args.quick else (args.steps, args.rounds)
     if args.compare_unroll:
         return compare_unroll(args.preset, steps, rounds, args.quick, args.data)

@@ -38,6 +38,7 @@ from jax.sharding import PartitionSpec as P
 from fungpt import optim
 from fungpt.gpt import checkpoint as ckpt_lib
 from fungpt.gpt import data as data_lib
+from fungpt.runtime import tune_malloc
 
 __all__ = [
     "PRESETS", "Model", "NonFiniteError", "Run", "TrainConfig", "TrainResult", "TrainState", "bench_step",
@@ -450,7 +451,9 @@ def train(cfg: TrainConfig, *, resume: str | pathlib.Path | None = None, model: 
     to train instead of the GPT (it then gets no sample). ``callback(step, loss)`` runs after each step's
     loss is known. Ctrl-C saves a checkpoint and returns with ``interrupted=True``. A non-finite loss or
     gradient raises NonFiniteError naming the step; the last checkpoint stays as it was.
+    Calls `fungpt.runtime.tune_malloc()` (freed memory stays in the process: ~30% faster steps on CPU).
     """
+    tune_malloc()
     run_dir = pathlib.Path(resume if resume is not None else cfg.out_dir)
     saved = None
     if resume is not None:
@@ -686,8 +689,9 @@ def bench_step(cfg: TrainConfig, grads=("fungpt", "jax"), steps: int = 50, round
     Returns ``{grad: {"ms_per_iter", "tokens_per_s", "compile_s", "cpu_ms_per_iter", "times"}}`` (one
     process, same data,
     same model, same optimizer; only the gradient function differs). ``compile_s`` is the first call:
-    trace, compile and one step.
+    trace, compile and one step. Calls `fungpt.runtime.tune_malloc()`, as `train` does.
     """
+    tune_malloc()
     tok, train_np, _ = prepare_data(cfg)
     mesh = make_mesh()
     k_init, k_data, k_drop, _, _ = run_keys(cfg.seed)
