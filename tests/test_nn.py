@@ -174,6 +174,8 @@ def _chain_rule_softmax(h, axis):
     ("standardize", lambda h: nn.standardize(h, 1e-3), lambda h: _chain_rule_standardize(h, 1e-3)),
     ("softmax last", nn.softmax, lambda h: _chain_rule_softmax(h, -1)),
     ("softmax axis 1", lambda h: nn.softmax(h, axis=1), lambda h: _chain_rule_softmax(h, 1)),
+    ("softmax axes (0, -1)", lambda h: nn.softmax(h, axis=(0, -1)), lambda h: _chain_rule_softmax(h, (0, 2))),
+    ("softmax all axes", lambda h: nn.softmax(h, axis=None), lambda h: _chain_rule_softmax(h, None)),
     ("gelu tanh", nn.gelu,
      lambda h: 0.5 * h * (1 + jnp.tanh(math.sqrt(2 / math.pi) * (h + 0.044715 * h**3)))),
     ("gelu exact", lambda h: nn.gelu(h, approximate=False),

@@ -225,7 +225,8 @@ def softmax(x, axis=-1):
 
     Its derivative is given in closed form, dy = y ⊙ (dx - Σ_j y_j dx_j) (a custom JVP that reverse
     mode transposes): one product and one sum instead of the chain rule through exp, sum and divide."""
-    return _softmax(_f32(x), axis if axis >= 0 else x.ndim + axis)
+    axes = tuple(range(x.ndim)) if axis is None else axis if isinstance(axis, tuple) else (axis,)
+    return _softmax(_f32(x), tuple(a % x.ndim for a in axes))  # normalized: a hashable, static argument
 
 
 def _softmax_value(h, axis):
