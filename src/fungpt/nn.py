@@ -139,8 +139,8 @@ def standardize(h, eps=1e-5):
     Its derivative is given in closed form (a custom JVP, which reverse mode transposes):
         dx̂ = r (dh - mean(dh) - x̂ mean(x̂ dh)),   r = 1 / sqrt(var h + eps)
     i.e. r times the projection that removes the mean and the x̂ component.  Left to the chain rule
-    through mean, variance and rsqrt, the backward pass is correct but XLA:CPU runs it about 4x slower
-    (it was a third of the GPT's gradient time)."""
+    through mean, variance and rsqrt the backward pass is correct but slow on XLA:CPU: the gradient of
+    four residual LN + MLP blocks (768 x 128) took 23 ms that way and 16 ms with this rule."""
     return _standardize_parts(h, eps)[0]
 
 
