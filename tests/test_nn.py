@@ -67,6 +67,28 @@ def test_linear_bfloat16_compute_accumulates_in_float32(key):
     np.testing.assert_allclose(y, ref, rtol=3e-2, atol=3e-2)  # bf16 inputs: ~3 significant digits
 
 
+@pytest.mark.parametrize("native", [False, *([True] if nn._native_mixed_products() else [])])
+def test_mixed_precision_products_are_exact_bf16_products_accumulated_in_float32(native, monkeypatch):
+    # Native bf16 x bf16 -> f32 products and the fallback for older XLA:CPU (bf16-rounded operands
+    # multiplied in f32) both equal the float64 product of the bf16-rounded inputs up to f32 accumulation.
+    monkeypatch.setattr(nn, "_native_mixed_products", lambda: native)
+    x = jnp.asarray(_rng(30).standard_normal((5, 64)), jnp.float32)
+    w = jnp.asarray(_rng(31).standard_normal((64, 7)), jnp.float32)
+    rounded = lambda a: np.asarray(jnp.asarray(a, jnp.bfloat16), np.float64)
+    y = jax.jit(lambda x, w: nn.matmul(x, w, "bfloat16"))(x, w)
+    chex.assert_type(y, jnp.float32)
+    np.testing.assert_allclose(y, rounded(x) @ rounded(w), rtol=1e-5, atol=1e-5)
+    q, k, v = (jnp.asarray(_rng(32 + i).standard_normal((2, 6, 2, 8)), jnp.float32) for i in range(3))
+    att = nn.attention(q, k, v, jnp.asarray(np.tril(np.ones((6, 6), bool))), "bfloat16")
+    np.testing.assert_allclose(att, _np_attention_batched(q, k, v), rtol=3e-2, atol=3e-2)
+
+
+def _np_attention_batched(q, k, v):
+    mask = np.tril(np.ones((q.shape[1], q.shape[1]), bool))
+    return np.stack([_np_attention(*(np.asarray(a[b], np.float64) for a in (q, k, v)), mask)
+                     for b in range(q.shape[0])])
+
+
 def test_embedding(key):
     p = nn.embedding_init(key, 10, 3)
     ids = np.array([[0, 9], [4, 4]])

@@ -69,6 +69,27 @@ def residual_std(n_layer: int, std: float = 0.02) -> float:
 # Layers.
 
 
+def low_precision_operand(a, compute_dtype, out_dtype):
+    """`a` rounded to `compute_dtype`, as the operand of a product accumulated in `out_dtype`.
+
+    Where the backend multiplies compute_dtype x compute_dtype -> out_dtype natively this is just the
+    cast.  XLA:CPU before jax 0.9 raises UNIMPLEMENTED for bf16 x bf16 -> f32; there the rounded
+    values are handed over in out_dtype instead: the same products (a bf16 x bf16 product is exact in
+    float32) with the same float32 accumulation, at float32 speed."""
+    a = a.astype(compute_dtype)
+    if _native_mixed_products() or jnp.dtype(compute_dtype) == jnp.dtype(out_dtype):
+        return a
+    return a.astype(out_dtype)
+
+
+@functools.cache
+def _native_mixed_products():
+    if jax.default_backend() != "cpu":
+        return True
+    major, minor = (int(v) for v in jax.__version__.split(".")[:2])
+    return (major, minor) >= (0, 9)
+
+
 def matmul(x, w, compute_dtype=None):
     """x @ w with inputs cast to `compute_dtype` (e.g. bfloat16) and the product accumulated and
     returned in w's dtype: the mixed-precision policy "low-precision products, float32 everything else".
@@ -77,7 +98,7 @@ def matmul(x, w, compute_dtype=None):
     """
     out = w.dtype
     if compute_dtype is not None and jnp.dtype(compute_dtype) != out:
-        x, w = x.astype(compute_dtype), w.astype(compute_dtype)
+        x, w = low_precision_operand(x, compute_dtype, out), low_precision_operand(w, compute_dtype, out)
     return lax.dot_general(x, w, (((x.ndim - 1,), (0,)), ((), ())), preferred_element_type=out)
 
 
@@ -286,7 +307,8 @@ def attention(q, k, v, mask=None, compute_dtype=None, *, key=None, rate=0.0):
     out = _wide(q.dtype)
     cd = compute_dtype or q.dtype
     scale = jnp.asarray(1.0 / math.sqrt(q.shape[-1]), cd)
-    s = jnp.einsum("...thd,...shd->...hts", (q.astype(cd) * scale), k.astype(cd), preferred_element_type=out)
+    op = lambda a: low_precision_operand(a, cd, out)
+    s = jnp.einsum("...thd,...shd->...hts", op(q) * scale.astype(op(q).dtype), op(k), preferred_element_type=out)
     if mask is not None:
         # Added, not selected: -1e30 underflows exp to exactly 0 like -inf, but a fully masked row stays
         # finite (uniform), and the backward pass has no select over the (T, S) scores.
@@ -294,7 +316,7 @@ def attention(q, k, v, mask=None, compute_dtype=None, *, key=None, rate=0.0):
         s = s + jnp.where(mask, jnp.zeros((), out), jnp.asarray(-1e30, out)).reshape(
             (1,) * (s.ndim - mask.ndim) + mask.shape)
     p = dropout(key, softmax(s), rate, train=key is not None)
-    y = jnp.einsum("...hts,...shd->...thd", p.astype(cd), v.astype(cd), preferred_element_type=out)
+    y = jnp.einsum("...hts,...shd->...thd", op(p), op(v), preferred_element_type=out)
     return y.astype(q.dtype)
 
 

@@ -164,7 +164,7 @@ def _logits(params, x, config):
     w = params["wte"]["weight"]
     cd = config.compute_dtype
     if jnp.dtype(cd) != w.dtype:
-        x, w = x.astype(cd), w.astype(cd)
+        x, w = nn.low_precision_operand(x, cd, w.dtype), nn.low_precision_operand(w, cd, w.dtype)
     out = params["wte"]["weight"].dtype
     return lax.dot_general(x, w, (((1,), (1,)), ((), ())), preferred_element_type=out)
 
