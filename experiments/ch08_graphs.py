@@ -108,10 +108,21 @@ def _median_ms(fn, reps):
     return statistics.median(times)
 
 
+def _subjaxprs(jaxpr):
+    # the jaxprs nested in equation parameters (jax.extend.core.subjaxprs, which older JAX lacks)
+    for eqn in jaxpr.eqns:
+        for v in eqn.params.values():
+            for x in v if isinstance(v, (tuple, list)) else (v,):
+                if isinstance(x, jex.core.ClosedJaxpr):
+                    yield x.jaxpr
+                elif isinstance(x, jex.core.Jaxpr):
+                    yield x
+
+
 def _largest_jaxpr(jaxpr):
     # the loss sits inside `jit` calls (and the layers inside a scan): time the biggest equation list
     best = jaxpr
-    for sub in jex.core.subjaxprs(jaxpr):
+    for sub in _subjaxprs(jaxpr):
         cand = _largest_jaxpr(sub)
         best = cand if len(cand.eqns) > len(best.eqns) else best
     return best

@@ -1,6 +1,7 @@
 """The coverage table, generated from the rule registries: primitive -> reverse rule, forward rule,
 and the test module that checks them. `python -m fungpt.autodiff.coverage` prints it as Markdown
 (docs/autodiff_coverage.md is this output; a test keeps the two in sync)."""
+import jax
 from jax.extend.core import primitives as P
 
 from fungpt.autodiff.rules import fwd_rules, jvp_rules, rule_modules, vjp_rules
@@ -41,8 +42,9 @@ def rows():
 
 def markdown() -> str:
     lines = ["# Autodiff coverage", "",
-             "Generated from fungpt's rule tables by `python -m fungpt.autodiff.coverage` (a test keeps this "
-             "file in sync). A function differentiates with `fungpt.grad` when every primitive in its jaxpr "
+             f"Generated from fungpt's rule tables by `python -m fungpt.autodiff.coverage` with jax {jax.__version__}, "
+             "whose primitives it lists (a test keeps this file in sync). A function differentiates with "
+             "`fungpt.grad` when every primitive in its jaxpr "
              "(`jax.make_jaxpr(f)(x)`) has a reverse rule; `fungpt.jvp`/`jacfwd`/`hessian` need forward rules.",
              "", "| primitive | reverse (VJP) | forward (JVP) | rules module | tests |", "|---|---|---|---|---|"]
     for name, rev, fwd, module, test in rows():
