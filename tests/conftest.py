@@ -4,8 +4,15 @@ import zlib
 import jax
 import numpy as np
 import pytest
+from hypothesis import settings
 
 from fungpt.runtime import tune_malloc
+
+# The same examples on every run, so that CI's verdict is the code's and not the draw's; explore with
+# `pytest --hypothesis-profile=explore` (fresh random examples).
+settings.register_profile("ci", derandomize=True, print_blob=True)
+settings.register_profile("explore", derandomize=False, print_blob=True)
+settings.load_profile("ci")
 
 jax.config.update("jax_enable_x64", True)
 jax.config.update("jax_numpy_rank_promotion", "raise")
