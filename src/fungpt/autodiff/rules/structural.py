@@ -62,7 +62,6 @@ def _dot_ct(ct, other, other_is_rhs, x, dimension_numbers, precision, preferred_
                **{xd: nb + len(x_free) + rank[od] for xd, od in zip(xc, oc, strict=True)}}
     else:
         # x is the rhs: [batch, other's contracting dims in ascending order, x_free]
-        dn = ((o_free, ct_o_free), (list(ob), ct_b))
         if cpu and not ob and o_free != list(range(o_nd - len(o_free), o_nd)):
             # The weight cotangent x^T ct contracts x's leading (token) axis.  XLA:CPU's fast matmul
             # kernels (YNNPACK) refuse a left operand contracted on its first axis and fall back to a
@@ -73,7 +72,8 @@ def _dot_ct(ct, other, other_is_rhs, x, dimension_numbers, precision, preferred_
                                 ((list(range(len(keep), o_nd)), ct_o_free), ((), ())),
                                 precision=precision, preferred_element_type=out_dtype)
         else:
-            r = lax.dot_general(other, ct, dn, precision=precision, preferred_element_type=out_dtype)
+            r = lax.dot_general(other, ct, ((o_free, ct_o_free), (list(ob), ct_b)), precision=precision,
+                                preferred_element_type=out_dtype)
         rank = _ranks(oc)
         pos = {**{d: i for i, d in enumerate(xb)}, **{xd: nb + rank[od] for xd, od in zip(xc, oc, strict=True)},
                **{d: nb + len(oc) + j for j, d in enumerate(x_free)}}
