@@ -5,10 +5,10 @@
 Models (random weights: speed does not depend on them): "baby" (4 layers, 4 heads, 128 dims, block 64,
 vocab 80), 500 new tokens from a 1-token prompt, so 436 of them past the block (nanoGPT's crop: each of
 those steps is a full forward over the 64-token window; also crop="half", which rebuilds the cache once
-per 32 tokens instead); and "384" (6 layers, 6 heads, 384 dims,
-block 256), 255 new tokens, all inside the block, where the cache replaces recomputation (the uncached
-rate there is measured on 8 steps, once: each step recomputes the full padded block, so its cost is
-constant, and all 255 steps would take minutes).  Sampling with
+per 32 tokens instead, and the exact crop with bfloat16 matrix products, compute_dtype="bfloat16"); and
+"384" (6 layers, 6 heads, 384 dims, block 256), 255 new tokens, all inside the block, where the cache
+replaces recomputation (the uncached rate there is measured on 8 steps, once: each step recomputes the
+full padded block, so its cost is constant, and all 255 steps would take minutes).  Sampling with
 temperature 0.8 and top_k 200 (clipped to the vocabulary), as nanoGPT's sample.py.  Times exclude
 compilation (first call); median of 3 runs.  Writes experiments/out/gpt_generate_bench.{json,png}.
 """
@@ -68,10 +68,12 @@ def main(argv=None):
                 row["cached" if use_cache else "uncached"] = tps
                 row[f"compile_s_{'cached' if use_cache else 'uncached'}"] = cs
             row["speedup"] = row["cached"] / row["uncached"]
-            if new > cfg.block_size:  # past the block: also the crop="half" variant
+            if new > cfg.block_size:  # past the block: also the crop="half" variant and bf16 products
                 row["cached_half"], row["compile_s_half"] = bench(cfg, B, new, True, reps, crop="half")
+                row["cached_bf16"], _ = bench(cfg.replace(compute_dtype="bfloat16"), B, new, True, reps)
             res.append(row)
-            half = f", crop='half' {row['cached_half']:9.0f} tok/s" if "cached_half" in row else ""
+            half = (f", crop='half' {row['cached_half']:9.0f} tok/s, bf16 products {row['cached_bf16']:6.0f} tok/s"
+                    if "cached_half" in row else "")
             print(f"{name:5s} batch {B:2d}, {new} new tokens: cached {row['cached']:9.0f} tok/s, "
                   f"uncached {row['uncached']:9.0f} tok/s, cache speedup {row['speedup']:.2f}x{half}", flush=True)
     OUT.mkdir(exist_ok=True)
