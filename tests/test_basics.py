@@ -280,3 +280,20 @@ def test_experiment_runs_quick(tmp_path):
     summary = mod.main(["--quick", "--out", str(tmp_path)])
     assert (tmp_path / "ch01_basics.json").exists()
     assert summary["log1mexp"]["stable_max_rel_error"] < 1e-14
+
+
+def test_zero_leading_coefficient_is_an_error_not_garbage():
+    # numpy.roots drops leading zeros; with static shapes we cannot, and c[0] = 0 used to divide by 0
+    # (roots [-inf, 0] for 0 x^2 + x - 3, whose one root is 3).
+    assert np.allclose(np.roots([0.0, 1.0, -3.0]), [3.0])
+    with pytest.raises(ValueError, match="leading coefficient"):
+        bm.polyroots(np.array([0.0, 1.0, -3.0]))
+    with pytest.raises(ValueError, match="leading coefficient"):
+        bm.companion(np.array([0.0, 1.0]))
+    with pytest.raises(ValueError, match="linear"):
+        bm.quadratic_roots(0.0, 2.0, -4.0)   # was (-inf+nanj, 2)
+    # valid input still works eagerly, under jit and under vmap
+    _close(np.sort(np.real(np.asarray(jax.jit(bm.polyroots)(jnp.array([1.0, -3.0, 2.0]))))), [1.0, 2.0], 1e-12)
+    r1, r2 = jax.vmap(bm.quadratic_roots)(jnp.ones(2), jnp.array([-3.0, 2.0]), jnp.array([2.0, 1.0]))
+    _close(np.real(np.asarray(r1)), [2.0, -1.0], 1e-12)
+    _close(np.real(np.asarray(r2)), [1.0, -1.0], 1e-12)

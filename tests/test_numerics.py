@@ -309,3 +309,24 @@ def test_factorization_gradients_match_jnp_linalg():
                jax.grad(lambda m: jnp.sum(jnp.abs(jnp.linalg.qr(m)[1])))(m), 1e-10)
     _close(jax.jit(fungpt.grad(lambda x: jnp.sum(nm.blocked_matmul(x, m, block=4))))(m.T),
            jax.grad(lambda x: jnp.sum(x @ m))(m.T), 1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_ulp_is_np_spacing_including_zero_subnormals_and_max(dtype):
+    fi = np.finfo(dtype)
+    x = np.array([0.0, 1.0, -3.0, 1e-3, fi.tiny, fi.tiny / 8, fi.tiny * 3, fi.max / 3, fi.max,
+                  fi.smallest_subnormal, np.inf, np.nan], dtype)
+    with np.errstate(over="ignore", invalid="ignore"):
+        want = np.spacing(np.abs(x))
+    got = np.asarray(nm.ulp(jnp.asarray(x)))
+    assert got.dtype == dtype
+    # bit-exact: ulp(0) used to be 0 (the subnormal gap nextafter(0, inf) - 0 is flushed to 0 by XLA:CPU)
+    np.testing.assert_array_equal(got, want)
+
+
+def test_empty_inputs_follow_the_empty_sum_and_product():
+    for s in (nm.naive_sum, nm.pairwise_sum, nm.kahan_sum):
+        assert float(s(np.zeros(0))) == 0.0
+    assert float(la.det(np.zeros((0, 0)))) == np.linalg.det(np.zeros((0, 0)))
+    sign, logabs = la.slogdet(np.zeros((0, 0)))
+    assert (float(sign), float(logabs)) == tuple(np.linalg.slogdet(np.zeros((0, 0))))

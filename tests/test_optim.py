@@ -545,3 +545,13 @@ def test_vmap_over_learning_rates():
         for _ in range(3):
             x = x - lr * (np.asarray(A_Q) @ (x - np.asarray(X_STAR)))
         np.testing.assert_allclose(np.asarray(got[i]), x, rtol=1e-12)
+
+
+def test_softmax_cross_entropy_out_of_range_labels_are_nan_not_wrapped():
+    logits = jnp.array([[1.0, 2.0, 3.0], [0.5, -1.0, 2.0]])
+    ref = -(np.asarray(logits) - np.log(np.exp(np.asarray(logits)).sum(-1, keepdims=True)))  # -log softmax
+    got = optim.softmax_cross_entropy(logits, jnp.array([0, 2]))
+    np.testing.assert_allclose(np.asarray(got), [ref[0, 0], ref[1, 2]], rtol=1e-12)
+    # -1 used to wrap to the last class (a plausible, wrong loss); now it reads NaN like K does
+    bad = optim.softmax_cross_entropy(logits, jnp.array([-1, 3]))
+    assert np.isnan(np.asarray(bad)).all()

@@ -564,3 +564,49 @@ def test_vmap_over_parameters_and_no_retrace(key):
     chex.assert_shape(draws, (3, 2000))
     for row, rate in zip(np.asarray(draws), (0.5, 4.0, 40.0), strict=True):
         assert abs(row.mean() - rate) < Z * math.sqrt(rate / row.size)
+
+
+def test_log_prob_gradients_at_the_boundary_of_the_parameter_space():
+    # Beta(1, b) (a uniform-like prior) and Bernoulli at p = 0 or 1: the derivatives are finite there.
+    # d/da log Beta(x; a, b) = log x - ψ(a) + ψ(a + b); the 0·log 0 mask used to drop the log x term at a = 1.
+    import scipy.special as sps
+    x, b = 0.3, 2.5
+    for a in (1.0, 2.0):
+        got = jax.grad(lambda a: P.beta.log_prob(x, a, b))(a)
+        _close(got, math.log(x) - sps.digamma(a) + sps.digamma(a + b), 1e-12)
+        got_b = jax.grad(lambda b: P.beta.log_prob(x, 2.0, b))(1.0)
+        _close(got_b, math.log(1 - x) - sps.digamma(1.0) + sps.digamma(3.0), 1e-12)
+    # d/dp log(1 - p) = -1/(1 - p) at p = 0 (x = 0); d/dp log p = 1/p at p = 1 (x = 1): was NaN.
+    assert float(jax.grad(lambda p: P.bernoulli.log_prob(0.0, p))(0.0)) == -1.0
+    assert float(jax.grad(lambda p: P.bernoulli.log_prob(1.0, p))(1.0)) == 1.0
+    assert float(P.beta.log_prob(0.0, 1.0, 2.0)) == pytest.approx(ss.beta.logpdf(0.0, 1.0, 2.0), rel=1e-12)
+
+
+@pytest.mark.parametrize("call", [
+    lambda: P.bernoulli.log_prob(1.0, 1.5),          # was log(1.5): a finite, wrong number
+    lambda: P.bernoulli.cdf(0.0, -0.2),
+    lambda: P.binomial.log_prob(1.0, 3, 1.5),
+    lambda: P.binomial.cdf(1.0, 3, -0.5),
+    lambda: P.binomial.log_prob(1.0, 2.5, 0.5),
+    lambda: P.beta.log_prob(0.5, -1.0, 2.0),         # was -inf, as if x were outside the support
+    lambda: P.beta.cdf(0.5, 1.0, 0.0),
+    lambda: P.uniform.log_prob(0.0, 1.0, -1.0),      # high < low: was -inf
+    lambda: P.uniform.cdf(0.0, 1.0, 1.0),
+    lambda: P.gaussian.log_prob(0.0, 0.0, -1.0),
+    lambda: P.gaussian.cdf(0.0, 0.0, -1.0),          # was 0.5
+    lambda: P.exponential.log_prob(1.0, -2.0),
+    lambda: P.exponential.cdf(1.0, 0.0),
+    lambda: P.poisson.log_prob(1.0, -2.0),
+    lambda: P.poisson.cdf(1.0, -2.0),
+])
+def test_invalid_parameters_given_concretely_raise(call):
+    with pytest.raises(ValueError, match="must"):
+        call()
+
+
+def test_boundary_parameters_stay_valid_and_unchecked_under_jit():
+    # p in {0, 1} and Poisson rate 0 are legal (scipy agrees); under jit the checks are skipped.
+    _close(P.bernoulli.log_prob(np.array([0.0, 1.0]), 0.0), ss.bernoulli.logpmf([0, 1], 0.0), 1e-12)
+    _close(P.binomial.log_prob(np.array([0.0, 3.0]), 3, 1.0), ss.binom.logpmf([0, 3], 3, 1.0), 1e-12)
+    _close(P.poisson.log_prob(np.array([0.0, 1.0]), 0.0), ss.poisson.logpmf([0, 1], 0.0), 1e-12)
+    assert np.isnan(float(jax.jit(P.gaussian.log_prob)(0.0, 0.0, -1.0)))

@@ -334,10 +334,30 @@ def polydiv(a, b):
     return q, rem[n - m + 1:]
 
 
-@_jit()
+def _check_nonzero(name, v, why):
+    # Value checks run on concrete inputs only (a tracer under jit/vmap/grad has no value to check).
+    try:
+        v = np.asarray(v)
+    except (jax.errors.TracerArrayConversionError, jax.errors.ConcretizationTypeError):
+        return
+    if np.any(v == 0):
+        raise ValueError(f"{name} must be nonzero: {why}")
+
+
 def companion(c):
     """Companion matrix of p (c_0 != 0): first row -c_1/c_0 ... -c_n/c_0, ones on the subdiagonal;
-    its characteristic polynomial is p / c_0, so its eigenvalues are the roots of p. (n, n)."""
+    its characteristic polynomial is p / c_0, so its eigenvalues are the roots of p. (n, n).
+    A concrete leading coefficient c_0 = 0 is an error (shapes are static, so it cannot be dropped
+    as `numpy.roots` does): pass the coefficients from the first nonzero one."""
+    c = _as_vector(c, "c")
+    if c.shape[0] >= 1:
+        _check_nonzero("the leading coefficient c[0]", c[0],
+                       "strip leading zeros (the degree is len(c) - 1, and c[0] = 0 would divide by 0)")
+    return _companion(c)
+
+
+@_jit()
+def _companion(c):
     c = _as_vector(c, "c")
     n = c.shape[0] - 1
     if n < 1:
@@ -370,11 +390,17 @@ def polyfactor(c, tol=None):
     return c[0], rows
 
 
-@_jit()
 def quadratic_roots(a, b, c):
     """Roots of a x^2 + b x + c (a != 0) without cancellation: q = -(b + sign(b) sqrt(b^2 - 4ac))/2,
     x1 = q / a, x2 = c / q (the textbook (-b ± sqrt(d)) / 2a loses all digits of the small root
-    when b^2 >> |4ac|). Complex results (a conjugate pair when b^2 < 4ac)."""
+    when b^2 >> |4ac|). Complex results (a conjugate pair when b^2 < 4ac). A concrete a = 0 is an
+    error (the equation is linear: x = -c / b)."""
+    _check_nonzero("a", a, "with a = 0 the equation is linear, b x + c = 0, with the one root -c / b")
+    return _quadratic_roots(a, b, c)
+
+
+@_jit()
+def _quadratic_roots(a, b, c):
     a, b, c = (_as_float(v, n) for v, n in ((a, "a"), (b, "b"), (c, "c")))
     ct = {jnp.dtype("float32"): jnp.complex64, jnp.dtype("float64"): jnp.complex128}.get(a.dtype, a.dtype)
     a, b, c = a.astype(ct), b.astype(ct), c.astype(ct)

@@ -191,10 +191,24 @@ def nextafter(x, y):
 
 @_jit()
 def ulp(x):
-    """Unit in the last place: the gap from |x| to the next larger float, nextafter(|x|, inf) - |x|
-    (like np.spacing for x >= 0). For normal numbers ulp(x) = 2^(floor(log2|x|) - p)."""
+    """Unit in the last place: the gap from |x| to the next larger float, as np.spacing(|x|).
+
+    Built from the bits of |x| (biased exponent E, p mantissa bits): E > p gives the normal number
+    with exponent field E - p, smaller E the subnormal 2^(E-1) * smallest_subnormal (so ulp(0) is
+    the smallest subnormal); the largest finite float gives inf, inf and nan give nan. Not
+    nextafter(|x|, inf) - |x|: XLA on CPU flushes that subnormal difference to 0."""
     ax = jnp.abs(_as_float(x))
-    return nextafter(ax, jnp.full_like(ax, jnp.inf)) - ax
+    if not jnp.issubdtype(ax.dtype, jnp.floating):
+        raise TypeError(f"ulp needs a real floating array, got {ax.dtype}")
+    utype = _uint_for(ax.dtype)
+    p = jnp.finfo(ax.dtype).nmant
+    e = lax.bitcast_convert_type(ax, utype) >> p                       # biased exponent field
+    one = jnp.ones((), utype)
+    normal = (jnp.where(e > p, e, p + 1) - p) << p
+    sub = one << (jnp.where(e >= 1, e, one) - 1)
+    out = lax.bitcast_convert_type(jnp.where(e > p, normal, sub), ax.dtype)
+    out = jnp.where(ax == jnp.finfo(ax.dtype).max, jnp.inf, out)     # the next float up is inf
+    return jnp.where(jnp.isfinite(ax), out, jnp.nan)
 
 
 @_jit()
@@ -232,6 +246,8 @@ def _as_vector(x, name="x"):
 def naive_sum(x):
     """s = (((x0 + x1) + x2) + ...): one accumulator, left to right. Error bound (n-1) eps sum|x|."""
     x = _as_vector(x)
+    if x.shape[0] == 0:
+        return jnp.zeros((), x.dtype)  # the empty sum (x[i] cannot even be traced on a 0-vector)
     return lax.fori_loop(0, x.shape[0], lambda i, s: s + x[i], jnp.zeros((), x.dtype))
 
 
@@ -347,6 +363,8 @@ def lu_factor(a):
     a = _as_matrix(a, "a", square=True)
     n = a.shape[0]
     rows = jnp.arange(n)
+    if n == 0:
+        return a, rows, jnp.ones((), a.dtype)  # 0 x 0: det = 1 (the empty product)
 
     def step(k, carry):
         lu, perm, sign = carry

@@ -80,9 +80,17 @@ def _check_positive(name, x, strict=True):
         raise ValueError(f"{name} must be {'> 0' if strict else '>= 0'} and finite, got {v}")
 
 
+def _check_n(n):
+    v = _concrete(n)
+    if v is not None and (np.any(~np.isfinite(v)) or np.any(v < 0) or np.any(v != np.floor(v))):
+        raise ValueError(f"binomial n must be an integer >= 0, got {v}")
+
+
 def _xlogy(x, y):
-    """x log y with 0 log 0 = 0 (the limit), as entropies need."""
-    return jnp.where(x == 0, 0, x * jnp.log(jnp.where(x == 0, 1, y)))
+    """x log y with 0 log 0 = 0 (the limit), as entropies need. Only the 0·log 0 entries are masked, so
+    d/dx = log y stays exact at x = 0 (Beta's (a-1) log x at a = 1), and no NaN reaches the gradient."""
+    zero = (x == 0) & (y == 0)
+    return x * jnp.log(jnp.where(zero, 1, y))
 
 
 def _full(shape, *params):
@@ -316,8 +324,11 @@ class Family:
 
 def _bernoulli_log_prob(x, p):
     x, p = _floats(x, p)
-    lp = jnp.where(x == 1, jnp.log(p), jnp.log1p(-p))
-    return jnp.where((x == 0) | (x == 1), lp, -jnp.inf)
+    _check_probs("p", p)
+    # Each log sees a safe argument where it is not selected: d/dp at p = 0 (x = 0) is -1, not NaN.
+    one = x == 1
+    lp = jnp.where(one, jnp.log(jnp.where(one, p, 1)), jnp.log1p(-jnp.where(one, 0, p)))
+    return jnp.where((x == 0) | one, lp, -jnp.inf)
 
 
 def _bernoulli_sample(key, p, shape=()):
@@ -329,6 +340,7 @@ def _bernoulli_sample(key, p, shape=()):
 
 def _bernoulli_cdf(x, p):
     x, p = _floats(x, p)
+    _check_probs("p", p)
     return jnp.where(x < 0, 0, jnp.where(x < 1, 1 - p, 1)).astype(p.dtype)
 
 
@@ -351,6 +363,8 @@ def _log_choose(n, k):
 
 def _binomial_log_prob(k, n, p):
     k, n, p = _floats(k, n, p)
+    _check_n(n)
+    _check_probs("p", p)
     ok = (k >= 0) & (k <= n) & _is_integer(k)
     kk = jnp.clip(k, 0, n)  # keeps gammaln finite off the support; those entries become -inf below
     lp = _log_choose(n, kk) + _xlogy(kk, p) + _xlogy(n - kk, 1 - p)
@@ -392,6 +406,8 @@ def _binomial_entropy(n, p):
 def _binomial_cdf(k, n, p):
     """P(X ≤ k) = I_{1-p}(n - ⌊k⌋, ⌊k⌋ + 1) (regularized incomplete beta) for 0 ≤ k < n."""
     k, n, p = _floats(k, n, p)
+    _check_n(n)
+    _check_probs("p", p)
     k = jnp.floor(k)
     inside = (k >= 0) & (k < n)
     a = jnp.where(inside, n - k, 1)
@@ -466,6 +482,7 @@ categorical = Family(
 
 def _poisson_log_prob(k, rate):
     k, rate = _floats(k, rate)
+    _check_positive("rate", rate, strict=False)  # rate 0 is the point mass at 0
     ok = (k >= 0) & _is_integer(k)
     kk = jnp.maximum(k, 0)
     return jnp.where(ok, _xlogy(kk, rate) - rate - special.gammaln(kk + 1), -jnp.inf)
@@ -546,6 +563,7 @@ def _poisson_entropy(rate):
 def _poisson_cdf(k, rate):
     """P(X ≤ k) = Q(⌊k⌋ + 1, rate), the regularized upper incomplete gamma function."""
     k, rate = _floats(k, rate)
+    _check_positive("rate", rate, strict=False)
     k = jnp.floor(k)
     return jnp.where(k < 0, 0, special.gammaincc(jnp.maximum(k, 0) + 1, rate)).astype(rate.dtype)
 
@@ -558,6 +576,7 @@ poisson = Family("poisson", ("rate",), _poisson_log_prob, _poisson_sample, mean=
 
 def _uniform_log_prob(x, low, high):
     x, low, high = _floats(x, low, high)
+    _check_positive("high - low", high - low)
     return jnp.where((x >= low) & (x <= high), -jnp.log(high - low), -jnp.inf)
 
 
@@ -571,6 +590,7 @@ def _uniform_sample(key, low, high, shape=()):
 
 def _uniform_cdf(x, low, high):
     x, low, high = _floats(x, low, high)
+    _check_positive("high - low", high - low)
     return jnp.clip((x - low) / (high - low), 0, 1)
 
 
@@ -592,6 +612,7 @@ _LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
 
 def _gaussian_log_prob(x, mu, sigma):
     x, mu, sigma = _floats(x, mu, sigma)
+    _check_positive("sigma", sigma)
     z = (x - mu) / sigma
     return -0.5 * z * z - jnp.log(sigma) - _LOG_SQRT_2PI
 
@@ -614,6 +635,7 @@ def _gaussian_sample(key, mu, sigma, shape=()):
 
 def _gaussian_cdf(x, mu, sigma):
     x, mu, sigma = _floats(x, mu, sigma)
+    _check_positive("sigma", sigma)
     return 0.5 * special.erfc(-(x - mu) / (sigma * math.sqrt(2)))
 
 
@@ -671,6 +693,7 @@ multivariate_gaussian = Family(
 
 def _exponential_log_prob(x, rate):
     x, rate = _floats(x, rate)
+    _check_positive("rate", rate)
     return jnp.where(x >= 0, jnp.log(rate) - rate * x, -jnp.inf)
 
 
@@ -684,6 +707,7 @@ def _exponential_sample(key, rate, shape=()):
 
 def _exponential_cdf(x, rate):
     x, rate = _floats(x, rate)
+    _check_positive("rate", rate)
     return jnp.where(x < 0, 0, -jnp.expm1(-rate * x)).astype(rate.dtype)
 
 
@@ -701,6 +725,8 @@ def _log_beta_fn(a, b):
 
 def _beta_log_prob(x, a, b):
     x, a, b = _floats(x, a, b)
+    _check_positive("a", a)
+    _check_positive("b", b)
     inside = (x >= 0) & (x <= 1)
     xx = jnp.clip(x, 0, 1)
     lp = _xlogy(a - 1, xx) + _xlogy(b - 1, 1 - xx) - _log_beta_fn(a, b)
@@ -763,6 +789,8 @@ def _beta_moments(a, b):
 def _beta_cdf(x, a, b):
     """P(X ≤ x) = I_x(a, b), the regularized incomplete beta function."""
     x, a, b = _floats(x, a, b)
+    _check_positive("a", a)
+    _check_positive("b", b)
     return special.betainc(a, b, jnp.clip(x, 0, 1))
 
 

@@ -53,7 +53,10 @@ def softmax_cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
     m = jax.lax.stop_gradient(jnp.max(logits, axis=-1, keepdims=True))
     shifted = logits - m
     lse = jnp.log(jnp.sum(jnp.exp(shifted), axis=-1))
-    picked = jnp.take_along_axis(shifted, labels[..., None], axis=-1)[..., 0]
+    # A label outside [0, K) reads NaN (mode="fill"); negative ones are sent out of range first, since
+    # take_along_axis would otherwise wrap -1 to the last class, a silently wrong loss.
+    idx = jnp.where(labels < 0, logits.shape[-1], labels)[..., None]
+    picked = jnp.take_along_axis(shifted, idx, axis=-1, mode="fill")[..., 0]
     return lse - picked
 
 
