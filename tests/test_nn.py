@@ -135,6 +135,49 @@ def test_gelu(dtype):
     np.testing.assert_allclose(nn.gelu(jnp.asarray(x)), tanh, rtol=TOL[dtype], atol=TOL[dtype])
 
 
+def _np_gelu_tanh_slope(x):
+    # d/dx of x/2 (1 + tanh(u)), u = c (x + a x³), in float64 with tanh'(u) = 1 - tanh(u)²
+    c, a = math.sqrt(2 / math.pi), 0.044715
+    t = np.tanh(c * (x + a * x**3))
+    return 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * c * (1 + 3 * a * x * x)
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32])
+def test_gelu_tanh_gradient_is_finite_for_large_inputs(dtype):
+    # x (1 + 3a x²) overflows (float16 from |x| = 256) while 1 - tanh² is 0: the slope was 0 · inf = NaN.
+    x = np.array([-3e4, -300.0, -19.0, -3.0, 0.0, 2.5, 19.5, 300.0, 6e4], dtype)
+    if dtype == np.float32:
+        x = np.concatenate([x, np.array([1e20, -1e20, 3e38], dtype)])
+    g = jax.vmap(jax.grad(lambda v: nn.gelu(v)))(jnp.asarray(x))
+    with np.errstate(over="ignore", invalid="ignore"):
+        want = np.where(np.abs(x.astype(np.float64)) > 20, (x > 0).astype(np.float64),
+                        _np_gelu_tanh_slope(np.clip(x.astype(np.float64), -20, 20)))
+    np.testing.assert_allclose(np.asarray(g, np.float64), want, rtol=2e-3, atol=2e-3)
+
+
+def test_cross_entropy_with_narrow_integer_targets():
+    # uint8 / int8 targets with V = 300 > 256: the class index must not wrap around in the targets' dtype
+    # (an iota in uint8 made class 299 equal 43, so target 43 counted two classes).
+    x = _rng(3).standard_normal((4, 300))
+    t = np.array([43, 0, 127, 255])
+    want = -np.mean(sp_log_softmax(x, -1)[np.arange(4), t])
+    for dt in (np.uint8, np.int16, np.int32):
+        np.testing.assert_allclose(nn.cross_entropy(jnp.asarray(x), jnp.asarray(t.astype(dt))), want,
+                                   rtol=1e-12, err_msg=str(np.dtype(dt)))
+    np.testing.assert_allclose(nn.cross_entropy(jnp.asarray(x[:3]), jnp.asarray(t[:3].astype(np.int8))),
+                               -np.mean(sp_log_softmax(x[:3], -1)[np.arange(3), t[:3]]), rtol=1e-12)
+    with pytest.raises(TypeError, match="integer"):
+        nn.cross_entropy(jnp.asarray(x), jnp.asarray(t.astype(np.float64)))
+    with pytest.raises(ValueError, match=r"\[0, 300\)"):
+        nn.cross_entropy(jnp.asarray(x), jnp.asarray(np.array([1, 300])))
+
+
+def test_attention_refuses_an_additive_float_mask():
+    q = k = v = jnp.ones((2, 1, 3))
+    with pytest.raises(TypeError, match="bool"):
+        nn.attention(q, k, v, jnp.zeros((2, 2)))  # 0 = "keep" in the additive convention, False as bool
+
+
 def test_dropout(key):
     x = jnp.ones((200, 50))
     np.testing.assert_array_equal(nn.dropout(key, x, 0.3, train=False), x)

@@ -12,6 +12,7 @@ import math
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 
 # ---------------------------------------------------------------------------------------------------
@@ -209,7 +210,11 @@ def _gelu_parts(x, approximate):
     if approximate:
         c, a = jnp.asarray(math.sqrt(2.0 / math.pi), x.dtype), jnp.asarray(0.044715, x.dtype)
         t = jnp.tanh(c * (x + a * x * x * x))
-        return half * x * (1 + t), lambda: half * (1 + t) + half * x * (1 - t * t) * c * (1 + 3 * a * x * x)
+        # For |x| >= 20, 1 - t² is exactly 0 in every float dtype (the tanh argument is >= 300), but
+        # x (1 + 3a x²) overflows (float16 at |x| >= 256, float32 at 1e19) and 0 · inf is NaN: the
+        # polynomial factor is evaluated at x clipped to ±20, which changes nothing where it counts.
+        xc = jnp.clip(x, -20, 20)
+        return half * x * (1 + t), lambda: half * (1 + t) + half * xc * (1 - t * t) * c * (1 + 3 * a * xc * xc)
     cdf = half * (1 + lax.erf(x * jnp.asarray(1 / math.sqrt(2.0), x.dtype)))
     pdf = lambda: jnp.exp(-half * x * x) * jnp.asarray(1 / math.sqrt(2 * math.pi), x.dtype)
     return x * cdf, lambda: cdf + x * pdf()
@@ -278,9 +283,20 @@ def cross_entropy(logits, targets):
     """Mean over positions of -log softmax(logits)[target].  logits (..., V), targets int (...).
 
     Picks the target's log-probability with a compare-and-sum that XLA fuses into the reduction, so
-    no (N, V) one-hot is ever materialized."""
+    no (N, V) one-hot is ever materialized.  Targets must be integers; concrete targets outside [0, V)
+    raise ValueError (under jit they cannot be checked, and such a row would count as probability 1)."""
+    if not jnp.issubdtype(targets.dtype, jnp.integer):
+        raise TypeError(f"cross_entropy targets must be integer class ids, got dtype {targets.dtype}")
+    V = logits.shape[-1]
+    if not isinstance(targets, jax.core.Tracer):
+        t = np.asarray(targets)  # numpy compares with V exactly; jnp would cast V to a uint8 target's dtype
+        bad = (t < 0) | (t >= V)
+        if bad.any():
+            raise ValueError(f"cross_entropy targets must lie in [0, {V}); got {t[bad][:5].tolist()}")
     logp = log_softmax(logits)
-    hit = lax.broadcasted_iota(targets.dtype, logp.shape, logp.ndim - 1) == targets[..., None]
+    # The class index runs up to V - 1 in int32: an iota in the targets' own dtype (uint8, int16 ...)
+    # would wrap around for V beyond its range and count a second class as the target.
+    hit = lax.broadcasted_iota(jnp.int32, logp.shape, logp.ndim - 1) == targets.astype(jnp.int32)[..., None]
     return -jnp.mean(jnp.sum(jnp.where(hit, logp, jnp.zeros((), logp.dtype)), axis=-1))
 
 
@@ -313,6 +329,10 @@ def attention(q, k, v, mask=None, compute_dtype=None, *, key=None, rate=0.0):
         # Added, not selected: -1e30 underflows exp to exactly 0 like -inf, but a fully masked row stays
         # finite (uniform), and the backward pass has no select over the (T, S) scores.
         mask = jnp.asarray(mask)
+        if jnp.issubdtype(mask.dtype, jnp.inexact):
+            # An additive float mask (0 keep, -inf drop) would read as bool the other way round: 0 -> drop.
+            raise TypeError(f"attention mask must be bool (True = attend), got dtype {mask.dtype}; "
+                            "for an additive float mask M pass M == 0")
         s = s + jnp.where(mask, jnp.zeros((), out), jnp.asarray(-1e30, out)).reshape(
             (1,) * (s.ndim - mask.ndim) + mask.shape)
     p = dropout(key, softmax(s), rate, train=key is not None)

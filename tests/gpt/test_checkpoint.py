@@ -216,3 +216,37 @@ def test_templates_may_be_shape_structs(tmp_path, key):
     got = ck.load_checkpoint(tmp_path, like)
     chex.assert_trees_all_equal(got.params, params)
     assert got.opt_state is None
+
+
+def test_pruning_keeps_the_newest_steps_past_seven_digits(tmp_path):
+    # ckpt-10000000 sorts before ckpt-9999999 by name: pruning by name deleted the second newest.
+    params, k = {"w": np.ones((2,), np.float32)}, jax.random.key(0)
+    for step in (9_999_998, 9_999_999, 10_000_000, 10_000_001):
+        ck.save_checkpoint(tmp_path, step, params, {}, k, {}, {}, keep=2)
+    newest = sorted(int(p.name[5:]) for p in tmp_path.glob("ckpt-*"))
+    assert newest == [10_000_000, 10_000_001]
+    assert ck.load_checkpoint(tmp_path, params).step == 10_000_001
+
+
+def test_a_save_that_raises_leaves_the_run_directory_as_it_was(tmp_path, key):
+    params, state, rng = _saved(tmp_path, key, step=5)
+    before = _digest(tmp_path)
+    names = sorted(p.name for p in tmp_path.iterdir())
+    for step in (6, 5):  # a new step, and re-saving the current one
+        with pytest.raises(TypeError, match="JSON serializable"):
+            ck.save_checkpoint(tmp_path, step, params, state, rng, {"lr": object()}, {})
+    with pytest.raises(ValueError, match="non-negative int"):
+        ck.save_checkpoint(tmp_path, -1, params, state, rng, {}, {})
+    assert sorted(p.name for p in tmp_path.iterdir()) == names  # no temporary folders left behind
+    assert _digest(tmp_path) == before
+    assert ck.load_checkpoint(tmp_path, params, state).step == 5
+
+
+@pytest.mark.parametrize("header, match", [
+    (b"[]", "JSON object"), (b"\xff\xfe", "UTF-8 JSON"),
+    (b'{"a": {"dtype": "F8", "shape": [1], "data_offsets": [0, 1]}}', "'a'"),
+    (b'{"a": {"dtype": "F32", "shape": [-1, -4], "data_offsets": [0, 16]}}', "'a'"),
+])
+def test_safetensors_reader_refuses_malformed_headers(header, match):
+    with pytest.raises(ck.CheckpointError, match=match):
+        ck.read_safetensors(len(header).to_bytes(8, "little") + header + bytes(16))

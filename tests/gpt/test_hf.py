@@ -97,3 +97,34 @@ def test_bias_free_model_exports_zero_biases(tmp_path, key):
     np.testing.assert_allclose(gpt.forward(params2, tokens, config2), gpt.forward(params, tokens, config),
                                rtol=1e-6, atol=1e-6)
     assert jax.tree_util.tree_structure(params2) != jax.tree_util.tree_structure(params)
+
+
+def test_corrupt_or_mismatched_files_name_the_file_and_the_tensor(tmp_path):
+    # Every refusal names the file; shapes are checked per tensor against config.json before stacking.
+    cfg = json.loads((TINY / "config.json").read_text())
+    sd = load_file(TINY / "model.safetensors")
+    raw = (TINY / "model.safetensors").read_bytes()
+
+    def refused(match, config=None, tensors=None, data=None):
+        (tmp_path / "config.json").write_text(config if isinstance(config, str) else json.dumps(config or cfg))
+        if data is not None:
+            (tmp_path / "model.safetensors").write_bytes(data)
+        else:
+            save_file(tensors or sd, str(tmp_path / "model.safetensors"))
+        with pytest.raises(ValueError, match=match) as e:
+            gpt.from_hf(tmp_path)
+        return str(e.value)
+
+    assert "model.safetensors is corrupt or truncated" in refused("truncated", data=raw[: len(raw) // 2])
+    assert "config.json" in refused("config.json", config="{not json")
+    assert "config.json" in refused(r"lacks the GPT-2 fields \['n_embd'\]",
+                                    config={k: v for k, v in cfg.items() if k != "n_embd"})
+    key = "transformer.h.1.attn.c_attn.weight"
+    flipped = {**sd, key: np.ascontiguousarray(sd[key].T)}
+    refused(r"h\.1\.attn\.c_attn\.weight has shape \(96, 32\), config\.json implies \(32, 96\).*nn\.Linear",
+            tensors=flipped)
+    refused(r"wte\.weight has shape \(97, 32\), config\.json implies \(98, 32\)$", config={**cfg, "vocab_size": 98})
+    # gelu_fast is the same function as gelu_new
+    (tmp_path / "config.json").write_text(json.dumps({**cfg, "activation_function": "gelu_fast"}))
+    save_file(sd, str(tmp_path / "model.safetensors"))
+    assert gpt.from_hf(tmp_path)[0].activation == "gelu_tanh"

@@ -224,6 +224,8 @@ def test_debug_mode_checks_under_jit(params64):
     (dict(dropout=1.0), "dropout"),
     (dict(activation="relu"), "activation"),
     (dict(compute_dtype="int8"), "compute_dtype"),
+    (dict(layer_norm_epsilon=float("inf")), "layer_norm_epsilon"),
+    (dict(layer_norm_epsilon="1e-5"), "layer_norm_epsilon"),
 ])
 def test_config_validation(kw, match):
     with pytest.raises((ValueError, TypeError), match=match):
@@ -234,6 +236,31 @@ def test_config_is_hashable_and_round_trips():
     assert hash(CFG) == hash(gpt.GPTConfig.from_dict(CFG.to_dict()))
     with pytest.raises(ValueError, match="unknown"):
         gpt.GPTConfig.from_dict({**CFG.to_dict(), "n_embed": 3})
+
+
+def test_config_fields_are_canonical():
+    # np.dtype("float32") == "float32" passed validation but hashed differently: equal configs with different
+    # hashes (two jit compilations) and a to_dict() that json could not write.
+    import json
+
+    odd = gpt.GPTConfig(vocab_size=np.int64(23), block_size=np.int32(16), n_layer=2, n_head=2, n_embd=16,
+                        param_dtype=np.dtype("float32"), compute_dtype=jnp.bfloat16)
+    want = CFG.replace(compute_dtype="bfloat16")
+    assert odd == want and hash(odd) == hash(want)
+    assert json.loads(json.dumps(odd.to_dict())) == want.to_dict()
+    assert type(odd.vocab_size) is int and odd.param_dtype == "float32"
+
+
+def test_loss_with_narrow_integer_tokens(key):
+    # uint8 ids with a 300-token vocabulary: every id < 256 is valid, and the loss must not wrap the class
+    # index around in uint8 (it counted class 299 as target 43 too).
+    cfg = gpt.GPTConfig(vocab_size=300, block_size=8, n_layer=1, n_head=2, n_embd=8, param_dtype="float64")
+    params = gpt.init_params(cfg, key)
+    params = {**params, "wte": {"weight": params["wte"]["weight"] * 50}}  # a peaked softmax shows the error
+    tokens, targets = _tokens((2, 8), 256, 3).astype(np.uint8), _tokens((2, 8), 256, 4).astype(np.uint8)
+    logp = np_log_softmax(np.asarray(gpt.forward(params, tokens, cfg)), axis=-1)
+    want = -np.mean(np.take_along_axis(logp, targets.astype(np.int64)[..., None], -1))
+    np.testing.assert_allclose(gpt.loss(params, tokens, targets, cfg), want, rtol=1e-12)
 
 
 def run_experiment(name, *args):

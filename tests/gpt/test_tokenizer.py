@@ -5,12 +5,14 @@ import itertools
 import json
 import pathlib
 import re
+import unicodedata
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from fungpt.gpt import tokenizer as tokenizer_mod
 from fungpt.gpt.tokenizer import GPT2_SPLIT, BPETokenizer, CharTokenizer, load_tokenizer, train_bpe
 
 FIX = pathlib.Path(__file__).parent / "fixtures"
@@ -119,6 +121,72 @@ def test_bpe_round_trip_any_unicode(bpe, s):
     assert "".join(re.findall(GPT2_SPLIT, s)) == s  # the pre-split drops nothing
 
 
+def gpt2_split_reference(s):
+    # GPT-2's  's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+  as an explicit
+    # scan over Unicode categories (L*, N*), trying the alternatives in order at each position.
+    letter = lambda c: unicodedata.category(c)[0] == "L"
+    number = lambda c: unicodedata.category(c)[0] == "N"
+    other = lambda c: not (c.isspace() or letter(c) or number(c))
+    out, i, n = [], 0, len(s)
+    while i < n:
+        c = next((c for c in ("'s", "'t", "'re", "'ve", "'m", "'ll", "'d") if s.startswith(c, i)), None)
+        if c:
+            out.append(c)
+            i += len(c)
+            continue
+        start = i + 1 if s[i] == " " else i  # ` ?`: a space (never in the classes) needs a class char after it
+        for cls in (letter, number, other):
+            k = start
+            while k < n and cls(s[k]):
+                k += 1
+            if k > start:
+                break
+        else:  # whitespace: the run, less its last char when a non-space follows and the run is longer than 1
+            k = i
+            while k < n and s[k].isspace():
+                k += 1
+            if k < n and k - i > 1:
+                k -= 1
+        out.append(s[i:k])
+        i = k
+    return out
+
+
+_SPLIT_ALPHABET = [*"ab Z9٣²³½Ⅻ①_'srtlvemd.,!-\t\n\r\xa0\x00é\u0301日😀", "'s", "'ll", "x²", "  "]
+
+
+@pytest.mark.parametrize("s, want", [("x²", ["x", "²"]), ("10½ km²", ["10½", " km", "²"]),
+                                     ("Ⅻ chapters", ["Ⅻ", " chapters"]), ("a①b", ["a", "①", "b"])])
+def test_pre_split_numbers_are_gpt2s(s, want):
+    # \p{N} is every number (Nd, Nl, No), not only decimal digits: '²' is no letter
+    assert re.findall(GPT2_SPLIT, s) == want == gpt2_split_reference(s)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.one_of(st.lists(st.sampled_from(_SPLIT_ALPHABET), max_size=30).map("".join), st.text(max_size=40)))
+def test_pre_split_matches_gpt2_regex_reference(s):
+    assert re.findall(GPT2_SPLIT, s) == gpt2_split_reference(s)
+
+
+def test_numbers_not_decimal_are_unicodes():
+    # The hard-coded class is exactly the Nl and No characters of Unicode 14 (Python 3.11's database);
+    # a newer database (Python 3.12+) adds characters, so there the class must be a subset of them.
+    everything = "".join(map(chr, range(0x110000)))
+    got = re.findall("[" + tokenizer_mod._NUMBERS_NOT_DECIMAL + "]", everything)
+    want = [c for c in everything if c.isnumeric() and unicodedata.category(c) in ("Nl", "No")]
+    if unicodedata.unidata_version == "14.0.0":
+        assert got == want
+    else:
+        assert set(got) <= set(want) and len(got) > 1000
+
+
+def test_a_pattern_that_skips_characters_is_refused():
+    tok = BPETokenizer(tuple(bytes([b]) for b in range(256)), (), r"\w+")
+    assert tok.decode(tok.encode("ab")) == "ab"
+    with pytest.raises(ValueError, match=r"does not cover ' ' at position 2"):
+        tok.encode("ab cd")  # silently encoding "abcd" would lose the space
+
+
 def test_bpe_compresses_and_learns_words(bpe, text):
     ids = bpe.encode(text)
     assert len(text.encode()) / len(ids) > 1.4
@@ -172,6 +240,31 @@ def test_bpe_decode_refuses_bad_ids(bpe, tmp_path):
     (tmp_path / "x.json").write_text('{"type": "sentencepiece"}')
     with pytest.raises(ValueError, match="unknown tokenizer type"):
         load_tokenizer(tmp_path / "x.json")
+
+
+def test_corrupt_tokenizer_files_name_the_file_and_the_problem(bpe, tmp_path):
+    bad = tmp_path / "bad.json"
+    for content, match in [("{oops", "not valid JSON"), ("[1, 2]", "unknown tokenizer type"),
+                           ('{"type": "char"}', "needs {'chars': str}"),
+                           ('{"type": "bpe", "vocab": []}', "lists 'vocab' and 'merges'")]:
+        bad.write_text(content)
+        with pytest.raises(ValueError, match=match) as e:
+            load_tokenizer(bad)
+        assert "bad.json" in str(e.value)
+    d = bpe.to_dict()
+    bad.write_text(json.dumps({**d, "merges": [*d["merges"][:3], "a b c"]}))
+    with pytest.raises(ValueError, match="merge 3: a merge is two tokens"):
+        load_tokenizer(bad)
+    with pytest.raises(FileNotFoundError, match=r"missing\.json"):
+        load_tokenizer(tmp_path / "missing.json")
+    vocab_json, merges_txt = bpe.to_gpt2_files(tmp_path)
+    merges_txt.write_text(merges_txt.read_text() + "bogus\n")
+    n = len(merges_txt.read_text().splitlines())
+    with pytest.raises(ValueError, match=rf"merges\.txt: line {n}: a merge is two tokens"):
+        BPETokenizer.from_gpt2_files(vocab_json, merges_txt)
+    vocab_json.write_text('{"a": "0"}')
+    with pytest.raises(ValueError, match=r"vocab\.json: ids must be"):
+        BPETokenizer.from_gpt2_files(vocab_json, merges_txt)
 
 
 def test_bpe_bench_experiment_quick():

@@ -111,17 +111,27 @@ def read_safetensors(data: bytes) -> dict[str, np.ndarray]:
     n = int.from_bytes(data[:8], "little")
     if 8 + n > len(data):
         raise CheckpointError(f"safetensors header claims {n} bytes but the file has {len(data) - 8}")
-    header = json.loads(data[8 : 8 + n])
+    try:
+        header = json.loads(bytes(data[8 : 8 + n]).decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise CheckpointError(f"safetensors header is not UTF-8 JSON: {e}") from None
+    if not isinstance(header, dict):
+        raise CheckpointError(f"safetensors header must be a JSON object, got {type(header).__name__}")
     body = memoryview(data)[8 + n :]
     out = {}
     for name, info in header.items():
         if name == "__metadata__":
             continue
-        dtype = np.dtype(_ST_DTYPES[info["dtype"]]).newbyteorder("<")
-        start, end = info["data_offsets"]
-        if not 0 <= start <= end <= len(body) or end - start != dtype.itemsize * math.prod(info["shape"]):
-            raise CheckpointError(f"tensor {name!r}: offsets {start}..{end} do not fit the file or its shape")
-        out[name] = np.frombuffer(body[start:end], dtype=dtype).reshape(info["shape"]).astype(dtype.newbyteorder("="))
+        try:
+            dtype = np.dtype(_ST_DTYPES[info["dtype"]]).newbyteorder("<")
+            start, end = (int(v) for v in info["data_offsets"])
+            shape = [int(d) for d in info["shape"]]
+        except (KeyError, TypeError, ValueError) as e:
+            raise CheckpointError(f"tensor {name!r}: malformed header entry {str(info)[:80]} ({e!r})") from None
+        if (min(shape, default=0) < 0 or not 0 <= start <= end <= len(body)
+                or end - start != dtype.itemsize * math.prod(shape)):
+            raise CheckpointError(f"tensor {name!r}: offsets {start}..{end} do not fit the file or its shape {shape}")
+        out[name] = np.frombuffer(body[start:end], dtype=dtype).reshape(shape).astype(dtype.newbyteorder("="))
     return out
 
 
@@ -154,27 +164,36 @@ def save_checkpoint(run_dir, step: int, params, opt_state, key: jax.Array, confi
     ``config`` and ``tokenizer`` must be JSON-serialisable dicts; ``key`` is a typed PRNG key.
     Returns the checkpoint folder.
     """
+    if isinstance(step, bool) or not isinstance(step, (int, np.integer)) or step < 0:
+        raise ValueError(f"step must be a non-negative int, got {step!r}")
     run_dir = pathlib.Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     name = f"ckpt-{int(step):07d}"
     final, tmp = run_dir / name, run_dir / f".{name}.tmp-{os.getpid()}"
     if tmp.exists():
         shutil.rmtree(tmp)
-    tmp.mkdir()
-
+    # Everything is serialized in memory first: a tree or a config that cannot be saved raises before
+    # anything touches the disk.  A write that fails later removes its temporary folder.
     files = {PARAMS_FILE: safetensors.numpy.save(flatten_tree(params), metadata={"format": "fungpt"})}
     state = {f"opt/{k}": v for k, v in flatten_tree(opt_state).items()}
     state["rng/key_data"] = np.asarray(jax.random.key_data(key))
     buf = io.BytesIO()
     np.savez(buf, **state)
     files[STATE_FILE] = buf.getvalue()
-    sums = {fname: _write_bytes(tmp / fname, data) for fname, data in files.items()}
     meta = {
         "format": FORMAT_VERSION, "step": int(step), "config": config, "tokenizer": tokenizer,
-        "rng_impl": str(jax.random.key_impl(key)), "extra": extra or {}, "sha256": sums,
+        "rng_impl": str(jax.random.key_impl(key)), "extra": extra or {},
+        "sha256": {fname: hashlib.sha256(data).hexdigest() for fname, data in files.items()},
     }
-    _write_bytes(tmp / META_FILE, json.dumps(meta, indent=1, sort_keys=True).encode())
-    _fsync_dir(tmp)
+    files[META_FILE] = json.dumps(meta, indent=1, sort_keys=True).encode()
+    tmp.mkdir()
+    try:
+        for fname, data in files.items():
+            _write_bytes(tmp / fname, data)
+        _fsync_dir(tmp)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
     if final.exists():  # re-saving a step: move the old copy aside, never leave a gap at `latest`
         trash = run_dir / f".{name}.old-{os.getpid()}"
@@ -185,7 +204,9 @@ def save_checkpoint(run_dir, step: int, params, opt_state, key: jax.Array, confi
         os.replace(tmp, final)
     _fsync_dir(run_dir)
     _atomic_write_text(run_dir / LATEST, name + "\n")
-    for old in sorted(run_dir.glob("ckpt-*"))[:-keep] if keep > 0 else []:
+    # Oldest first by step number: names sort by step only up to 9,999,999 (7 digits).
+    done = sorted((p for p in run_dir.glob("ckpt-*") if p.name[5:].isdigit()), key=lambda p: int(p.name[5:]))
+    for old in done[:-keep] if keep > 0 else []:
         if old.name != name:
             shutil.rmtree(old, ignore_errors=True)
     return final

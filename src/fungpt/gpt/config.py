@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 import dataclasses
+import math
+import numbers
 
 import jax.numpy as jnp
+import numpy as np
 
 _ACTIVATIONS = ("gelu_tanh", "gelu")
 _FLOATS = ("float32", "float64", "bfloat16", "float16")
@@ -40,6 +43,19 @@ class GPTConfig:
     scan_unroll: int = 1
 
     def __post_init__(self):
+        # Canonical field values: a config is a jit static argument and is saved as JSON, so equal configs
+        # must hash equal and serialize (np.int64(80) -> 80, np.dtype("float32") / jnp.float32 -> "float32").
+        for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd", "scan_unroll"):
+            v = getattr(self, name)
+            if isinstance(v, np.integer):
+                object.__setattr__(self, name, int(v))
+        for name in ("param_dtype", "compute_dtype"):
+            v = getattr(self, name)
+            if v is not None and not isinstance(v, str):
+                try:
+                    object.__setattr__(self, name, jnp.dtype(v).name)
+                except TypeError:
+                    pass  # refused below with the list of known names
         for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
@@ -55,8 +71,11 @@ class GPTConfig:
             raise ValueError(f"GPTConfig.activation must be one of {_ACTIVATIONS}, got {self.activation!r}")
         if isinstance(self.scan_unroll, bool) or not isinstance(self.scan_unroll, int) or self.scan_unroll < 1:
             raise ValueError(f"GPTConfig.scan_unroll must be a positive int, got {self.scan_unroll!r}")
-        if not self.layer_norm_epsilon > 0:
-            raise ValueError(f"GPTConfig.layer_norm_epsilon must be > 0, got {self.layer_norm_epsilon!r}")
+        eps = self.layer_norm_epsilon
+        if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not (eps > 0 and math.isfinite(eps)):
+            raise ValueError(f"GPTConfig.layer_norm_epsilon must be a finite float > 0, got {eps!r}")
+        object.__setattr__(self, "layer_norm_epsilon", float(eps))
+        object.__setattr__(self, "dropout", float(self.dropout))
         for name in ("param_dtype", "compute_dtype"):
             v = getattr(self, name)
             if v not in _FLOATS and not (name == "compute_dtype" and v is None):

@@ -17,22 +17,31 @@ import tempfile
 import jax
 import jax.numpy as jnp
 import numpy as np
+from safetensors import SafetensorError
 from safetensors.numpy import load_file, save_file
 
-from fungpt.gpt.config import GPTConfig
+from fungpt.gpt.config import _FLOATS, GPTConfig
 
-_ACT = {"gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh", "gelu": "gelu"}
+# gelu_fast is x/2 (1 + tanh(√(2/π) x (1 + 0.044715 x²))): the same function as gelu_new.
+_ACT = {"gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh", "gelu_fast": "gelu_tanh", "gelu": "gelu"}
 _LAYER_KEYS = ("ln_1.weight", "ln_1.bias", "attn.c_attn.weight", "attn.c_attn.bias", "attn.c_proj.weight",
                "attn.c_proj.bias", "ln_2.weight", "ln_2.bias", "mlp.c_fc.weight", "mlp.c_fc.bias",
                "mlp.c_proj.weight", "mlp.c_proj.bias")
 
 
 def _config_from_hf(d: dict, param_dtype: str) -> GPTConfig:
+    if not isinstance(d, dict):
+        raise ValueError(f"config.json must hold a JSON object, got {type(d).__name__}")
     if d.get("model_type", "gpt2") != "gpt2":
         raise ValueError(f"expected a GPT-2 checkpoint (model_type 'gpt2'), got {d.get('model_type')!r}")
     act = d.get("activation_function", "gelu_new")
     if act not in _ACT:
         raise ValueError(f"unsupported activation_function {act!r}; supported: {sorted(_ACT)}")
+    if "n_positions" not in d and "max_position_embeddings" in d:
+        d = {**d, "n_positions": d["max_position_embeddings"]}
+    missing = [k for k in ("vocab_size", "n_positions", "n_layer", "n_head", "n_embd") if k not in d]
+    if missing:
+        raise ValueError(f"config.json lacks the GPT-2 fields {missing}")
     if d.get("n_inner") not in (None, 4 * d["n_embd"]):
         raise ValueError(f"n_inner={d['n_inner']} is not supported (only 4 * n_embd)")
     if d.get("scale_attn_by_inverse_layer_idx") or d.get("scale_attn_weights") is False:
@@ -46,12 +55,20 @@ def from_hf(path, *, param_dtype: str = "float32"):
     """Load a GPT-2 checkpoint directory (config.json + model.safetensors, Hugging Face layout) as
     (GPTConfig, params).  Keys may carry the `transformer.` prefix (save_pretrained) or not (the
     original `gpt2` upload); `lm_head.weight` must equal wte if present (tied embeddings)."""
+    if param_dtype not in _FLOATS:
+        raise ValueError(f"param_dtype must be one of {_FLOATS}, got {param_dtype!r}")
     path = pathlib.Path(path)
     for f in ("config.json", "model.safetensors"):
         if not (path / f).is_file():
             raise FileNotFoundError(f"{path} is not a GPT-2 checkpoint directory: {f} is missing")
-    config = _config_from_hf(json.loads((path / "config.json").read_text()), param_dtype)
-    raw = load_file(path / "model.safetensors")
+    try:
+        config = _config_from_hf(json.loads((path / "config.json").read_text(encoding="utf-8")), param_dtype)
+    except (ValueError, TypeError) as e:  # JSONDecodeError is a ValueError
+        raise ValueError(f"{path / 'config.json'}: {e}") from None
+    try:
+        raw = load_file(path / "model.safetensors")
+    except (SafetensorError, ValueError, TypeError) as e:
+        raise ValueError(f"{path / 'model.safetensors'} is corrupt or truncated: {e}") from None
     sd = {k.removeprefix("transformer."): v for k, v in raw.items()}
     if "lm_head.weight" in sd and not np.array_equal(sd.pop("lm_head.weight"), sd["wte.weight"]):
         raise ValueError("lm_head.weight differs from wte.weight: untied output layers are not supported")
@@ -62,6 +79,14 @@ def from_hf(path, *, param_dtype: str = "float32"):
     if set(sd) != want:
         raise ValueError(f"{path}/model.safetensors: missing {sorted(want - set(sd))[:5]}, "
                          f"unexpected {sorted(set(sd) - want)[:5]}")
+    shapes = _hf_shapes(config)
+    for k in sorted(sd):
+        expect = shapes[k if not k.startswith("h.") else k.split(".", 2)[2]]
+        got = tuple(sd[k].shape)
+        if got != expect:
+            hint = (" (GPT-2's Conv1D weights are stored (in, out); this one looks like a torch nn.Linear's "
+                    "(out, in))" if got == expect[::-1] else "")
+            raise ValueError(f"{path}/model.safetensors: {k} has shape {got}, config.json implies {expect}{hint}")
     dt = config.dtype
     params = {"wte": {"weight": sd["wte.weight"]}, "wpe": {"weight": sd["wpe.weight"]},
               "ln_f": {"weight": sd["ln_f.weight"], "bias": sd["ln_f.bias"]}, "h": {}}
@@ -74,6 +99,16 @@ def from_hf(path, *, param_dtype: str = "float32"):
     params = jax.tree_util.tree_map(lambda a: jnp.asarray(a, dt), params)
     _check_shapes(params, config)
     return config, params
+
+
+def _hf_shapes(config) -> dict[str, tuple[int, ...]]:
+    # The per-tensor shapes of a GPT-2 checkpoint (layer keys without their "h.{i}." prefix).
+    V, S, C = config.vocab_size, config.block_size, config.n_embd
+    return {"wte.weight": (V, C), "wpe.weight": (S, C), "ln_f.weight": (C,), "ln_f.bias": (C,),
+            "ln_1.weight": (C,), "ln_1.bias": (C,), "ln_2.weight": (C,), "ln_2.bias": (C,),
+            "attn.c_attn.weight": (C, 3 * C), "attn.c_attn.bias": (3 * C,), "attn.c_proj.weight": (C, C),
+            "attn.c_proj.bias": (C,), "mlp.c_fc.weight": (C, 4 * C), "mlp.c_fc.bias": (4 * C,),
+            "mlp.c_proj.weight": (4 * C, C), "mlp.c_proj.bias": (C,)}
 
 
 def _check_shapes(params, config):

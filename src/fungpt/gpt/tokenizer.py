@@ -25,9 +25,32 @@ import re
 
 import numpy as np
 
-# GPT-2's pre-split, with Python `re` classes for \p{L} (letters: [^\W\d_]) and \p{N} (decimal digits: \d);
-# the final `[\s\S]` catches what neither covers (e.g. '²'), so every character lands in some piece.
-GPT2_SPLIT = (r"""'s|'t|'re|'ve|'m|'ll|'d| ?[^\W\d_]+| ?\d+| ?(?:[^\s\w]|_)+|\s+(?!\S)|\s+|[\s\S]""")
+# Unicode's numbers that are not decimal digits (categories Nl and No: '²', '½', 'Ⅻ', '①' ...), Unicode 14.
+# Python's `re` has no \p{N}: its \w is exactly letters + numbers + '_' and its \d exactly the decimal
+# digits (Nd), so \p{L} = [^\W\d_<these>] and \p{N} = [\d<these>].  Without them 'x²' was one "letter"
+# piece where GPT-2 splits 'x' | '²'.  (tests/gpt/test_tokenizer.py checks the list against unicodedata.)
+_NUMBERS_NOT_DECIMAL = (
+    r"\u00b2-\u00b3\u00b9\u00bc-\u00be\u09f4-\u09f9\u0b72-\u0b77\u0bf0-\u0bf2\u0c78-\u0c7e\u0d58-\u0d5e"
+    r"\u0d70-\u0d78\u0f2a-\u0f33\u1369-\u137c\u16ee-\u16f0\u17f0-\u17f9\u19da\u2070\u2074-\u2079"
+    r"\u2080-\u2089\u2150-\u2182\u2185-\u2189\u2460-\u249b\u24ea-\u24ff\u2776-\u2793\u2cfd\u3007"
+    r"\u3021-\u3029\u3038-\u303a\u3192-\u3195\u3220-\u3229\u3248-\u324f\u3251-\u325f\u3280-\u3289"
+    r"\u32b1-\u32bf\ua6e6-\ua6ef\ua830-\ua835\U00010107-\U00010133\U00010140-\U00010178"
+    r"\U0001018a-\U0001018b\U000102e1-\U000102fb\U00010320-\U00010323\U00010341\U0001034a"
+    r"\U000103d1-\U000103d5\U00010858-\U0001085f\U00010879-\U0001087f\U000108a7-\U000108af"
+    r"\U000108fb-\U000108ff\U00010916-\U0001091b\U000109bc-\U000109bd\U000109c0-\U000109cf"
+    r"\U000109d2-\U000109ff\U00010a40-\U00010a48\U00010a7d-\U00010a7e\U00010a9d-\U00010a9f"
+    r"\U00010aeb-\U00010aef\U00010b58-\U00010b5f\U00010b78-\U00010b7f\U00010ba9-\U00010baf"
+    r"\U00010cfa-\U00010cff\U00010e60-\U00010e7e\U00010f1d-\U00010f26\U00010f51-\U00010f54"
+    r"\U00010fc5-\U00010fcb\U00011052-\U00011065\U000111e1-\U000111f4\U0001173a-\U0001173b"
+    r"\U000118ea-\U000118f2\U00011c5a-\U00011c6c\U00011fc0-\U00011fd4\U00012400-\U0001246e"
+    r"\U00016b5b-\U00016b61\U00016e80-\U00016e96\U0001d2e0-\U0001d2f3\U0001d360-\U0001d378"
+    r"\U0001e8c7-\U0001e8cf\U0001ec71-\U0001ecab\U0001ecad-\U0001ecaf\U0001ecb1-\U0001ecb4"
+    r"\U0001ed01-\U0001ed2d\U0001ed2f-\U0001ed3d\U0001f100-\U0001f10c"
+)
+# GPT-2's pre-split  's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+  in Python `re`
+# classes; every character is whitespace, \w or neither, so every character lands in some piece.
+GPT2_SPLIT = (r"'s|'t|'re|'ve|'m|'ll|'d| ?[^\W\d_" + _NUMBERS_NOT_DECIMAL + r"]+| ?[\d" + _NUMBERS_NOT_DECIMAL
+              + r"]+| ?(?:[^\s\w]|_)+|\s+(?!\S)|\s+")
 
 
 def _check_ids(ids, vocab_size):
@@ -89,10 +112,12 @@ class CharTokenizer:
 
     @classmethod
     def from_dict(cls, d: dict) -> CharTokenizer:
+        if not isinstance(d, dict) or not isinstance(d.get("chars"), str):
+            raise ValueError(f"a char tokenizer needs {{'chars': str}}, got {str(d)[:80]}")
         return cls(d["chars"])
 
     def save(self, path):
-        pathlib.Path(path).write_text(json.dumps(self.to_dict(), ensure_ascii=False))
+        _write_json(path, self.to_dict())
 
 
 @functools.cache
@@ -198,9 +223,15 @@ class BPETokenizer:
         """text -> int32 token ids; every str is encodable (bytes are the fallback)."""
         if not isinstance(text, str):
             raise TypeError(f"encode expects a str, got {type(text).__name__}")
-        out = []
-        for piece in self._regex.findall(text):
-            out.extend(self._bpe(piece.encode("utf-8")))
+        out, end = [], 0
+        for m in self._regex.finditer(text):
+            if m.start() != end:
+                break
+            end = m.end()
+            out.extend(self._bpe(m.group().encode("utf-8")))
+        if end != len(text):  # a custom pattern that skips characters would drop them from the ids
+            raise ValueError(f"the pre-split pattern does not cover {text[end]!r} at position {end}: "
+                             "every character must fall in some match, or the round trip is lost")
         return np.asarray(out, np.int32)
 
     def decode(self, ids, errors="replace") -> str:
@@ -214,19 +245,25 @@ class BPETokenizer:
 
     @classmethod
     def from_dict(cls, d: dict) -> BPETokenizer:
+        if not isinstance(d, dict) or not isinstance(d.get("vocab"), list) or not isinstance(d.get("merges"), list):
+            raise ValueError(f"a BPE tokenizer needs lists 'vocab' and 'merges', got {str(d)[:80]}")
+        pattern = d.get("pattern", GPT2_SPLIT)
+        try:
+            re.compile(pattern)
+        except (re.error, TypeError) as e:
+            raise ValueError(f"BPE tokenizer pattern {str(pattern)[:80]!r} is not a regular expression: {e}") from None
         return cls(tuple(_str_to_bytes(s) for s in d["vocab"]),
-                   tuple(tuple(_str_to_bytes(x) for x in m.split(" ")) for m in d["merges"]),
-                   d.get("pattern", GPT2_SPLIT))
+                   tuple(_parse_merge(m, f"merge {r}") for r, m in enumerate(d["merges"])), pattern)
 
     def save(self, path):
-        pathlib.Path(path).write_text(json.dumps(self.to_dict(), ensure_ascii=False))
+        _write_json(path, self.to_dict())
 
     def to_gpt2_files(self, directory) -> tuple[pathlib.Path, pathlib.Path]:
         """Write GPT-2's `vocab.json` + `merges.txt` (readable by `transformers.GPT2Tokenizer`)."""
         d = pathlib.Path(directory)
         d.mkdir(parents=True, exist_ok=True)
         table = {_bytes_to_str(b): i for i, b in enumerate(self.vocab)}
-        (d / "vocab.json").write_text(json.dumps(table, ensure_ascii=False), encoding="utf-8")
+        _write_json(d / "vocab.json", table)
         lines = ["#version: 0.2", *(f"{_bytes_to_str(a)} {_bytes_to_str(b)}" for a, b in self.merges)]
         (d / "merges.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
         return d / "vocab.json", d / "merges.txt"
@@ -235,21 +272,54 @@ class BPETokenizer:
     def from_gpt2_files(cls, vocab_json, merges_txt, pattern: str = GPT2_SPLIT) -> BPETokenizer:
         """Read GPT-2's `vocab.json` (token string -> id) and `merges.txt` ("#version" line, then "a b"
         per rank).  Special tokens such as <|endoftext|> keep their id; their bytes are the literal text
-        (it is never produced by encode).  Our pre-split approximates \\p{L}/\\p{N} with Python's classes,
-        so rare scripts may split differently from GPT-2's; ids always decode the same."""
-        table = json.loads(pathlib.Path(vocab_json).read_text(encoding="utf-8"))
+        (it is never produced by encode).  Our pre-split is GPT-2's regex with \\p{L}/\\p{N} spelled in Python's
+        `re` classes (same Unicode categories; `re`'s \\s also counts U+001C..U+001F as spaces)."""
+        table = _read_json(vocab_json)
+        if not isinstance(table, dict):
+            raise ValueError(f"{vocab_json}: vocab.json must map token strings to ids, got a {type(table).__name__}")
         vocab = [b""] * len(table)
         for s, i in table.items():
-            if not 0 <= i < len(table):
-                raise ValueError(f"vocab.json ids must be 0..{len(table) - 1}, got {i} for {s!r}")
+            if isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < len(table):
+                raise ValueError(f"{vocab_json}: ids must be 0..{len(table) - 1}, got {i!r} for {s!r}")
             try:
                 vocab[i] = _str_to_bytes(s)
             except ValueError:
                 vocab[i] = s.encode("utf-8")  # a special token such as <|endoftext|>
-        lines = pathlib.Path(merges_txt).read_text(encoding="utf-8").splitlines()
-        merges = tuple(tuple(_str_to_bytes(x) for x in ln.split(" ")) for ln in lines
+        lines = _read_text(merges_txt).splitlines()
+        merges = tuple(_parse_merge(ln, f"{merges_txt}: line {n}") for n, ln in enumerate(lines, 1)
                        if ln and not ln.startswith("#version"))
         return cls(tuple(vocab), merges, pattern)
+
+
+def _parse_merge(line, where) -> tuple[bytes, bytes]:
+    parts = line.split(" ") if isinstance(line, str) else None
+    if parts is None or len(parts) != 2 or not all(parts):
+        raise ValueError(f"{where}: a merge is two tokens separated by one space, got {line!r}")
+    try:
+        return _str_to_bytes(parts[0]), _str_to_bytes(parts[1])
+    except ValueError as e:
+        raise ValueError(f"{where}: {e}") from None
+
+
+def _read_text(path) -> str:
+    try:
+        return pathlib.Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise FileNotFoundError(f"tokenizer file {path} does not exist") from None
+    except UnicodeDecodeError as e:
+        raise ValueError(f"tokenizer file {path} is not UTF-8 text (byte {e.start}: {e.reason})") from None
+
+
+def _read_json(path):
+    try:
+        return json.loads(_read_text(path))
+    except json.JSONDecodeError as e:
+        raise ValueError(f"tokenizer file {path} is not valid JSON (truncated or corrupt?): {e}") from None
+
+
+def _write_json(path, obj):
+    # UTF-8 whatever the locale (load reads UTF-8); ensure_ascii=False keeps the characters readable.
+    pathlib.Path(path).write_text(json.dumps(obj, ensure_ascii=False), encoding="utf-8")
 
 
 def train_bpe(text: str, vocab_size: int, pattern: str = GPT2_SPLIT) -> BPETokenizer:
@@ -260,7 +330,7 @@ def train_bpe(text: str, vocab_size: int, pattern: str = GPT2_SPLIT) -> BPEToken
         raise TypeError(f"train_bpe expects a str, got {type(text).__name__}")
     if isinstance(vocab_size, bool) or not isinstance(vocab_size, int) or vocab_size < 256:
         raise ValueError(f"vocab_size must be an int >= 256 (the byte alphabet), got {vocab_size!r}")
-    counts = collections.Counter(re.findall(pattern, text))
+    counts = collections.Counter(m.group() for m in re.finditer(pattern, text))  # whole matches, not groups
     words = [list(w.encode("utf-8")) for w in counts]
     freq = list(counts.values())
     pair_count = collections.defaultdict(int)
@@ -313,8 +383,12 @@ def train_bpe(text: str, vocab_size: int, pattern: str = GPT2_SPLIT) -> BPEToken
 
 def load_tokenizer(path) -> CharTokenizer | BPETokenizer:
     """Read a tokenizer saved with `.save(path)` (JSON with a "type" field)."""
-    d = json.loads(pathlib.Path(path).read_text(encoding="utf-8"))
+    d = _read_json(path)
     kinds = {"char": CharTokenizer, "bpe": BPETokenizer}
-    if d.get("type") not in kinds:
-        raise ValueError(f"{path}: unknown tokenizer type {d.get('type')!r}; expected one of {sorted(kinds)}")
-    return kinds[d["type"]].from_dict(d)
+    kind = d.get("type") if isinstance(d, dict) else None
+    if kind not in kinds:
+        raise ValueError(f"{path}: unknown tokenizer type {kind!r}; expected one of {sorted(kinds)}")
+    try:
+        return kinds[kind].from_dict(d)
+    except ValueError as e:
+        raise ValueError(f"{path}: {e}") from None
