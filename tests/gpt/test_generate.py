@@ -100,6 +100,8 @@ def test_temperature_zero_is_argmax():
     (dict(temperature=-0.5), ValueError, "temperature"),
     (dict(top_k=0), ValueError, "top_k"),
     (dict(top_p=1.5), ValueError, "top_p"),
+    (dict(top_p="0.5"), ValueError, "top_p"),
+    (dict(temperature=np.ones(2)), TypeError, "temperature must be a scalar"),
     (dict(crop="left"), ValueError, "crop"),
 ])
 def test_bad_arguments_are_refused(params, key, kw, err, match):

@@ -210,6 +210,29 @@ def test_bad_targets_are_refused(params64):
         gpt.loss(params64, np.zeros((4,), np.int32), np.array([0, 1, 99, 2]), CFG64)
 
 
+def test_params_that_do_not_fit_the_config_are_refused(params64):
+    # The expected shapes are written out here from the layout (wte (V, C), c_attn (L, C, 3C), ...).
+    V, L, C = CFG64.vocab_size, CFG64.n_layer, CFG64.n_embd
+    assert params64["wte"]["weight"].shape == (V, C)
+    assert params64["h"]["attn"]["c_attn"]["weight"].shape == (L, C, 3 * C)
+    tokens = np.array([1, 2, 3])
+    cases = [
+        ({**params64, "wte": {"weight": params64["wte"]["weight"].T}}, CFG64,
+         rf"\['wte'\]\['weight'\] is \[{C}, {V}\], expected \[{V}, {C}\]"),
+        ({k: v for k, v in params64.items() if k != "ln_f"}, CFG64, r"missing \['ln_f'\]"),
+        ({**params64, "lm_head": {"weight": params64["wte"]["weight"]}}, CFG64, r"unexpected \['lm_head'\]"),
+        (params64, CFG64.replace(n_layer=L + 1), rf"\['h'\]\['attn'\]\['c_attn'\]\['weight'\] is "
+                                                 rf"\[{L}, {C}, {3 * C}\], expected \[{L + 1}, {C}, {3 * C}\]"),
+        (params64, CFG64.replace(bias=False), r"unexpected \['h'\]\['attn'\]\['c_attn'\]\['bias'\]"),
+    ]
+    for p, cfg, match in cases:
+        for call in (lambda: gpt.forward(p, tokens, cfg), lambda: gpt.loss(p, tokens, tokens, cfg),
+                     lambda: gpt.generate(p, cfg, tokens, 1, jax.random.key(0))):
+            with pytest.raises(ValueError, match=match):
+                call()
+    gpt.check_params(jax.tree.map(lambda a: a.astype(jnp.bfloat16), params64), CFG64)  # dtype is free
+
+
 def test_debug_mode_checks_under_jit(params64):
     f = jax.jit(lambda t: gpt.forward(params64, t, CFG64, debug=True))
     f(jnp.array([1, 2]))  # fine

@@ -2,11 +2,20 @@
 from fungpt.gpt.config import GPTConfig, baby, gpt2, small
 from fungpt.gpt.generate import filter_logits, generate, sample_logits
 from fungpt.gpt.hf import from_hf, to_hf
-from fungpt.gpt.model import check_tokens, forward, forward_cached, init_cache, init_params, loss, num_params
+from fungpt.gpt.model import (
+    check_params,
+    check_tokens,
+    forward,
+    forward_cached,
+    init_cache,
+    init_params,
+    loss,
+    num_params,
+)
 from fungpt.gpt.tokenizer import BPETokenizer, CharTokenizer, load_tokenizer, train_bpe
 
 __all__ = [
-    "BPETokenizer", "CharTokenizer", "GPTConfig", "baby", "check_tokens", "filter_logits", "forward",
+    "BPETokenizer", "CharTokenizer", "GPTConfig", "baby", "check_params", "check_tokens", "filter_logits", "forward",
     "forward_cached", "from_hf", "generate", "gpt2", "init_cache", "init_params", "load_tokenizer", "loss",
     "num_params", "sample_logits", "small", "to_hf", "train_bpe",
 ]

@@ -22,7 +22,7 @@ from jax import lax
 
 from fungpt import nn
 from fungpt.gpt.config import GPTConfig
-from fungpt.gpt.model import _causal, _logits, _trunk, forward_cached, init_cache
+from fungpt.gpt.model import _causal, _check_range, _logits, _trunk, check_params, forward_cached, init_cache
 
 
 def filter_logits(logits, top_k=None, top_p=None):
@@ -194,11 +194,13 @@ def generate(params, config: GPTConfig, prompt_tokens, max_new_tokens: int, key,
         raise TypeError(f"prompt_tokens must be integer token ids, got dtype {prompt_tokens.dtype}")
     if prompt_tokens.ndim not in (1, 2) or prompt_tokens.shape[-1] == 0:
         raise ValueError(f"prompt_tokens must have shape (T0,) or (B, T0) with T0 >= 1, got {prompt_tokens.shape}")
+    check_params(params, config)
     if not isinstance(prompt_tokens, jax.core.Tracer):
-        from fungpt.gpt.model import _check_range
         _check_range(np.asarray(prompt_tokens), config.vocab_size, "prompt_tokens")
     if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, (int, np.integer)) or max_new_tokens < 0:
         raise ValueError(f"max_new_tokens must be a non-negative int, got {max_new_tokens!r}")
+    if isinstance(temperature, (str, bool)) or np.ndim(temperature) != 0:
+        raise TypeError(f"temperature must be a scalar >= 0 (0 = greedy), got {temperature!r}")
     if not isinstance(temperature, jax.core.Tracer) and not float(temperature) >= 0:
         raise ValueError(f"temperature must be >= 0 (0 = greedy), got {temperature!r}")
     if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer))
@@ -206,8 +208,9 @@ def generate(params, config: GPTConfig, prompt_tokens, max_new_tokens: int, key,
         raise ValueError(f"top_k must be None or an int in [1, vocab_size={config.vocab_size}], got {top_k!r}")
     if crop not in ("sliding", "half"):
         raise ValueError(f"crop must be 'sliding' (nanoGPT) or 'half', got {crop!r}")
-    if top_p is not None and not 0.0 < float(top_p) <= 1.0:
-        raise ValueError(f"top_p must be None or in (0, 1], got {top_p!r}")
+    if top_p is not None and (isinstance(top_p, bool) or not isinstance(top_p, (int, float, np.integer, np.floating))
+                              or not 0.0 < float(top_p) <= 1.0):
+        raise ValueError(f"top_p must be None or a number in (0, 1], got {top_p!r}")
     single = prompt_tokens.ndim == 1
     prompt = jnp.asarray(prompt_tokens)[None] if single else jnp.asarray(prompt_tokens)
     if max_new_tokens == 0:

@@ -97,6 +97,32 @@ def check_tokens(tokens, config: GPTConfig, name="tokens", *, debug=False):
     return jnp.asarray(tokens)
 
 
+@functools.cache
+def _param_shapes(config):
+    # {path: shape} of init_params(config), from its abstract evaluation (no FLOPs, once per config).
+    tree = jax.eval_shape(_init, config, jax.random.key(0))
+    return {jax.tree_util.keystr(p): tuple(a.shape) for p, a in jax.tree_util.tree_flatten_with_path(tree)[0]}
+
+
+def check_params(params, config: GPTConfig):
+    """Refuse a parameter tree that does not fit the config: missing or extra leaves, wrong shapes
+    (e.g. a checkpoint of another size, or an (out, in) weight).  Shapes only; any float dtype passes.
+    Works on tracers too: shapes are static."""
+    leaves = jax.tree_util.tree_flatten_with_path(params)[0]
+    got = {jax.tree_util.keystr(p): tuple(np.shape(a)) for p, a in leaves}
+    want = _param_shapes(config)
+    if got == want:
+        return
+    missing, extra = sorted(want.keys() - got.keys()), sorted(got.keys() - want.keys())
+    wrong = [f"{k} is {list(got[k])}, expected {list(want[k])}" for k in sorted(want.keys() & got.keys())
+             if got[k] != want[k]]
+    parts = ([f"missing {', '.join(missing[:4])}"] if missing else []) + (
+        [f"unexpected {', '.join(extra[:4])}"] if extra else []) + wrong[:4] + (
+        [f"... ({len(wrong) - 4} more shapes differ)"] if len(wrong) > 4 else [])
+    raise ValueError(f"params do not fit the config ({config.n_layer} layers, n_embd {config.n_embd}, vocab "
+                     f"{config.vocab_size}, block {config.block_size}, bias={config.bias}): " + "; ".join(parts))
+
+
 def _check_range(t, vocab_size, name):
     bad = (t < 0) | (t >= vocab_size)
     if bad.any():
@@ -179,6 +205,7 @@ def forward(params, tokens, config: GPTConfig, *, key=None, train=False, debug=F
     >>> forward(init_params(cfg, jax.random.key(0)), jnp.array([1, 2, 3]), cfg).shape
     (3, 80)
     """
+    check_params(params, config)
     tokens = check_tokens(tokens, config, debug=debug)
     single = tokens.ndim == 1
     logits = _forward(params, tokens[None] if single else tokens, config, key, train)
@@ -206,6 +233,7 @@ def loss(params, tokens, targets, config: GPTConfig, *, key=None, train=False, d
     tokens, targets: int (T,) or (B, T) of the same shape (targets are usually tokens shifted by one).
     The log-softmax is computed stably in float32 and the target's entry is picked without a one-hot.
     """
+    check_params(params, config)
     tokens = check_tokens(tokens, config, debug=debug)
     targets = check_tokens(targets, config, "targets", debug=debug)
     if targets.shape != tokens.shape:
