@@ -200,6 +200,42 @@ def test_errors_match_jax(key):
         pull(jnp.ones(4))
 
 
+def test_complex_inputs_and_dtype_checks_match_jax(key):
+    # grad of a real function of complex inputs needs no holomorphic=True (JAX's convention for the
+    # cotangent); holomorphic=True on real inputs, and jacrev/jacfwd on int or complex values, are refused.
+    z = lax.complex(jax.random.normal(key, (3,)), jnp.arange(3.0))
+    f = lambda z, r: jnp.sum(jnp.abs(z * z) * r)
+    assert_trees_close(fungpt.grad(f, argnums=(0, 1))(z, 2.0), jax.grad(f, argnums=(0, 1))(z, 2.0), TOL64)
+    x, n = jnp.real(z), jnp.arange(3)
+    with pytest.raises(TypeError, match="grad with holomorphic=True requires inputs with complex dtype"):
+        fungpt.grad(lambda x: jnp.sum(x * x), holomorphic=True)(x)
+    with pytest.raises(TypeError, match="jacrev requires real- or complex-valued inputs"):
+        fungpt.jacrev(lambda n: n * 2.0)(n)
+    with pytest.raises(TypeError, match="jacrev requires real-valued outputs"):
+        fungpt.jacrev(lambda x: lax.complex(x, x))(x)
+    with pytest.raises(TypeError, match="jacfwd requires real-valued inputs"):
+        fungpt.jacfwd(lambda n: n * 2.0)(n)
+    with pytest.raises(TypeError, match="jacfwd requires real-valued inputs"):
+        fungpt.jacfwd(jnp.abs)(z)
+    h = lambda z: z ** 3
+    assert_trees_close(fungpt.jacrev(h, holomorphic=True)(z), jax.jacrev(h, holomorphic=True)(z), TOL64)
+    assert_trees_close(fungpt.jacfwd(h, holomorphic=True)(z), jax.jacfwd(h, holomorphic=True)(z), TOL64)
+
+
+def test_jacobians_take_keyword_arguments_and_aux_keeps_python_values(key):
+    x = jax.random.normal(key, (3,))
+    f = lambda x, scale=1.0: jnp.sin(x) * scale
+    for ours, theirs in [(fungpt.jacrev, jax.jacrev), (fungpt.jacfwd, jax.jacfwd)]:
+        assert_trees_close(ours(f)(x, scale=3.0), theirs(f)(x, scale=3.0), TOL64, ours.__name__)
+    # aux is any pytree (as in JAX): Python values and strings come back as they were, untraced.
+    loss = lambda x: (jnp.sum(x ** 2), {"step": 3, "name": "mse", "mean": jnp.mean(x)})
+    (_, aux), _ = fungpt.value_and_grad(loss, has_aux=True)(x)
+    assert aux["step"] == 3 and type(aux["step"]) is int and aux["name"] == "mse"
+    assert_trees_close(aux["mean"], jnp.mean(x), TOL64)
+    _, _, aux = fungpt.jvp(loss, (x,), (x,), has_aux=True)
+    assert aux["name"] == "mse" and type(aux["step"]) is int
+
+
 def test_missing_rule_names_primitive_and_line(key):
     x = jnp.array([0.5, 1.5])
     # a reduction with a user-defined monoid: the generic `reduce` primitive has no rule (nor in JAX)

@@ -170,3 +170,12 @@ def test_jit_and_grad_of_grad():
 def test_property_cholesky_any_size(n, seed):
     a = jnp.asarray(spd(n)(np.random.default_rng(seed)))
     check_all(jnp.linalg.cholesky, (a,), jax.random.key(seed))
+
+
+def test_eigvals_of_a_general_matrix(key):
+    # jnp.linalg.eigvals lowers to the `eig` primitive: eigenvalue derivatives dw = diag(V^-1 dA V), as in
+    # JAX; eigenvector derivatives are refused with a clear error (JAX refuses them by default too).
+    a = jnp.asarray(np.random.default_rng(2).normal(size=(3, 3))) + 2 * jnp.eye(3)
+    check_all(jnp.linalg.eigvals, (a,), key, fd=False)
+    with pytest.raises(NotImplementedError, match="eigenvectors"):
+        fungpt.grad(lambda a: jnp.sum(jnp.abs(jnp.linalg.eig(a)[1])))(a)

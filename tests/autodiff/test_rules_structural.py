@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from jax import lax
 
+import fungpt
 from tests.autodiff.oracle import check_all, check_jvp, check_vjp
 
 DTYPES = [np.float32, np.float64]
@@ -137,3 +138,24 @@ def test_property_reductions_and_reshapes(shape, seed, data):
     x = jax.random.normal(jax.random.key(seed), tuple(shape), jnp.float64)
     check_all(lambda x: jnp.sum(jnp.sin(x), axis=axes) + jnp.max(x, axis=axes) * 0.5, (x,), jax.random.key(seed))
     check_all(lambda x: jnp.reshape(x, (-1,))[::-1] ** 2, (x,), jax.random.key(seed))
+
+
+@pytest.mark.parametrize("op", ["min", "max"])
+def test_scatter_min_max(op, key):
+    # x.at[i].min/max and segment_min/max (scatter-min/max): ties between the old value and the updates,
+    # and among the updates, share the derivative as JAX does; a dropped out-of-bounds update gets none.
+    x = jnp.array([3.0, 1.0, 4.0, 1.0, 5.0, 9.0], jnp.float64)
+    idx = jnp.array([0, 2, 2, 5, 9])
+    for u in (jnp.array([10.0, 0.0, 30.0, 1.0, 2.0], jnp.float64), jnp.array([3.0, 4.0, 4.0, 9.0, 2.0], jnp.float64)):
+        check_all(lambda x, u: getattr(x.at[idx], op)(u, mode="drop") ** 2, (x, u), key, fd=False)
+    seg = getattr(jax.ops, f"segment_{op}")
+    check_all(lambda x: seg(x, jnp.array([0, 0, 1, 2, 2, 2]), 3), (x * jnp.arange(6.0),), key)
+
+
+def test_scatter_mul(key):
+    # Linear in x for any indices; the updates' derivative needs unique indices (JAX refuses otherwise).
+    x, u = _args(key, jnp.float64, (5, 2), (3, 2))
+    check_all(lambda x: x.at[jnp.array([0, 3, 3])].mul(3.0) ** 2, (x,), key)
+    check_all(lambda x, u: x.at[jnp.array([4, 0, 2])].mul(u, unique_indices=True) ** 2, (x, u), key)
+    with pytest.raises(NotImplementedError, match="unique_indices=True"):
+        fungpt.grad(lambda u: x.at[jnp.array([0, 0, 2])].mul(u).sum())(u)

@@ -43,11 +43,11 @@ def _vjp_flat(fun, primals, has_aux):
     """Trace fun(*primals) and run the forward sweep. Returns outputs, aux, and the pullback."""
     flat, in_tree = tree_util.tree_flatten(primals)
     flat = [jnp.asarray(x) for x in flat]  # Python scalars and numpy arrays become JAX's canonical dtypes
-    f = (lambda *a: fun(*a)) if not has_aux else (lambda *a: _split_aux(fun(*a)))
+    f, rebuild_aux = _traced_fun(fun, has_aux)
     closed, out_tree = trace(f, flat, in_tree)
     active = [_is_float(x) for x in flat]
     outs, out_active, residuals, backward = linearize(closed.jaxpr, closed.consts, flat, active)
-    return flat, in_tree, outs, out_tree, out_active, residuals, backward
+    return flat, in_tree, outs, out_tree, out_active, residuals, backward, rebuild_aux
 
 
 def _split_aux(out):
@@ -57,15 +57,91 @@ def _split_aux(out):
     return tuple(out)
 
 
+def _traced_fun(fun, has_aux):
+    """(f to trace, rebuild_aux). With has_aux, f returns (out, traced aux leaves): aux leaves that are
+    not traced values (Python numbers, strings, arrays closed over) are kept aside and come back
+    untouched, as in JAX, where aux is any pytree; rebuild_aux(traced leaves) -> the aux pytree."""
+    if not has_aux:
+        return (lambda *a: fun(*a)), None
+    store = {}
+
+    def f(*a):
+        out, aux = _split_aux(fun(*a))
+        leaves, store["tree"] = tree_util.tree_flatten(aux)
+        store["static"] = [None if isinstance(x, jax.core.Tracer) else (x,) for x in leaves]
+        return out, [x for x in leaves if isinstance(x, jax.core.Tracer)]
+
+    def rebuild_aux(traced):
+        it = iter(traced)
+        return tree_util.tree_unflatten(store["tree"], [next(it) if s is None else s[0] for s in store["static"]])
+
+    return f, rebuild_aux
+
+
+def _check_input_rev(name, holomorphic, allow_int, tree):
+    # JAX's checks for grad / jacrev inputs (same messages).
+    for leaf in tree_util.tree_leaves(tree):
+        dt = _dtype(leaf)
+        if holomorphic and not jnp.issubdtype(dt, jnp.complexfloating):
+            raise TypeError(f"{name} with holomorphic=True requires inputs with complex dtype, but got {dt.name}.")
+        if not jnp.issubdtype(dt, jnp.inexact) and not allow_int:
+            raise TypeError(f"{name} requires real- or complex-valued inputs (input dtype that is a "
+                            f"sub-dtype of np.inexact), but got {dt.name}. If you want to use Boolean- "
+                            f"or integer-valued inputs, use vjp or set allow_int to True.")
+
+
+def _check_output_rev(name, holomorphic, tree):
+    for leaf in tree_util.tree_leaves(tree):
+        dt = _dtype(leaf)
+        if holomorphic:
+            if not jnp.issubdtype(dt, jnp.complexfloating):
+                raise TypeError(f"{name} with holomorphic=True requires outputs with complex dtype, but got "
+                                f"{dt.name}.")
+        elif jnp.issubdtype(dt, jnp.complexfloating):
+            raise TypeError(f"{name} requires real-valued outputs (output dtype that is a sub-dtype of "
+                            f"np.floating), but got {dt.name}. For holomorphic differentiation, pass "
+                            f"holomorphic=True. For differentiation of non-holomorphic functions involving "
+                            f"complex outputs, use fungpt.vjp directly.")
+        elif not jnp.issubdtype(dt, jnp.floating):
+            raise TypeError(f"{name} requires real-valued outputs (output dtype that is a sub-dtype of "
+                            f"np.floating), but got {dt.name}. For holomorphic differentiation, pass "
+                            f"holomorphic=True. For differentiation of functions with integer outputs, use "
+                            f"fungpt.vjp directly.")
+
+
+def _check_jacfwd(holomorphic, tree, what):
+    for leaf in tree_util.tree_leaves(tree):
+        dt = _dtype(leaf)
+        if holomorphic:
+            if not jnp.issubdtype(dt, jnp.complexfloating):
+                raise TypeError(f"jacfwd with holomorphic=True requires {what}s with complex dtype, but got "
+                                f"{dt.name}.")
+        elif what == "input" and not jnp.issubdtype(dt, jnp.floating):
+            raise TypeError(f"jacfwd requires real-valued inputs (input dtype that is a sub-dtype of "
+                            f"np.floating), but got {dt.name}. For holomorphic differentiation, pass "
+                            f"holomorphic=True. For differentiation of non-holomorphic functions involving "
+                            f"complex inputs or integer inputs, use fungpt.jvp directly.")
+
+
+def _partial_argnums(fun, args, kwargs, nums):
+    """fun as a function of the arguments at `nums` only (the others and kwargs fixed)."""
+    def f(*dyn):
+        full = list(args)
+        for i, a in zip(nums, dyn, strict=True):
+            full[i] = a
+        return fun(*full, **kwargs)
+    return f
+
+
 def vjp(fun, *primals, has_aux=False):
     """(out, pullback[, aux]) with pullback(ct) = ct^T J, one cotangent per primal (a tuple).
 
     As in JAX's vjp, integer/bool primals receive float0 cotangents."""
-    flat, in_tree, outs, out_tree, out_active, residuals, backward = _vjp_flat(fun, primals, has_aux)
+    flat, in_tree, outs, out_tree, out_active, residuals, backward, rebuild_aux = _vjp_flat(fun, primals, has_aux)
     n_all = len(outs)
     if has_aux:
-        out_tree, aux_tree = out_tree.children()
-        aux = tree_util.tree_unflatten(aux_tree, outs[out_tree.num_leaves:])
+        out_tree, _ = out_tree.children()
+        aux = rebuild_aux(outs[out_tree.num_leaves:])
     n = out_tree.num_leaves
     outs, out_active = outs[:n], out_active[:n]
     out = tree_util.tree_unflatten(out_tree, outs)
@@ -96,32 +172,15 @@ def value_and_grad(fun, argnums=0, has_aux=False, holomorphic=False, allow_int=F
     def wrapped(*args, **kwargs):
         nums = _argnums_tuple(argnums, len(args), "fungpt.grad")
         dyn = tuple(args[i] for i in nums)
-        for leaf in tree_util.tree_leaves(dyn):
-            dt = _dtype(leaf)
-            if not jnp.issubdtype(dt, jnp.inexact) and not allow_int:
-                raise TypeError(f"grad requires real- or complex-valued inputs (input dtype that is a "
-                                f"sub-dtype of np.inexact), but got {dt.name}. If you want to use Boolean- "
-                                f"or integer-valued inputs, use vjp or set allow_int to True.")
-            if jnp.issubdtype(dt, jnp.complexfloating) and not holomorphic:
-                raise TypeError("grad with complex inputs requires holomorphic=True (as in JAX).")
-
-        def f(*dyn_args):
-            full = list(args)
-            for i, a in zip(nums, dyn_args, strict=True):
-                full[i] = a
-            return fun(*full, **kwargs)
-
-        res = vjp(f, *dyn, has_aux=has_aux)
+        # Complex inputs need no holomorphic=True: grad then gives JAX's cotangent convention.
+        _check_input_rev("grad", holomorphic, allow_int, dyn)
+        res = vjp(_partial_argnums(fun, args, kwargs, nums), *dyn, has_aux=has_aux)
         out, pullback = res[0], res[1]
         if not ((np.shape(out) == () and hasattr(out, "dtype")) or isinstance(out, float)):
             raise TypeError(f"Gradient only defined for scalar-output functions. Output had shape: "
                             f"{np.shape(out)}.")
-        dt = _dtype(out)
-        if not jnp.issubdtype(dt, jnp.floating) and not (holomorphic and jnp.issubdtype(dt, jnp.complexfloating)):
-            raise TypeError(f"grad requires real-valued outputs (output dtype that is a sub-dtype of "
-                            f"np.floating), but got {dt.name}. For holomorphic differentiation, pass "
-                            f"holomorphic=True.")
-        g = pullback(jnp.ones((), dt))
+        _check_output_rev("grad", holomorphic, out)
+        g = pullback(jnp.ones((), _dtype(out)))
         g = g[0] if isinstance(argnums, int) else g
         return ((out, res[2]), g) if has_aux else (out, g)
 
@@ -156,16 +215,16 @@ def jvp(fun, primals, tangents, has_aux=False):
     for x, t in zip(flat, tflat, strict=True):
         if np.shape(x) != np.shape(t):
             raise ValueError(f"fungpt.jvp: primal and tangent shapes differ: {np.shape(x)} vs {np.shape(t)}.")
-    f = (lambda *a: fun(*a)) if not has_aux else (lambda *a: _split_aux(fun(*a)))
+    f, rebuild_aux = _traced_fun(fun, has_aux)
     closed, out_tree = trace(f, flat, in_tree)
     ts = [jnp.asarray(t, _dtype(x)) if _is_float(x) else None for x, t in zip(flat, tflat, strict=True)]
     outs, touts = jvp_jaxpr(closed.jaxpr, closed.consts, flat, ts)
     touts = [(_zeros(o) if t is None else t) if _is_float(o) else _float0_zeros(o)
              for o, t in zip(outs, touts, strict=True)]
     if has_aux:
-        out_tree, aux_tree = out_tree.children()
+        out_tree, _ = out_tree.children()
         n = out_tree.num_leaves
-        aux = tree_util.tree_unflatten(aux_tree, outs[n:])
+        aux = rebuild_aux(outs[n:])
         return (tree_util.tree_unflatten(out_tree, outs[:n]), tree_util.tree_unflatten(out_tree, touts[:n]), aux)
     return tree_util.tree_unflatten(out_tree, outs), tree_util.tree_unflatten(out_tree, touts)
 
@@ -179,20 +238,14 @@ def _std_basis(x):
 def jacrev(fun, argnums=0, has_aux=False, holomorphic=False, allow_int=False):
     """The Jacobian by reverse mode: one pullback per output element (vmapped); like JAX's jacrev.
     Each output leaf of shape S gets, per argument leaf of shape A, a block of shape S + A."""
-    del holomorphic, allow_int
-
     @functools.wraps(fun)
-    def wrapped(*args):
+    def wrapped(*args, **kwargs):
         nums = _argnums_tuple(argnums, len(args), "fungpt.jacrev")
-
-        def f(*dyn):
-            full = list(args)
-            for i, a in zip(nums, dyn, strict=True):
-                full[i] = a
-            return fun(*full)
-
-        res = vjp(f, *[args[i] for i in nums], has_aux=has_aux)
+        dyn = tuple(args[i] for i in nums)
+        _check_input_rev("jacrev", holomorphic, allow_int, dyn)
+        res = vjp(_partial_argnums(fun, args, kwargs, nums), *dyn, has_aux=has_aux)
         out, pullback = res[0], res[1]
+        _check_output_rev("jacrev", holomorphic, out)
         out_flat, out_tree = tree_util.tree_flatten(out)
         sizes = [int(np.prod(np.shape(o))) for o in out_flat]
         basis = jnp.eye(sum(sizes), dtype=jnp.result_type(*[_dtype(o) for o in out_flat]))
@@ -217,21 +270,15 @@ def jacrev(fun, argnums=0, has_aux=False, holomorphic=False, allow_int=False):
 
 def jacfwd(fun, argnums=0, has_aux=False, holomorphic=False):
     """The Jacobian by forward mode: one JVP per input element (vmapped); like JAX's jacfwd."""
-    del holomorphic
-
     @functools.wraps(fun)
-    def wrapped(*args):
+    def wrapped(*args, **kwargs):
         nums = _argnums_tuple(argnums, len(args), "fungpt.jacfwd")
         dyn = tuple(args[i] for i in nums)
+        _check_jacfwd(holomorphic, dyn, "input")
         dyn_flat, dyn_tree = tree_util.tree_flatten(dyn)
         sizes = [int(np.prod(np.shape(x))) for x in dyn_flat]
         n = sum(sizes)
-
-        def f(*d):
-            full = list(args)
-            for i, a in zip(nums, d, strict=True):
-                full[i] = a
-            return fun(*full)
+        f = _partial_argnums(fun, args, kwargs, nums)
 
         def column(e):
             parts = jnp.split(e, np.cumsum(sizes)[:-1])
@@ -242,6 +289,7 @@ def jacfwd(fun, argnums=0, has_aux=False, holomorphic=False):
 
         dtype = jnp.result_type(*[_dtype(x) for x in dyn_flat])
         cols, aux = jax.vmap(column, out_axes=(-1, None))(jnp.eye(n, dtype=dtype))
+        _check_jacfwd(holomorphic, cols, "output")
         # cols leaves: (*out_shape, n) -> split n into the argument leaves' shapes.
         offsets = np.concatenate([[0], np.cumsum(sizes)])
 

@@ -11,7 +11,7 @@ from fungpt.autodiff.rules import fwd_rules, jvp_rules, rule_modules, vjp_rules
 _NOT_DIFFERENTIABLE_HERE = {"pmax", "pmin", "psum", "ppermute", "all_gather", "all_to_all", "ragged_all_to_all",
                             "axis_index", "get", "swap", "name", "empty2", "tridiagonal", "tridiagonal_solve",
                             "approx_top_k", "igamma", "igammac", "igamma_grad_a", "random_gamma",
-                            "regularized_incomplete_beta", "zeta", "polygamma", "eig", "schur", "hessenberg",
+                            "regularized_incomplete_beta", "zeta", "polygamma", "schur", "hessenberg",
                             "custom_lin", "device_put"}
 
 

@@ -83,6 +83,6 @@ def source_line(eqn) -> str:
     """The user's source line that produced this equation (best effort)."""
     try:
         from jax._src import source_info_util
-        return source_info_util.summarize(eqn.source_info)
+        return source_info_util.summarize(eqn.source_info) or "<unknown source>"
     except Exception:
         return "<unknown source>"

@@ -391,3 +391,38 @@ def _svd_vjp(cts, ans, a, **params):
 
 
 _defrule(prim("svd"), _svd_vjp, _svd_jvp)
+
+
+# --- eig (general matrices): eigenvalues only, as in JAX by default ------------------------------------------
+# A V = V diag(w):  dw = diag(V^-1 dA V);  its transpose  A_bar = V^-T diag(w_bar) V^T  (real part for real A).
+def _eig_values_only(params):
+    if params.get("compute_left_eigenvectors") or params.get("compute_right_eigenvectors"):
+        raise NotImplementedError(
+            "fungpt: derivatives of non-symmetric eigenvectors are not implemented (JAX only offers them "
+            "under lax.linalg.eig(enable_eigvec_derivs=True)); differentiate the eigenvalues "
+            "(jnp.linalg.eigvals), or use eigh for symmetric matrices.")
+
+
+def _eig_right(a, params):
+    w, v = prim("eig").bind(a, **{**params, "compute_left_eigenvectors": False, "compute_right_eigenvectors": True})
+    return w, v
+
+
+def _eig_jvp(xs, ts, **params):
+    (a,), (ta,) = xs, ts
+    outs = prim("eig").bind(a, **params)
+    if ta is None:
+        return outs, [None] * len(outs)
+    _eig_values_only(params)
+    _, v = _eig_right(a, params)
+    return outs, [jnp.sum(jnp.linalg.solve(v, ta.astype(v.dtype)) * _T(v), axis=-1)]
+
+
+def _eig_vjp(cts, ans, a, **params):
+    _eig_values_only(params)
+    _, v = _eig_right(a, params)
+    ct_a = jnp.linalg.solve(_T(v), cts[0][..., :, None] * _T(v))
+    return (ct_a if jnp.iscomplexobj(a) else jnp.real(ct_a).astype(a.dtype),)
+
+
+_defrule(prim("eig"), _eig_vjp, _eig_jvp)

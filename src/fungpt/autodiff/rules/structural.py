@@ -293,6 +293,87 @@ def _scatter_vjp(ct, ans, x, indices, updates, *, dimension_numbers, indices_are
 _defrule(prim("scatter"), _scatter_vjp, _scatter_linear_jvp("scatter"))
 
 
+# scatter_mul: out = x * (ones with each update multiplied in at its index). Linear in x, so the x
+# cotangent is the same scatter_mul of ct. With unique indices, d out = x * scatter_add(0, i, du), whose
+# transpose is gather(ct * x); with repeated indices JAX refuses the updates' derivative, and so do we.
+_SCATTER_MUL_UNIQUE = "scatter_mul gradients are only implemented if `unique_indices=True`"
+
+
+def _scatter_mul_vjp(ct, ans, x, indices, updates, *, dimension_numbers, indices_are_sorted, unique_indices,
+                     mode, update_jaxpr=None, update_consts=(), _active=(True, False, True)):
+    kw = dict(indices_are_sorted=indices_are_sorted, unique_indices=unique_indices, mode=mode)
+    ct_x = lax.scatter_mul(ct, indices, updates, dimension_numbers, **kw) if _active[0] else None
+    ct_u = None
+    if _active[2]:
+        if not unique_indices:
+            raise NotImplementedError(_SCATTER_MUL_UNIQUE)
+        ct_u = _scatter_gather(ct * x, indices, updates, dimension_numbers, **kw)
+    return ct_x, None, ct_u
+
+
+_scatter_mul_vjp.takes_active = True
+
+
+def _scatter_mul_jvp(xs, ts, *, dimension_numbers, indices_are_sorted, unique_indices, mode, **params):
+    x, indices, updates = xs
+    kw = dict(indices_are_sorted=indices_are_sorted, unique_indices=unique_indices, mode=mode)
+    ans = lax.scatter_mul(x, indices, updates, dimension_numbers, **kw)
+    terms = [] if ts[0] is None else [lax.scatter_mul(ts[0], indices, updates, dimension_numbers, **kw)]
+    if ts[2] is not None:
+        if not unique_indices:
+            raise NotImplementedError(_SCATTER_MUL_UNIQUE)
+        terms.append(x * lax.scatter_add(jnp.zeros_like(x), indices, ts[2], dimension_numbers, **kw))
+    return ans, (sum(terms[1:], terms[0]) if terms else None)
+
+
+_defrule(prim("scatter_mul"), _scatter_mul_vjp, _scatter_mul_jvp)
+
+
+# scatter_min / scatter_max: each position keeps the extreme of its old value and the updates sent to
+# it. As in JAX (and like lax.max), the derivative there is the average over everyone who attains the
+# extreme (old value and winning updates alike); positions nobody wrote keep x's derivative. The JVP is
+# t_out = t_x + scatter_add(0, i, G(t_x) * a + t_u * b), G a gather at the indices, with coefficients
+# a = (kept x ? 1/n : 0) - 1 spread over the n_refs updates that hit the position (that undoes t_x there
+# exactly once) and b = (winning update ? 1/n : 0), n the number of winners; the VJP is its transpose.
+def _extremal_coefs(x, indices, updates, ans, dimension_numbers, kw):
+    g = lambda v: _scatter_gather(v, indices, updates, dimension_numbers, **kw)
+    add = lambda v: lax.scatter_add(jnp.zeros_like(x), indices, v, dimension_numbers, **kw)
+    target = g(ans)
+    won, kept = updates == target, g(x) == target
+    one, zero = jnp.ones_like(updates), jnp.zeros_like(updates)
+    n_won = g(add(jnp.where(won, one, zero))) + jnp.where(kept, one, zero)
+    n_refs = g(add(one))
+    safe = lambda d: jnp.where(d == 0, one, d)  # out-of-bounds updates (dropped) gather zeros
+    coef_x = (jnp.where(kept, 1 / safe(n_won), zero) - 1) / safe(n_refs)
+    coef_u = jnp.where(won, 1 / safe(n_won), zero)
+    return g, add, coef_x, coef_u
+
+
+def _scatter_extremal(name):
+    def jvp(xs, ts, *, dimension_numbers, indices_are_sorted, unique_indices, mode, **params):
+        x, indices, updates = xs
+        kw = dict(indices_are_sorted=indices_are_sorted, unique_indices=unique_indices, mode=mode)
+        ans = prim(name).bind(x, indices, updates, dimension_numbers=dimension_numbers, **kw, **params)
+        if ts[0] is None and ts[2] is None:
+            return ans, None
+        g, add, coef_x, coef_u = _extremal_coefs(x, indices, updates, ans, dimension_numbers, kw)
+        tx = jnp.zeros_like(x) if ts[0] is None else ts[0]
+        tu = jnp.zeros_like(updates) if ts[2] is None else ts[2]
+        return ans, tx + add(g(tx) * coef_x + tu * coef_u)
+
+    def vjp(ct, ans, x, indices, updates, *, dimension_numbers, indices_are_sorted, unique_indices, mode, **_):
+        kw = dict(indices_are_sorted=indices_are_sorted, unique_indices=unique_indices, mode=mode)
+        g, add, coef_x, coef_u = _extremal_coefs(x, indices, updates, ans, dimension_numbers, kw)
+        ct_at = g(ct)
+        return ct + add(ct_at * coef_x), None, ct_at * coef_u
+
+    _defrule(prim(name), vjp, jvp)
+
+
+_scatter_extremal("scatter_max")
+_scatter_extremal("scatter_min")
+
+
 # --- reductions ----------------------------------------------------------------------------------
 def _t_reduce_sum(ct, x, *, axes, **_):
     shape = _shape(x)
