@@ -63,8 +63,12 @@ def test_console_script_is_declared():
      (["train", "--config", "/nonexistent.toml"], "does not exist"),
      (["sample", "/nonexistent-run"], "no such run directory"),
      (["eval", "/nonexistent-run"], "no such run directory"),
-     (["bench", "--steps", "0"], "--steps must be > 0")],
-    ids=["bad-value", "missing-data", "missing-config", "sample-missing-run", "eval-missing-run", "bench-steps"],
+     (["bench", "--steps", "0"], "--steps must be > 0"),
+     (["train", "--learning-rate=-1e-3"], "learning_rate must be a finite number > 0"),
+     (["train", "--resume", "/nonexistent-run", "--preset", "small"], "--preset cannot be combined with --resume"),
+     (["eval", "/nonexistent-run", "--batch-size", "0"], "--batch-size must be > 0")],
+    ids=["bad-value", "missing-data", "missing-config", "sample-missing-run", "eval-missing-run", "bench-steps",
+         "negative-lr", "resume-preset", "eval-batch-size"],
 )
 def test_errors_are_one_clear_line(argv, match, capsys):
     assert cli.main(argv) == 2
@@ -89,6 +93,17 @@ def test_train_with_no_arguments_is_the_default_baby_run(monkeypatch, tmp_path):
     (tmp_path / "runs" / "baby" / "latest").write_text("ckpt-0002000\n")
     assert cli.main(["train"]) == 0  # a second default run goes next to the first, never over it
     assert seen["cfg"] == T.TrainConfig(out_dir="runs/baby-1")
+    # A run killed before its first checkpoint leaves metrics.jsonl without `latest`: skipped too (a new
+    # run used to append its metrics to the dead run's); an empty folder is taken.
+    (tmp_path / "runs" / "baby-1").mkdir()
+    (tmp_path / "runs" / "baby-1" / "metrics.jsonl").write_text('{"step": 10, "loss": 4.1}\n')
+    (tmp_path / "runs" / "baby-2").mkdir()
+    assert cli.main(["train"]) == 0
+    assert seen["cfg"] == T.TrainConfig(out_dir="runs/baby-2")
+    # A relative --data is saved absolute, so that `fungpt eval RUN` and --resume work from any directory.
+    (tmp_path / "mine.txt").write_text("some text")
+    assert cli.main(["train", "--data", "mine.txt", "--out-dir", "r"]) == 0
+    assert seen["cfg"].data == str(tmp_path.resolve() / "mine.txt")
 
 
 def test_ctrl_c_message_and_exit_code(monkeypatch, tmp_path, capsys):
@@ -140,6 +155,42 @@ def test_resume_from_the_command_line(trained, capsys):
     assert "done: 8 steps" in capsys.readouterr().out
     assert cli.main(["train", "--resume", str(trained), "--n-embd", "32"]) == 2
     assert "incompatible config" in capsys.readouterr().err
+
+
+def test_resume_takes_the_config_file_and_refuses_what_it_would_ignore(trained, tmp_path, capsys):
+    # --config used to be ignored silently with --resume (and so were --preset and --out-dir).
+    import hashlib
+    import json
+    import shutil
+
+    from fungpt.gpt import checkpoint
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(trained, run_dir)
+    step = checkpoint.read_meta(run_dir)["step"]
+    digest = lambda: {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in run_dir.rglob("*") if p.is_file()}
+    before = digest()
+    assert cli.main(["train", "--resume", str(run_dir), "--out-dir", str(tmp_path / "other"), "--max-iters",
+                     str(step + 2)]) == 2
+    assert f"--out-dir cannot be combined with --resume: the run continues in {run_dir}" in capsys.readouterr().err
+    (tmp_path / "bad.json").write_text(json.dumps({"n_layers": 2}))
+    assert cli.main(["train", "--resume", str(run_dir), "--config", str(tmp_path / "bad.json")]) == 2
+    assert "unknown config fields ['n_layers']" in capsys.readouterr().err
+    assert digest() == before and not (tmp_path / "other").exists()
+
+    (tmp_path / "more.json").write_text(json.dumps({"max_iters": step + 2, "log_interval": 1}))
+    assert cli.main(["train", "--resume", str(run_dir), "--config", str(tmp_path / "more.json"), "--no-progress",
+                     "--sample-tokens", "0"]) == 0  # saved config < --config file < flags
+    assert f"done: {step + 2} steps" in capsys.readouterr().out
+    meta = checkpoint.read_meta(run_dir)
+    assert meta["step"] == step + 2 and meta["config"]["max_iters"] == step + 2
+    assert meta["config"]["log_interval"] == 1 and meta["config"]["sample_tokens"] == 0
+
+    p = run_dir / (run_dir / "latest").read_text().strip() / "state.json"
+    meta["config"]["n_layers"] = 2  # a config from another version of fungpt: named, not a TypeError
+    p.write_text(json.dumps(meta))
+    assert cli.main(["train", "--resume", str(run_dir), "--max-iters", str(step + 4)]) == 2
+    assert "the checkpoint's config has fields this fungpt does not know: ['n_layers']" in capsys.readouterr().err
 
 
 def test_bench_compares_both_gradients(text_file, capsys):

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import pathlib
 import sys
 import time
 
@@ -46,9 +47,10 @@ def _parser() -> argparse.ArgumentParser:
     sub = top.add_subparsers(dest="command", metavar="{train,sample,eval,bench,demo}")
 
     t = sub.add_parser("train", help="train a GPT (default: the baby preset on the shipped corpus)")
-    t.add_argument("--preset", default="baby", choices=sorted(PRESETS))
+    t.add_argument("--preset", choices=sorted(PRESETS), help="default baby (not with --resume)")
     t.add_argument("--config", help="a TOML or JSON file of TrainConfig fields")
-    t.add_argument("--resume", metavar="RUN_DIR", help="continue this run from its latest checkpoint")
+    t.add_argument("--resume", metavar="RUN_DIR", help="continue this run from its latest checkpoint, with its "
+                   "saved config (then the --config file's fields, then flags, e.g. --max-iters 3000)")
     t.add_argument("--no-progress", action="store_true", help="no progress bar (evals still print)")
     _train_flags(t)
 
@@ -85,11 +87,25 @@ def _cmd_train(args) -> int:
     from fungpt.gpt import checkpoint, train
 
     flags = {k: v for k, v in vars(args).items() if k not in ("command", "preset", "config", "resume", "no_progress")}
+    if flags.get("data"):  # saved absolute, so that eval and --resume find it from any directory
+        flags["data"] = str(pathlib.Path(flags["data"]).resolve())
     if args.resume:
+        if args.preset is not None:
+            raise ValueError("--preset cannot be combined with --resume: the run continues with its saved config")
+        if "out_dir" in flags and pathlib.Path(flags["out_dir"]).resolve() != pathlib.Path(args.resume).resolve():
+            raise ValueError(f"--out-dir cannot be combined with --resume: the run continues in {args.resume}")
         saved = checkpoint.read_meta(args.resume)["config"]
-        cfg = train.TrainConfig(**{**saved, **flags})
+        file = train._read_config_file(pathlib.Path(args.config)) if args.config else {}
+        known = {f.name for f in dataclasses.fields(train.TrainConfig)}
+        if not isinstance(saved, dict) or (unknown := sorted(set(saved) - known)):
+            raise checkpoint.CheckpointError(
+                f"{args.resume}: the checkpoint's config has fields this fungpt does not know: {unknown}"
+                if isinstance(saved, dict) else f"{args.resume}: the checkpoint's config is not a table: {saved!r}")
+        if unknown := sorted(set(file) - known):
+            raise ValueError(f"unknown config fields {unknown} in {args.config}; known fields: {sorted(known)}")
+        cfg = train.TrainConfig(**{**saved, **file, **flags})  # saved < --config file < flags
     else:
-        cfg = train.config_from(args.preset, args.config, **flags)
+        cfg = train.config_from(args.preset or "baby", args.config, **flags)
         if "out_dir" not in flags:  # a fresh default run never collides with an earlier one
             cfg = cfg.replace(out_dir=_free_dir(cfg.out_dir))
     res = train.train(cfg, resume=args.resume, progress=not args.no_progress)
@@ -104,12 +120,10 @@ def _cmd_train(args) -> int:
 
 
 def _free_dir(path: str) -> str:
-    import pathlib
-
-    from fungpt.gpt import checkpoint
-
+    # The first of path, path-1, path-2, ... that does not exist or is an empty folder (a run killed before
+    # its first checkpoint leaves metrics.jsonl and no `latest`: a new run must not append to it).
     cand, i = pathlib.Path(path), 1
-    while (cand / checkpoint.LATEST).exists():
+    while cand.exists() and (not cand.is_dir() or any(cand.iterdir())):
         cand, i = pathlib.Path(f"{path}-{i}"), i + 1
     return str(cand)
 
@@ -136,6 +150,8 @@ def _cmd_sample(args) -> int:
 def _cmd_eval(args) -> int:
     from fungpt.gpt import data, train
 
+    if args.batch_size <= 0:
+        raise ValueError(f"--batch-size must be > 0, got {args.batch_size}")
     run = train.load_run(args.run_dir)
     text = data.load_text(args.data) if args.data else None
     loss, ppl, n = train.evaluate_text(run, text, args.batch_size)

@@ -10,6 +10,7 @@ import json
 import math
 import os
 import pathlib
+import re
 import signal
 
 import chex
@@ -69,7 +70,18 @@ def test_presets_files_and_flags_in_order(tmp_path):
      (dict(warmup_iters=300, lr_decay_iters=200), ValueError, "lr_decay_iters"),
      (dict(batch_size=2.5), TypeError, "batch_size must be int"),
      (dict(bias="yes"), TypeError, "bias must be bool"),
-     (dict(n_layers=2), ValueError, r"unknown config fields \['n_layers'\]")],
+     (dict(n_layers=2), ValueError, r"unknown config fields \['n_layers'\]"),
+     # the optimizer's floats: refused by the config, before any data is read (a negative rate used to
+     # train by gradient ascent; NaN/inf stopped at step 2 as a "non-finite loss")
+     (dict(learning_rate=-1e-3), ValueError, "learning_rate must be a finite number > 0"),
+     (dict(learning_rate=float("nan")), ValueError, "learning_rate must be a finite number > 0"),
+     (dict(learning_rate=float("inf")), ValueError, "learning_rate must be a finite number > 0"),
+     (dict(min_lr=-1e-4), ValueError, "min_lr must be a finite number >= 0"),
+     (dict(beta2=1.0), ValueError, r"beta2 must be in \[0, 1\)"),
+     (dict(beta1=float("nan")), ValueError, r"beta1 must be in \[0, 1\)"),
+     (dict(weight_decay=-0.1), ValueError, "weight_decay must be a finite number >= 0"),
+     (dict(grad_clip=0.0), ValueError, "grad_clip must be a finite number > 0"),
+     (dict(tokenizer="bpe", vocab_size=100), ValueError, "vocab_size must be >= 256 for the bpe tokenizer")],
 )
 def test_bad_configs_are_refused(kw, error, match):
     with pytest.raises(error, match=match):
@@ -279,6 +291,92 @@ def test_incompatible_config_and_existing_run_are_refused(runs, text_file):
         T.train(tiny(text_file, full.run_dir, n_embd=32), resume=full.run_dir, progress=False)
     with pytest.raises(ValueError, match="already holds a run"):
         T.train(tiny(text_file, full.run_dir), progress=False)
+
+
+def test_min_lr_above_the_learning_rate_is_refused_by_train(tmp_path, text_file):
+    # `--learning-rate 5e-5` alone kept min_lr 1e-4: the "decay" raised the rate from 5e-5 to 1e-4.
+    with pytest.raises(ValueError, match=r"min_lr \(0.0001\) must not exceed learning_rate \(5e-05\)"):
+        T.train(tiny(text_file, tmp_path / "r", learning_rate=5e-5), progress=False)
+    assert not (tmp_path / "r").exists()
+
+
+def test_resume_of_a_finished_run_is_refused_and_writes_nothing(runs, tmp_path, text_file):
+    # It used to re-save the last checkpoint (with the new max_iters in its state.json), redraw loss.png and
+    # print "done" without a step; max_iters below the saved step did the same.
+    import shutil
+
+    full, _, _ = runs
+    run_dir = tmp_path / "done"
+    shutil.copytree(full.run_dir, run_dir)
+    before = _digest(run_dir)
+    for max_iters in (TINY["max_iters"], 3):
+        with pytest.raises(ValueError, match=f"already at step 6 \\(max_iters {max_iters}\\); pass a larger"):
+            T.train(tiny(text_file, run_dir, max_iters=max_iters), resume=run_dir, progress=False)
+    # The latest checkpoint folder names its run (same refusal, naming the run directory) ...
+    with pytest.raises(ValueError, match=f"^{re.escape(str(run_dir))} is already at step 6"):
+        T.train(tiny(text_file, run_dir), resume=run_dir / "ckpt-0000006", progress=False)
+    # ... an older one is refused: continuing it in place wrote ckpt-*/latest inside the checkpoint folder.
+    shutil.copytree(run_dir / "ckpt-0000006", run_dir / "ckpt-0000003")
+    before = _digest(run_dir)
+    with pytest.raises(ck.CheckpointError, match="not the latest of its run; --resume takes a run directory"):
+        T.train(tiny(text_file, run_dir, max_iters=8), resume=run_dir / "ckpt-0000003", progress=False)
+    assert _digest(run_dir) == before
+
+
+def test_a_new_run_never_writes_into_a_non_empty_folder(tmp_path, text_file):
+    # A run killed before its first checkpoint leaves metrics.jsonl and no `latest`; a user's folder holds
+    # their own files. A new run used to append to / overwrite metrics.jsonl and loss.png there.
+    for name, content in (("metrics.jsonl", b'{"step": 10, "loss": 4.0}\n'), ("loss.png", b"mine")):
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / name).write_bytes(content)
+        with pytest.raises(ValueError, match="already exists and is not an empty folder"):
+            T.train(tiny(text_file, folder), progress=False)
+        assert _digest(folder) == {name: hashlib.sha256(content).hexdigest()}
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ValueError, match="not an empty folder"):
+        T.train(tiny(text_file, tmp_path / "file"), progress=False)
+
+
+def test_metrics_after_a_kill_and_resume_give_the_uninterrupted_curves(runs, tmp_path, text_file):
+    # Killed after the checkpoint of step 3 (its later log lines written, the last one cut short), then
+    # resumed: the replayed steps are logged again. The curves must be the uninterrupted run's, and the
+    # resumed run's records must not be glued onto the cut line.
+    import shutil
+
+    full, part, _ = runs
+    run_dir = tmp_path / "killed"
+    shutil.copytree(part.run_dir, run_dir)  # ckpt-0000003 (Ctrl-C) and ckpt-0000006 (the resume)
+    shutil.rmtree(run_dir / "ckpt-0000006")
+    (run_dir / "latest").write_text("ckpt-0000003\n")
+    with open(run_dir / "metrics.jsonl", "a") as f:
+        f.write('{"step": 7, "lo')
+    n_before = len((run_dir / "metrics.jsonl").read_text().splitlines())
+    res = T.train(tiny(text_file, run_dir), resume=run_dir, progress=False)
+    assert res.losses == full.losses[3:]
+    lines = (run_dir / "metrics.jsonl").read_text().splitlines()
+    assert len(lines) == n_before + 3 and all(json.loads(x)["step"] in (4, 6) for x in lines[n_before:])
+    rows = [json.loads(x) for x in (full.run_dir / "metrics.jsonl").read_text().splitlines()]
+    want = ([(r["step"], r["loss"]) for r in rows if "loss" in r], [(r["step"], r["val_loss"]) for r in rows
+                                                                    if "val_loss" in r])
+    assert T._curves(run_dir / "metrics.jsonl") == want
+    assert (run_dir / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_non_finite_step_before_any_checkpoint_says_none_was_saved(tmp_path, text_file):
+    # The message used to promise "the last good checkpoint in DIR is kept" when there was none.
+    model = T.Model(lambda key: {"w": jnp.ones((2, 2), jnp.float32)},
+                    lambda p, x, y, key: jnp.sum(p["w"]) * jnp.float32(np.nan))
+    with pytest.raises(T.NonFiniteError, match=r"step 1: non-finite loss .*no checkpoint was saved yet"):
+        T.train(tiny(text_file, tmp_path / "r"), model=model, progress=False, print_fn=None)
+    assert not (tmp_path / "r" / "latest").exists()
+
+
+def test_evaluate_text_refuses_a_bad_batch_size(runs):
+    run = T.load_run(runs[0].run_dir)
+    for bad in (0, -2, 2.5):  # -2 used to fail inside a reshape, 0 was taken as "all windows at once"
+        with pytest.raises(ValueError, match=r"batch_size .* must be an int > 0"):
+            T.evaluate_text(run, data.load_text()[:500], batch_size=bad)
 
 
 def test_too_little_data_fails_before_compiling(tmp_path, monkeypatch):

@@ -118,11 +118,27 @@ class TrainConfig:
             raise ValueError(f"lr_decay_iters ({self.lr_decay_iters}) must exceed warmup_iters ({self.warmup_iters})")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        # The optimizer's floats, checked here so a bad value is refused before the data is read (a
+        # negative or NaN learning rate would otherwise train, ascending or stopping at step 2).
+        if not 0.0 < self.learning_rate < math.inf:
+            raise ValueError(f"learning_rate must be a finite number > 0, got {self.learning_rate}")
+        if not 0.0 <= self.min_lr < math.inf:  # min_lr <= learning_rate is checked by train()
+            raise ValueError(f"min_lr must be a finite number >= 0, got {self.min_lr}")
+        for name in ("beta1", "beta2"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
+        if not 0.0 <= self.weight_decay < math.inf:
+            raise ValueError(f"weight_decay must be a finite number >= 0, got {self.weight_decay}")
+        if not 0.0 < self.grad_clip < math.inf:
+            raise ValueError(f"grad_clip must be a finite number > 0 (the global-norm bound), got {self.grad_clip}")
         if not 0.0 < self.val_fraction < 1.0:
             raise ValueError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
         for name, allowed in (("dtype", _DTYPES), ("grad", _GRADS), ("tokenizer", _TOKENIZERS)):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
+        if self.tokenizer == "bpe" and self.vocab_size < 256:
+            raise ValueError(f"vocab_size must be >= 256 for the bpe tokenizer (the byte alphabet), "
+                             f"got {self.vocab_size}")
 
     def replace(self, **changes) -> TrainConfig:
         return dataclasses.replace(self, **changes)
@@ -418,6 +434,29 @@ def _check_resumable(saved: dict, cfg: TrainConfig, run_dir) -> None:
         raise ckpt_lib.CheckpointError(f"{run_dir} was trained with an incompatible config ({'; '.join(diff)})")
 
 
+def _resume_dir(resume) -> pathlib.Path:
+    # --resume takes a run directory.  Its latest checkpoint folder is accepted as a name for the run; an
+    # older one is refused: continuing it in place would re-save and prune the newer checkpoints.
+    path = pathlib.Path(resume)
+    if not (path / ckpt_lib.META_FILE).is_file() or (path / ckpt_lib.LATEST).is_file():
+        return path
+    latest = path.parent / ckpt_lib.LATEST
+    if latest.is_file() and latest.read_text().strip() == path.name:
+        return path.parent
+    raise ckpt_lib.CheckpointError(
+        f"{path} is a checkpoint folder but not the latest of its run; --resume takes a run directory "
+        f"(to continue from this checkpoint, copy it into a new folder beside a 'latest' file naming it)")
+
+
+def _check_fresh_dir(run_dir: pathlib.Path) -> None:
+    # A new run writes metrics.jsonl (appended), loss.png and checkpoints: never into someone else's files.
+    if (run_dir / ckpt_lib.LATEST).exists():
+        raise ValueError(f"{run_dir} already holds a run; pass --resume {run_dir} or choose another --out-dir")
+    if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
+        raise ValueError(f"{run_dir} already exists and is not an empty folder; a new run needs a new or empty "
+                         f"--out-dir (nothing in {run_dir} was touched)")
+
+
 class _StopFlag:
     """SIGINT sets a flag the loop checks between steps; a second Ctrl-C interrupts at once."""
 
@@ -446,22 +485,30 @@ def train(cfg: TrainConfig, *, resume: str | pathlib.Path | None = None, model: 
           print_fn: Callable = print) -> TrainResult:
     """Train (or resume) a run into ``cfg.out_dir``; returns the losses, evals and final sample.
 
-    ``resume``: a run directory; training continues from its latest checkpoint with its config (the
-    ``cfg`` given may change run fields such as max_iters, not the model's shape). ``model``: a `Model`
-    to train instead of the GPT (it then gets no sample). ``callback(step, loss)`` runs after each step's
-    loss is known. Ctrl-C saves a checkpoint and returns with ``interrupted=True``. A non-finite loss or
-    gradient raises NonFiniteError naming the step; the last checkpoint stays as it was.
+    ``resume``: a run directory (or its latest checkpoint folder); training continues from its latest
+    checkpoint (the ``cfg`` given may change run fields such as max_iters, not the model's shape; a run
+    already at ``max_iters`` is refused). Without it, ``cfg.out_dir`` must be new or an empty folder.
+    ``model``: a `Model` to train instead of the GPT (it then gets no sample). ``callback(step, loss)``
+    runs after each step's loss is known. Ctrl-C saves a checkpoint and returns with ``interrupted=True``.
+    A non-finite loss or gradient raises NonFiniteError naming the step; the last checkpoint stays as it was.
     Calls `fungpt.runtime.tune_malloc()` (freed memory stays in the process: ~30% faster steps on CPU).
     """
     tune_malloc()
-    run_dir = pathlib.Path(resume if resume is not None else cfg.out_dir)
+    if cfg.min_lr > cfg.learning_rate:  # here, not in TrainConfig: runs saved with it stay loadable
+        raise ValueError(f"min_lr ({cfg.min_lr}) must not exceed learning_rate ({cfg.learning_rate}): the cosine "
+                         f"schedule would raise the rate as it decays; set --min-lr too")
     saved = None
     if resume is not None:
+        run_dir = _resume_dir(resume)
         saved = ckpt_lib.read_meta(run_dir)
         _check_resumable(saved["config"], cfg, run_dir)
+        if saved["step"] >= cfg.max_iters:
+            raise ValueError(f"{run_dir} is already at step {saved['step']} (max_iters {cfg.max_iters}); "
+                             f"pass a larger --max-iters to train on")
         cfg = cfg.replace(out_dir=str(run_dir))
-    elif (run_dir / ckpt_lib.LATEST).exists():
-        raise ValueError(f"{run_dir} already holds a run; pass --resume {run_dir} or choose another --out-dir")
+    else:
+        run_dir = pathlib.Path(cfg.out_dir)
+        _check_fresh_dir(run_dir)
 
     tok, train_np, val_np = prepare_data(cfg, saved["tokenizer"] if saved else None)
     mesh = make_mesh(devices)
@@ -486,13 +533,19 @@ def train(cfg: TrainConfig, *, resume: str | pathlib.Path | None = None, model: 
     is_main = jax.process_index() == 0
     run_dir.mkdir(parents=True, exist_ok=True)
     metrics_path = run_dir / "metrics.jsonl"
+    if is_main and metrics_path.is_file() and metrics_path.read_bytes()[-1:] not in (b"", b"\n"):
+        with open(metrics_path, "a") as f:  # a line cut short by a kill: start ours on a line of its own
+            f.write("\n")
 
     def log(record):
         if is_main:
             with open(metrics_path, "a") as f:
                 f.write(json.dumps(record) + "\n")
 
+    saved_at = [step if saved is not None else None]  # the step of the newest checkpoint on disk
+
     def save(s):
+        saved_at[0] = s
         if is_main:
             extra = {"model_config": mcfg.to_dict() if mcfg else None}
             ckpt_lib.save_checkpoint(run_dir, s, state.params, state.opt_state, jax.random.key(cfg.seed),
@@ -514,9 +567,11 @@ def train(cfg: TrainConfig, *, resume: str | pathlib.Path | None = None, model: 
     def settle(p):
         s_done, loss, gnorm, ok = p
         if not bool(ok):
+            kept = (f"the last good checkpoint (step {saved_at[0]}) in {run_dir} is kept" if saved_at[0] is not None
+                    else f"no checkpoint was saved yet (ckpt_interval {cfg.ckpt_interval})")
             raise NonFiniteError(
                 f"step {s_done + 1}: non-finite {'loss' if not np.isfinite(float(loss)) else 'gradient'} "
-                f"(loss {float(loss)}, grad norm {float(gnorm)}); the last good checkpoint in {run_dir} is kept"
+                f"(loss {float(loss)}, grad norm {float(gnorm)}); {kept}"
             )
         losses.append(float(loss))
         if callback is not None:
@@ -589,15 +644,34 @@ def _progress(start, total, enabled):
     return tqdm(total=total, initial=start, unit="it", dynamic_ncols=True, leave=True)
 
 
+def _curves(metrics_path: pathlib.Path) -> tuple[list, list]:
+    """The (step, train loss) and (step, val loss) points of a metrics.jsonl, sorted by step.
+
+    A run killed after its last checkpoint and resumed logs the replayed steps again: the later record of
+    a step wins, so the curve does not jump back. Lines that are not JSON objects (a write cut short) are
+    skipped.
+    """
+    tr, ev = {}, {}
+    for line in metrics_path.read_text().splitlines():
+        try:
+            r = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(r, dict) and "step" in r:
+            if "loss" in r:
+                tr[r["step"]] = r["loss"]
+            if "val_loss" in r:
+                ev[r["step"]] = r["val_loss"]
+    return sorted(tr.items()), sorted(ev.items())
+
+
 def _plot(metrics_path: pathlib.Path, out: pathlib.Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = [json.loads(line) for line in metrics_path.read_text().splitlines() if line.strip()]
-    tr = [(r["step"], r["loss"]) for r in rows if "loss" in r]
-    ev = [(r["step"], r["val_loss"]) for r in rows if "val_loss" in r]
+    tr, ev = _curves(metrics_path)
     fig, ax = plt.subplots(figsize=(5, 3.2), dpi=100)
     if tr:
         ax.plot(*zip(*tr, strict=True), lw=1, label="train (batch loss, logged steps)")
@@ -658,7 +732,8 @@ def evaluate_text(run: Run, text: str | None = None, batch_size: int = 32) -> tu
     The text (default: the run's validation split) is cut into consecutive windows of block_size T:
     x = ids[kT : kT + T], y = ids[kT + 1 : kT + T + 1]; a last partial window is dropped.
     """
-
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
+        raise ValueError(f"batch_size (windows per evaluation call) must be an int > 0, got {batch_size!r}")
     T_ = run.config.block_size
     if text is None:
         _, _, ids = prepare_data(run.config, run.tokenizer.to_dict())
