@@ -196,8 +196,45 @@ def test_errors_match_jax(key):
     with pytest.raises(ValueError, match="argnums"):
         fungpt.grad(lambda x: jnp.sum(x), argnums=3)(x)
     _, pull = fungpt.vjp(jnp.sin, x)
-    with pytest.raises(ValueError, match="cotangent of shape"):
+    with pytest.raises(ValueError, match="unexpected JAX type"):
         pull(jnp.ones(4))
+
+
+def _raised(fn):
+    try:
+        fn()
+    except Exception as e:  # the oracle's exception, whatever it is
+        return e
+    return None
+
+
+def test_wrong_cotangent_and_tangent_types_raise_like_jax():
+    # Cotangents and tangents are never cast: a float16 cotangent for a float32 output, or a float64
+    # tangent for a float32 primal, raises JAX's error type (jax.vjp: ValueError, jax.jvp: TypeError for
+    # the dtype and ValueError for the shape) instead of computing something in another precision.
+    x = jnp.arange(3.0, dtype=jnp.float32)
+    f = lambda x, n: (jnp.sin(x), n * 2)
+    n = jnp.arange(3)
+    (_, pull), (_, ref_pull) = fungpt.vjp(f, x, n), jax.vjp(f, x, n)
+    int_ct = np.zeros(3, jax.dtypes.float0)
+    for ct in [(jnp.ones(3, jnp.float16), int_ct), (jnp.ones(3, jnp.float64), int_ct), (1.0, int_ct),
+               (jnp.ones(4, jnp.float32), int_ct), (jnp.ones((3, 1), jnp.float32), int_ct),
+               (jnp.ones(3, jnp.complex64), int_ct), (jnp.ones(3, jnp.float32), np.zeros(4, jax.dtypes.float0))]:
+        want = _raised(lambda ct=ct: ref_pull(ct))
+        assert isinstance(want, ValueError), want
+        with pytest.raises(ValueError, match=r"unexpected JAX type .*got (float16|float64|float32|complex64|float0)"):
+            pull(ct)
+    # An integer output's cotangent needs only the right shape (float0 or any dtype), as in JAX.
+    for ct in [(jnp.ones(3, jnp.float32), int_ct), (jnp.ones(3, jnp.float32), n)]:
+        assert_trees_close(pull(ct), ref_pull(ct), TOL64)
+    t_cases = [((x, n), (jnp.ones(3, jnp.float16), int_ct), TypeError, "dtypes must be equal"),
+               ((x, n), (jnp.ones(3, jnp.float64), int_ct), TypeError, "expected tangent dtype float32"),
+               ((x, n), (jnp.ones(3, jnp.float32), jnp.ones(3, jnp.float32)), TypeError, "tangent dtype float0"),
+               ((x, n), (jnp.ones(4, jnp.float32), int_ct), ValueError, "different primal and tangent shapes")]
+    for primals, tangents, err, msg in t_cases:
+        assert type(_raised(lambda p=primals, t=tangents: jax.jvp(f, p, t))) is err
+        with pytest.raises(err, match=msg):
+            fungpt.jvp(f, primals, tangents)
 
 
 def test_complex_inputs_and_dtype_checks_match_jax(key):
@@ -237,11 +274,14 @@ def test_jacobians_take_keyword_arguments_and_aux_keeps_python_values(key):
 
 
 def test_missing_rule_names_primitive_and_line(key):
-    x = jnp.array([0.5, 1.5])
-    # a reduction with a user-defined monoid: the generic `reduce` primitive has no rule (nor in JAX)
-    f = lambda a: lax.reduce(a, 0.0, lambda u, v: u * v + u + v, (0,))
-    with pytest.raises(NotImplementedError, match=r"'reduce'.*test_api\.py:\d+.*fungpt/autodiff/rules"):
-        fungpt.grad(f)(x)
+    a = jnp.array([[2.0, 0.5, 0.1], [0.5, 3.0, 0.2], [0.1, 0.2, 4.0]])
+    # the tridiagonal reduction of a symmetric matrix has no derivative rule here (nor in JAX)
+    f = lambda a: jnp.sum(lax.linalg.tridiagonal(a)[1])
+    with pytest.raises(NotImplementedError, match="'tridiagonal'"):
+        jax.grad(f)(a)
+    for transform in (fungpt.grad(f), lambda a: fungpt.jvp(f, (a,), (a,))):
+        with pytest.raises(NotImplementedError, match=r"'tridiagonal'.*test_api\.py:\d+.*fungpt/autodiff/rules"):
+            transform(a)
 
 
 def test_no_retrace_in_a_jitted_step(mlp_case):
@@ -285,3 +325,16 @@ def test_check_grads_reports_small_errors(key):
         for mode in ("fwd", "rev"):
             assert entry[mode]["vs_jax"] < 1e-10 and entry[mode]["vs_fd"] < 1e-6, report
     assert set(report["per_argument"]) == {0, 1}
+
+
+def test_jacobian_blocks_of_integer_values_have_jax_dtypes():
+    # JAX's jacrev casts each block to its input's dtype and jacfwd to its output's: an integer input
+    # (allow_int=True) or output gets a block of integer zeros there, not float0 (a tangent-only dtype).
+    x, n = jnp.arange(3.0, dtype=jnp.float32), jnp.arange(2)
+    f = lambda x, n: x * n[0].astype(x.dtype)
+    got = fungpt.jacrev(f, argnums=(0, 1), allow_int=True)(x, n)
+    assert_trees_close(got, jax.jacrev(f, argnums=(0, 1), allow_int=True)(x, n), TOL64, "jacrev")
+    h = lambda x: (x * 2, x.astype(jnp.int32))
+    assert_trees_close(fungpt.jacfwd(h)(x), jax.jacfwd(h)(x), TOL64, "jacfwd")
+    with pytest.raises(TypeError, match="jacfwd with holomorphic=True requires outputs with complex dtype"):
+        fungpt.jacfwd(lambda z: z.real.astype(jnp.int32), holomorphic=True)(x.astype(jnp.complex64))

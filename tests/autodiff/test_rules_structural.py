@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from jax import lax
 
 import fungpt
-from tests.autodiff.oracle import check_all, check_jvp, check_vjp
+from tests.autodiff.oracle import assert_trees_close, check_all, check_jvp, check_vjp
 
 DTYPES = [np.float32, np.float64]
 
@@ -159,3 +159,47 @@ def test_scatter_mul(key):
     check_all(lambda x, u: x.at[jnp.array([4, 0, 2])].mul(u, unique_indices=True) ** 2, (x, u), key)
     with pytest.raises(NotImplementedError, match="unique_indices=True"):
         fungpt.grad(lambda u: x.at[jnp.array([0, 0, 2])].mul(u).sum())(u)
+
+
+def test_reshape_with_dimensions(key):
+    # reshape[dimensions=p] reshapes transpose(x, p) (lax.reshape's `dimensions`, also what the reduce rule
+    # below emits): its cotangent must be transposed back, not just reshaped.
+    x = jnp.arange(24.0).reshape(2, 3, 4)
+    check_all(lambda x: lax.reshape(x, (4, 6), dimensions=(2, 0, 1)), (x,), key)
+
+
+def _select_first(p, q):  # an argmax-style reducer on (value, payload) pairs: keep the larger value's pair
+    return jax.tree_util.tree_map(lambda s, t: jnp.where(p[0] >= q[0], s, t), p, q)
+
+
+def test_reduce_with_a_user_defined_reducer(key):
+    # lax.reduce with a reducer that is no add/mul/max/min monoid stays the generic `reduce` primitive;
+    # JAX differentiates it through a balanced tree of the reducer, and so do we (both modes).
+    x = jnp.array([[0.5, 1.5, -0.3], [0.2, 0.7, 2.0], [1.1, -0.4, 0.3]], jnp.float64)
+    specs = [lambda a: lax.reduce(a, 0.0, lambda u, v: u * v + u + v, (0,)),  # (1+u)(1+v)-1: a monoid
+             lambda a: lax.reduce((a, a * a), (-jnp.inf, 0.0), _select_first, (1,)),  # max-like, two operands
+             lambda a: lax.reduce(a[:, :0], 1.0, lambda u, v: u * v + u + v, (1,))]  # nothing to reduce
+    assert all(jax.make_jaxpr(f)(x).eqns[-1].primitive.name == "reduce" for f in specs)
+    # All in one jitted function: one compile per transform, not one per eager op (fast).
+    check_all(jax.jit(lambda a: [f(a) for f in specs]), (x,), key)
+
+
+def test_reduce_with_an_integer_operand_and_a_differentiated_init():
+    x = jnp.array([[0.5, 1.5, -0.3], [0.2, 0.7, 2.0], [1.1, -0.4, 0.3]], jnp.float64)
+    # An argmax-style (value, int index) reducer: JAX 0.10's rule fails on the integer operand (a symbolic
+    # zero it cannot reshape), so the oracle is jnp.max: the value's derivative is its, the index's float0.
+    iota = lax.broadcasted_iota(jnp.int32, x.shape, 1)
+    f = jax.jit(lambda a: lax.reduce((a, iota), (-jnp.inf, jnp.int32(0)), _select_first, (1,)))
+    ct = (jnp.arange(1.0, 4.0), np.zeros(3, jax.dtypes.float0))
+    out, pull = fungpt.vjp(f, x)
+    assert_trees_close(out, (jnp.max(x, 1), jnp.argmax(x, 1).astype(jnp.int32)), 1e-12)
+    assert_trees_close(pull(ct), jax.vjp(lambda a: jnp.max(a, 1), x)[1](ct[0]), 1e-12)
+    _, t = fungpt.jvp(f, (x,), (x * 3,))
+    assert_trees_close(t, (jax.jvp(lambda a: jnp.max(a, 1), (x,), (x * 3,))[1], ct[1]), 1e-12)
+    # A derivative through the init value is refused, as in JAX (with JAX's message).
+    g = lambda a: lax.reduce(a, a[0, 0] * 0, lambda u, v: u * v + u + v, (0,))
+    for grad in (jax.grad, fungpt.grad):
+        with pytest.raises(NotImplementedError, match="non-zero tangents for initial values"):
+            grad(lambda a: g(a).sum())(x)
+    with pytest.raises(NotImplementedError, match="non-zero tangents for initial values"):
+        fungpt.jvp(g, (x,), (x,))

@@ -30,6 +30,55 @@ def _zeros(x):
     return jnp.zeros(np.shape(x), _dtype(x))
 
 
+def _given_dtype(x):
+    # The dtype JAX sees for a user-supplied (co)tangent: canonical (float64 is float32 without x64).
+    dt = _dtype(x)
+    return dt if dt == jax.dtypes.float0 else jax.dtypes.canonicalize_dtype(dt)
+
+
+def _tangent_dtype(primal_dtype):
+    # JAX's tangent (and cotangent) type: the primal's own for inexact dtypes, float0 for int/bool.
+    return primal_dtype if jnp.issubdtype(primal_dtype, jnp.inexact) else np.dtype(jax.dtypes.float0)
+
+
+def _dtype_name(dtype):
+    return "float0" if dtype == jax.dtypes.float0 else np.dtype(dtype).name
+
+
+def _type_str(dtype, shape):  # JAX's short form, e.g. float32[3,4]
+    return f"{_dtype_name(dtype)}[{','.join(map(str, shape))}]"
+
+
+def _check_cotangents(ct_flat, outs, out_paths):
+    """JAX's check (jax.vjp raises the same ValueError): each cotangent has its output's shape and
+    tangent dtype; an integer output's cotangent only needs the shape (JAX accepts any dtype there)."""
+    for c, o, path in zip(ct_flat, outs, out_paths, strict=True):
+        want, got = _tangent_dtype(_dtype(o)), _given_dtype(c)
+        if np.shape(c) != np.shape(o) or (want != jax.dtypes.float0 and got != want):
+            raise ValueError(
+                f"unexpected JAX type (e.g. shape/dtype) for argument to VJP function: got "
+                f"{_type_str(got, np.shape(c))}, but expected {_type_str(want, np.shape(o))} because the "
+                f"corresponding output of the differentiated function (out{path}) had JAX type "
+                f"{_type_str(_dtype(o), np.shape(o))}. fungpt.vjp never casts a cotangent: build it with "
+                f"the output's shape and dtype (e.g. jnp.ones_like(out)).")
+
+
+def _check_tangents(flat, tflat, paths):
+    """JAX's checks in jax.jvp: a tangent has its primal's dtype (float0 for int/bool primals; a
+    TypeError otherwise) and its shape (a ValueError otherwise). Tangents are never cast."""
+    for x, t, path in zip(flat, tflat, paths, strict=True):
+        want, got = _tangent_dtype(_dtype(x)), _given_dtype(t)
+        if got != want:
+            raise TypeError(
+                f"primal and tangent arguments to fungpt.jvp do not match; dtypes must be equal, or in case "
+                f"of int/bool primal dtype the tangent dtype must be float0. Got primal dtype "
+                f"{_dtype_name(_dtype(x))} and so expected tangent dtype {_dtype_name(want)}, but got tangent "
+                f"dtype {_dtype_name(got)} instead (at primals{path}). fungpt.jvp never casts a tangent.")
+        if np.shape(x) != np.shape(t):
+            raise ValueError(f"fungpt.jvp called with different primal and tangent shapes; got primal shape "
+                             f"{np.shape(x)} and tangent shape {np.shape(t)} (at primals{path}).")
+
+
 def _argnums_tuple(argnums, nargs, name):
     nums = (argnums,) if isinstance(argnums, int) else tuple(argnums)
     for a in nums:
@@ -136,7 +185,8 @@ def _partial_argnums(fun, args, kwargs, nums):
 def vjp(fun, *primals, has_aux=False):
     """(out, pullback[, aux]) with pullback(ct) = ct^T J, one cotangent per primal (a tuple).
 
-    As in JAX's vjp, integer/bool primals receive float0 cotangents."""
+    As in JAX's vjp, integer/bool primals receive float0 cotangents, and the cotangent must have each
+    output's shape and dtype (any dtype for integer outputs): it is never cast (ValueError otherwise)."""
     flat, in_tree, outs, out_tree, out_active, residuals, backward, rebuild_aux = _vjp_flat(fun, primals, has_aux)
     n_all = len(outs)
     if has_aux:
@@ -145,16 +195,14 @@ def vjp(fun, *primals, has_aux=False):
     n = out_tree.num_leaves
     outs, out_active = outs[:n], out_active[:n]
     out = tree_util.tree_unflatten(out_tree, outs)
+    out_paths = [tree_util.keystr(k) for k, _ in tree_util.tree_flatten_with_path(out)[0]]
 
     def pullback(ct):
         ct_flat, ct_tree = tree_util.tree_flatten(ct)
         if ct_tree != out_tree:
             raise ValueError(f"fungpt.vjp: the cotangent has tree structure {ct_tree}, but the function's "
                              f"output has {out_tree}.")
-        for c, o in zip(ct_flat, outs, strict=True):
-            if np.shape(c) != np.shape(o):
-                raise ValueError(f"fungpt.vjp: cotangent of shape {np.shape(c)} for an output of shape "
-                                 f"{np.shape(o)}.")
+        _check_cotangents(ct_flat, outs, out_paths)
         cts = [jnp.asarray(c, _dtype(o)) if a else None for c, o, a in zip(ct_flat, outs, out_active, strict=True)]
         cts_in = backward(residuals, cts + [None] * (n_all - n))
         res = [(_zeros(x) if c is None else c) if _is_float(x) else _float0_zeros(x)
@@ -203,7 +251,10 @@ def grad(fun, argnums=0, has_aux=False, holomorphic=False, allow_int=False, redu
 
 
 def jvp(fun, primals, tangents, has_aux=False):
-    """(f(x), J t) by our forward mode; a drop-in for JAX's jvp (primals and tangents are tuples)."""
+    """(f(x), J t) by our forward mode; a drop-in for JAX's jvp (primals and tangents are tuples).
+
+    Each tangent has its primal's shape and dtype (float0 for integer/bool primals), as JAX requires:
+    tangents are never cast (TypeError for a dtype, ValueError for a shape)."""
     if not isinstance(primals, tuple | list) or not isinstance(tangents, tuple | list):
         raise TypeError("fungpt.jvp: primals and tangents must be tuples or lists, as in JAX's jvp.")
     flat, in_tree = tree_util.tree_flatten(tuple(primals))
@@ -212,9 +263,8 @@ def jvp(fun, primals, tangents, has_aux=False):
     if t_tree != in_tree:
         raise TypeError(f"fungpt.jvp: primal and tangent arguments must have the same tree structure; "
                         f"got {in_tree} and {t_tree}.")
-    for x, t in zip(flat, tflat, strict=True):
-        if np.shape(x) != np.shape(t):
-            raise ValueError(f"fungpt.jvp: primal and tangent shapes differ: {np.shape(x)} vs {np.shape(t)}.")
+    _check_tangents(flat, tflat, [tree_util.keystr(k) for k, _ in
+                                  tree_util.tree_flatten_with_path(tuple(primals))[0]])
     f, rebuild_aux = _traced_fun(fun, has_aux)
     closed, out_tree = trace(f, flat, in_tree)
     ts = [jnp.asarray(t, _dtype(x)) if _is_float(x) else None for x, t in zip(flat, tflat, strict=True)]
@@ -227,6 +277,12 @@ def jvp(fun, primals, tangents, has_aux=False):
         aux = rebuild_aux(outs[n:])
         return (tree_util.tree_unflatten(out_tree, outs[:n]), tree_util.tree_unflatten(out_tree, touts[:n]), aux)
     return tree_util.tree_unflatten(out_tree, outs), tree_util.tree_unflatten(out_tree, touts)
+
+
+def _as_block(block, dtype):
+    # A Jacobian block of an integer/bool input (jacrev) or output (jacfwd) is zero, in that value's own
+    # dtype as in JAX's jacrev/jacfwd; fungpt.vjp/jvp give float0 there, which only (co)tangents use.
+    return jnp.zeros(block.shape, dtype) if block.dtype == jax.dtypes.float0 else block
 
 
 def _std_basis(x):
@@ -248,7 +304,8 @@ def jacrev(fun, argnums=0, has_aux=False, holomorphic=False, allow_int=False):
         _check_output_rev("jacrev", holomorphic, out)
         out_flat, out_tree = tree_util.tree_flatten(out)
         sizes = [int(np.prod(np.shape(o))) for o in out_flat]
-        basis = jnp.eye(sum(sizes), dtype=jnp.result_type(*[_dtype(o) for o in out_flat]))
+        # 0/1 entries, cast to each leaf's dtype below: mixed-dtype outputs need no common dtype.
+        basis = jnp.eye(sum(sizes), dtype=jnp.int8)
         splits = np.cumsum(sizes)[:-1]
 
         def row(e):
@@ -260,8 +317,8 @@ def jacrev(fun, argnums=0, has_aux=False, holomorphic=False, allow_int=False):
         per_out = []
         for k, o in enumerate(out_flat):
             lo, hi = (0 if k == 0 else int(splits[k - 1])), int(np.cumsum(sizes)[k])
-            per_out.append(tree_util.tree_map(lambda r, o=o, lo=lo, hi=hi: r[lo:hi].reshape(
-                (*np.shape(o), *r.shape[1:])), rows))
+            per_out.append(tree_util.tree_map(lambda r, x, o=o, lo=lo, hi=hi: _as_block(r[lo:hi].reshape(
+                (*np.shape(o), *r.shape[1:])), _dtype(x)), rows, dyn))
         jac = tree_util.tree_unflatten(out_tree, [p[0] if isinstance(argnums, int) else p for p in per_out])
         return (jac, res[2]) if has_aux else jac
 
@@ -285,11 +342,15 @@ def jacfwd(fun, argnums=0, has_aux=False, holomorphic=False):
             tangents = tree_util.tree_unflatten(
                 dyn_tree, [p.reshape(np.shape(x)).astype(_dtype(x)) for p, x in zip(parts, dyn_flat, strict=True)])
             r = jvp(f, dyn, tangents, has_aux=has_aux)
+            out_dtypes[:] = [_dtype(o) for o in tree_util.tree_leaves(r[0])]  # static: read after vmap
             return (r[1], r[2]) if has_aux else (r[1], None)
 
-        dtype = jnp.result_type(*[_dtype(x) for x in dyn_flat])
-        cols, aux = jax.vmap(column, out_axes=(-1, None))(jnp.eye(n, dtype=dtype))
-        _check_jacfwd(holomorphic, cols, "output")
+        out_dtypes = []
+        cols, aux = jax.vmap(column, out_axes=(-1, None))(jnp.eye(n, dtype=jnp.int8))  # cast per leaf
+        _check_jacfwd(holomorphic, [jax.ShapeDtypeStruct((), d) for d in out_dtypes], "output")
+        cols_flat, cols_tree = tree_util.tree_flatten(cols)
+        cols = tree_util.tree_unflatten(cols_tree, [_as_block(c, d) for c, d in
+                                                    zip(cols_flat, out_dtypes, strict=True)])
         # cols leaves: (*out_shape, n) -> split n into the argument leaves' shapes.
         offsets = np.concatenate([[0], np.cumsum(sizes)])
 

@@ -2,12 +2,17 @@
 
 Most are linear: their VJP is the transpose (reshape back, sum a broadcast, pad a slice, scatter a
 gather) and their JVP applies the primitive to the tangent."""
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from fungpt.autodiff.rules import deflinear, jvp_rules, prim, vjp_rules
+from fungpt.autodiff.forward import jvp_jaxpr
+from fungpt.autodiff.jaxpr import eval_jaxpr
+from fungpt.autodiff.rules import deflinear, fwd_rules, jvp_rules, prim, vjp_rules
+from fungpt.autodiff.rules.control import _call_fwd
 
 
 def _shape(x):
@@ -109,7 +114,17 @@ _defrule(prim("dot_general"), _dot_general_vjp, _dot_general_jvp)
 
 # --- shape -------------------------------------------------------------------------------------
 deflinear(prim("transpose"), lambda ct, x, *, permutation, **_: (lax.transpose(ct, np.argsort(permutation)),))
-deflinear(prim("reshape"), lambda ct, x, **_: (jnp.reshape(ct, _shape(x)),))
+
+
+def _t_reshape(ct, x, *dyn, dimensions=None, **_):
+    # reshape[dimensions=p] reads x in the order transpose(x, p): undo the reshape, then the transpose.
+    if dimensions is None:
+        return (jnp.reshape(ct, _shape(x)), *[None] * len(dyn))
+    ct = jnp.reshape(ct, [_shape(x)[d] for d in dimensions])
+    return (lax.transpose(ct, np.argsort(dimensions)), *[None] * len(dyn))
+
+
+deflinear(prim("reshape"), _t_reshape)
 deflinear(prim("squeeze"), lambda ct, x, **_: (jnp.reshape(ct, _shape(x)),))
 deflinear(prim("rev"), lambda ct, x, *, dimensions, **_: (lax.rev(ct, dimensions),))
 for _name in ["sharding_constraint", "mesh_cast", "reshard"]:
@@ -443,6 +458,80 @@ def _reduce_prod_jvp(xs, ts, *, axes, **params):
 
 
 _defrule(prim("reduce_prod"), _reduce_prod_vjp, _reduce_prod_jvp)
+
+# lax.reduce with a user-defined reducer (JAX turns add/mul/max/min monoids into reduce_sum etc.; the
+# rest stay the generic `reduce`). As in JAX, the reduction is re-expressed as a balanced tree of the
+# (vmapped) reducer: halve the reduced axis, pad an odd half with the init value, combine, repeat.
+# That tree is an ordinary jaxpr, which both our interpreters differentiate; like JAX, derivatives with
+# respect to the init values are refused. Valid for reducers XLA accepts: associative and commutative.
+_REDUCE_INIT = ("Gradient of general lax.reduce with non-zero tangents for initial values to reduction not "
+                "implemented (fungpt, like JAX). Pass init values that do not depend on the differentiated inputs, "
+                "e.g. wrap them in jax.lax.stop_gradient.")
+
+
+def _reduce_tree(reducer_jaxpr, dimensions, *args):
+    n = len(args) // 2
+    xs, inits = list(args[:n]), args[n:]
+    shape = xs[0].shape
+    kept = [d for d in range(len(shape)) if d not in dimensions]
+    # (reduced elements, *kept axes): the reduced axes moved to the front and flattened.
+    flat_shape = (int(np.prod([shape[d] for d in dimensions])), *[shape[d] for d in kept])
+    xs = [lax.reshape(x, flat_shape, (*dimensions, *kept)) for x in xs]
+    reducer = lambda *a: eval_jaxpr(reducer_jaxpr.jaxpr, reducer_jaxpr.consts, a)
+    for _ in range(len(kept) + 1):
+        reducer = jax.vmap(reducer)
+    while xs[0].shape[0] > 1:
+        m = xs[0].shape[0]
+        half = (m + 1) // 2
+        lo = [lax.slice_in_dim(x, 0, half) for x in xs]
+        hi = [lax.slice_in_dim(x, half, None) for x in xs]
+        if m - half != half:
+            pads = [(0, 1, 0)] + [(0, 0, 0)] * len(kept)
+            hi = [lax.pad(x, i, pads) for x, i in zip(hi, inits, strict=True)]
+        xs = reducer(*lo, *hi)
+    if xs[0].shape[0] == 0:
+        return [lax.full(flat_shape[1:], i) for i in inits]
+    return [lax.squeeze(x, (0,)) for x in xs]
+
+
+@functools.lru_cache(maxsize=256)
+def _reduce_tree_jaxpr(reducer_jaxpr, dimensions, avals):
+    args = [jax.ShapeDtypeStruct(s, d) for s, d in avals]
+    return jax.make_jaxpr(functools.partial(_reduce_tree, reducer_jaxpr, tuple(dimensions)))(*args)
+
+
+def _tree_for(args, jaxpr, dimensions):
+    return _reduce_tree_jaxpr(jaxpr, tuple(dimensions), tuple((np.shape(a), np.dtype(a.dtype)) for a in args))
+
+
+def _reduce_fwd(ins, active, *, computation, jaxpr, dimensions):
+    if any(active[len(ins) // 2:]):
+        raise NotImplementedError(_REDUCE_INIT)
+    # The tree is differentiated as a call: compiled once per shape when run eagerly, inlined under a trace.
+    return _call_fwd(list(ins), list(active), jaxpr=_tree_for(ins, jaxpr, dimensions))
+
+
+def _reduce_jvp(xs, ts, *, computation, jaxpr, dimensions):
+    if any(t is not None for t in ts[len(xs) // 2:]):
+        raise NotImplementedError(_REDUCE_INIT)
+    tree = _tree_for(xs, jaxpr, dimensions)
+    if any(isinstance(a, jax.core.Tracer) for a in [*xs, *ts]):
+        return jvp_jaxpr(tree.jaxpr, list(tree.consts), list(xs), list(ts))
+    return _compiled_tree_jvp(tree, tuple(t is None for t in ts))(list(xs), [t for t in ts if t is not None])
+
+
+@functools.lru_cache(maxsize=256)
+def _compiled_tree_jvp(tree, zero):
+    # Eagerly, one compiled program instead of one dispatch (and compile) per equation of the tree.
+    def run(xs, ts):
+        it = iter(ts)
+        return jvp_jaxpr(tree.jaxpr, list(tree.consts), xs, [None if z else next(it) for z in zero])
+    return jax.jit(run)
+
+
+if prim("reduce") is not None:
+    fwd_rules[prim("reduce")], jvp_rules[prim("reduce")] = _reduce_fwd, _reduce_jvp
+
 
 # cumsum is linear; its transpose runs the sum the other way.
 deflinear(prim("cumsum"), lambda ct, x, *, axis, reverse, **_: (lax.cumsum(ct, axis, reverse=not reverse),))
