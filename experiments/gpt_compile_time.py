@@ -18,6 +18,7 @@ import numpy as np
 
 import fungpt
 from fungpt import gpt
+from fungpt.runtime import tune_malloc
 
 OUT = pathlib.Path(__file__).parent / "out"
 
@@ -50,6 +51,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
     args = ap.parse_args(argv)
+    tune_malloc()  # as `fungpt train` does: XLA:CPU temporaries stop page-faulting
     depths = (1,) if args.quick else (2, 6, 12)
     loops = (("scan", 1),) if args.quick else (("scan", 1), ("unrolled", None))
     base = gpt.GPTConfig(vocab_size=80, block_size=16 if args.quick else 64, n_layer=2, n_head=4,
