@@ -29,6 +29,19 @@ def test_graph_is_a_topologically_ordered_dag():
     assert dot.startswith("digraph") and dot.count("->") == len(g.edges()) + len(g.outputs)
 
 
+def test_value_names_are_the_printed_jaxprs():
+    # JAX's jaxpr printer names values a, b, c, ... in order of definition: the same names, every run.
+    f = lambda x, y: jnp.sum(jnp.sin(x) ** 2 * y)
+    args = (jnp.ones(3), 2.0)
+    printed = str(jax.make_jaxpr(f)(*args))
+    head = re.search(r"lambda ; (.*?)\. let", printed).group(1)
+    eqns = re.findall(r"^\s+(\w+):\S+ = (\w+)(?:\[.*?\])? ([\w ]+)$", printed, flags=re.M)
+    g = graph(f, *args)
+    assert g.inputs == tuple(re.findall(r"(\w+):", head))
+    assert [(n.outputs[0], n.primitive, n.inputs) for n in g.nodes] == [(o, p, tuple(i.split())) for o, p, i in eqns]
+    assert "Var(" not in g.summary() + g.to_dot()
+
+
 def test_residuals_and_their_bytes():
     # sum(exp(x)): the backward sweep needs exp(x) (the answer) and nothing else: n float32 values.
     x = jnp.ones((5, 7), jnp.float32)

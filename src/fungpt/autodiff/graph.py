@@ -81,16 +81,37 @@ def _aval_str(v):
     return f"{v.aval.dtype}{list(v.aval.shape)}" if hasattr(v.aval, "shape") else str(v.aval)
 
 
+def _namer(jaxpr):
+    # Short value names in order of definition (a, b, ..., z, ba, bb, ...), as JAX prints jaxprs: str(Var)
+    # is not short in every JAX version (0.10 prints "Var(id=...)", different at every run).
+    order = [*jaxpr.constvars, *jaxpr.invars, *(v for e in jaxpr.eqns for v in e.outvars if not is_drop(v))]
+    names = {}
+    for n, v in enumerate(order):
+        s = ""
+        while not s or n:
+            n, i = divmod(n, 26)
+            s = chr(ord("a") + i) + s
+        names.setdefault(v, s)
+    return lambda v: str(v.val) if isinstance(v, Literal) else ("_" if is_drop(v) else names[v])
+
+
 def graph(f, *args) -> Graph:
     """The graph of f at args (any pytrees): forward nodes, kept residuals (bytes), backward program.
 
     >>> g = fungpt.autodiff.graph(lambda x: jnp.sum(jnp.sin(x) ** 2), jnp.ones(3))
-    >>> print(g.summary()); open("g.dot", "w").write(g.to_dot())
+    >>> [n.primitive for n in g.nodes]
+    ['sin', 'integer_pow', 'reduce_sum']
+    >>> len(g.residuals), g.residual_bytes    # x (for sin's rule) and sin(x) (for the square's)
+    (2, 24)
+    >>> print(g.summary().splitlines()[0])    # then one line per residual
+    3 equations; reverse mode keeps 2 residuals, 24 bytes:
+    >>> g.to_dot().splitlines()[0]            # Graphviz text: open("g.dot", "w").write(g.to_dot())
+    'digraph fungpt {'
     """
     flat, in_tree = tree_util.tree_flatten(args)
     closed, _ = trace(f, flat, in_tree)
     jaxpr = closed.jaxpr
-    name = lambda v: str(v.val) if isinstance(v, Literal) else str(v)
+    name = _namer(jaxpr)
     nodes = tuple(Node(i, e.primitive.name, tuple(name(v) for v in e.invars),
                        tuple(name(v) for v in e.outvars if not is_drop(v)),
                        tuple(_aval_str(v) for v in e.outvars if not is_drop(v)))
