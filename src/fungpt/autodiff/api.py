@@ -239,6 +239,7 @@ def grad(fun, argnums=0, has_aux=False, holomorphic=False, allow_int=False, redu
     """df/dx for a scalar-output f by our reverse mode; a drop-in for JAX's grad.
 
     >>> fungpt.grad(lambda x: (x ** 2).sum())(jnp.arange(3.0))   # 2x
+    Array([0., 2., 4.], dtype=float32)
     """
     vg = value_and_grad(fun, argnums, has_aux, holomorphic, allow_int, reduce_axes)
 

@@ -4,7 +4,7 @@ Our parameter tree uses GPT-2's own names, so the mapping is mechanical: `transf
 layer i of our stacked `h.<path>`, and `transformer.{wte,wpe,ln_f}` map one to one.  HF's Conv1D stores
 weights (in, out), the same layout as ours, so nothing is transposed.  The output layer is tied to wte.
 
-    config, params = from_hf("path/to/gpt2")   # e.g. a `huggingface-cli download gpt2` directory
+    config, params = from_hf("path/to/gpt2")   # e.g. an `hf download gpt2` directory
     to_hf(params, config, "out_dir")           # loads with GPT2LMHeadModel.from_pretrained("out_dir")
 """
 from __future__ import annotations
