@@ -4,7 +4,6 @@ The examples are written for a user's default JAX settings (float32, standard dt
 promotion allowed), so they run under those here, not under conftest's strict harness. They may use
 jax, jnp, np, fungpt and the public names of their package (`GPTConfig`, `init_params`, ...) unimported.
 """
-import contextlib
 import doctest
 import importlib
 import pathlib
@@ -16,21 +15,9 @@ import pytest
 
 import fungpt
 import fungpt.gpt
+from tests._user_defaults import user_defaults
 
 SRC = pathlib.Path(fungpt.__file__).parent
-
-
-@contextlib.contextmanager
-def user_defaults():
-    """A user's default JAX settings: float32, standard dtype promotion, rank promotion allowed."""
-    x64 = getattr(jax, "enable_x64", None)  # jax >= 0.8; before: jax.experimental.disable_x64
-    if x64 is None:
-        from jax.experimental import disable_x64 as no_x64
-    else:
-        def no_x64():
-            return x64(False)
-    with no_x64(), jax.numpy_dtype_promotion("standard"), jax.numpy_rank_promotion("allow"):
-        yield
 
 
 def _modules_with_examples():

@@ -3,27 +3,15 @@
 It runs under a user's default JAX settings (float32, standard dtype promotion, rank promotion allowed),
 not under conftest's strict harness: that is what someone pasting it sees.
 """
-import contextlib
 import pathlib
 import re
 
 import jax
 import numpy as np
 
+from tests._user_defaults import user_defaults
+
 README = pathlib.Path(__file__).resolve().parents[1] / "README.md"
-
-
-@contextlib.contextmanager
-def user_defaults():
-    """A user's default JAX settings: float32, standard dtype promotion, rank promotion allowed."""
-    x64 = getattr(jax, "enable_x64", None)  # jax >= 0.8; before: jax.experimental.disable_x64
-    if x64 is None:
-        from jax.experimental import disable_x64 as no_x64
-    else:
-        def no_x64():
-            return x64(False)
-    with no_x64(), jax.numpy_dtype_promotion("standard"), jax.numpy_rank_promotion("allow"):
-        yield
 
 
 def python_block(heading: str) -> str:

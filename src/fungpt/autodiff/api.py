@@ -50,7 +50,7 @@ def _type_str(dtype, shape):  # JAX's short form, e.g. float32[3,4]
 
 
 def _check_cotangents(ct_flat, outs, out_paths):
-    """JAX's check (jax.vjp raises the same ValueError): each cotangent has its output's shape and
+    """JAX's check (JAX's vjp raises the same ValueError): each cotangent has its output's shape and
     tangent dtype; an integer output's cotangent only needs the shape (JAX accepts any dtype there)."""
     for c, o, path in zip(ct_flat, outs, out_paths, strict=True):
         want, got = _tangent_dtype(_dtype(o)), _given_dtype(c)
@@ -64,7 +64,7 @@ def _check_cotangents(ct_flat, outs, out_paths):
 
 
 def _check_tangents(flat, tflat, paths):
-    """JAX's checks in jax.jvp: a tangent has its primal's dtype (float0 for int/bool primals; a
+    """JAX's checks in its jvp: a tangent has its primal's dtype (float0 for int/bool primals; a
     TypeError otherwise) and its shape (a ValueError otherwise). Tangents are never cast."""
     for x, t, path in zip(flat, tflat, paths, strict=True):
         want, got = _tangent_dtype(_dtype(x)), _given_dtype(t)
