@@ -305,7 +305,7 @@ def test_block_gradients_fungpt_vs_jax(key):
     x = jnp.asarray(_rng(13).standard_normal((4, 8)))
     f = lambda p, x: jnp.sum(jnp.tanh(nn.block(p, x, 2)))
     ours = jax.jit(fungpt.grad(f, argnums=(0, 1)))(p, x)
-    chex.assert_trees_all_close(ours, jax.grad(f, argnums=(0, 1))(p, x), rtol=1e-6, atol=1e-12)
+    chex.assert_trees_all_close(ours, jax.jit(jax.grad(f, argnums=(0, 1)))(p, x), rtol=1e-6, atol=1e-12)
 
 
 @pytest.mark.parametrize("init, var, bound", [
