@@ -1,10 +1,16 @@
 """The roadmap map (docs/roadmap/*.md) covers every bullet of ../shared/roadmap.txt, and each row
 names functions, tests and experiments that exist. Rows not done yet say "planned"."""
 import importlib
+import os
 import pathlib
 import re
 
+import jax
+import jax.numpy as jnp
+import numpy as np
 import pytest
+
+import fungpt
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 MAPS = sorted((ROOT / "docs" / "roadmap").glob("*.md"))
@@ -14,8 +20,8 @@ def _rows(path):
     rows = []
     for line in path.read_text().splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if line.startswith("|") and len(cells) == 4 and cells[0] not in ("topic", "---"):
-            rows.append(cells)
+        if line.startswith("|") and len(cells) in (4, 6) and cells[0] not in ("topic", "---"):
+            rows.append(cells[:4])
     return rows
 
 
@@ -78,3 +84,141 @@ def test_rows_name_things_that_exist(path):
         assert exps, f"{path.name}: row {topic!r} names no experiment"
         for exp in exps:
             assert (ROOT / exp).exists(), f"{path.name}: {exp} missing"
+
+
+# --- figure and transforms columns ----------------------------------------------------------------------------
+# A converted row has six cells: topic | functions | tests | experiment | figure | transforms.
+#   figure:     `NAME.png` (one or more): files that the row's experiment writes into its --out folder in --quick mode.
+#   transforms: a comma list of jit, vmap, grad that hold for every function of the row, or `eager: why`;
+#               optionally followed by `; except `dotted.name`, ...: why` for functions the transforms do not apply to.
+TRANSFORMS = {"jit", "vmap", "grad"}
+
+
+def _rows6(path):
+    rows = []
+    for line in path.read_text().splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if line.startswith("|") and len(cells) == 6 and cells[0] not in ("topic", "---"):
+            rows.append(cells)
+    return rows
+
+
+def parse_transforms(cell: str) -> tuple[set[str], set[str]]:
+    """`jit, vmap; except `a.b`: why` -> ({'jit', 'vmap'}, {'a.b'}); `eager: why` -> (set(), set())."""
+    head, _, rest = cell.partition(";")
+    head = head.strip()
+    if head.startswith("eager"):
+        assert ":" in head and head.split(":", 1)[1].strip(), f"'eager' needs a reason: {cell!r}"
+        return set(), set()
+    kinds = {t.strip() for t in head.split(",")}
+    assert kinds <= TRANSFORMS and kinds, f"unknown transforms in {cell!r}"
+    excepted = set()
+    if rest.strip():
+        assert rest.strip().startswith("except") and ":" in rest, f"expected '; except `name`: why' in {cell!r}"
+        names, _, why = rest.strip()[len("except"):].partition(":")
+        assert why.strip(), f"an exception needs a reason: {cell!r}"
+        excepted = set(re.findall(r"`([\w.]+)`", names))
+    return kinds, excepted
+
+
+def test_every_row_has_figure_and_transforms_columns():
+    for path in MAPS:
+        for line in path.read_text().splitlines():
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            if line.startswith("|") and cells[0] not in ("topic",) and not set(cells[0]) <= {"-"}:
+                assert len(cells) == 6, f"{path.name}: row {cells[0]!r} lacks the figure/transforms columns"
+                assert re.findall(r"`([\w.-]+\.png)`", cells[4]), f"{path.name}: row {cells[0]!r} names no figure"
+                parse_transforms(cells[5])
+
+
+def _samples():
+    out = {}
+    for mod in sorted((ROOT / "tests" / "roadmap_samples").glob("ch*.py")):
+        out.update(importlib.import_module(f"tests.roadmap_samples.{mod.stem}").SAMPLES)
+    return out
+
+
+def _transform_cases():
+    cases = []
+    for path in MAPS:
+        for _topic, funcs, _, _, _, transforms in _rows6(path):
+            kinds, excepted = parse_transforms(transforms)
+            for name in re.findall(r"`([\w.]+)`", funcs):
+                if name not in excepted:
+                    cases.extend(pytest.param(name, kind, id=f"{name}-{kind}") for kind in sorted(kinds))
+    return cases
+
+
+def _close(a, b, sample, what):
+    la, ta = jax.tree_util.tree_flatten(a)
+    lb, tb = jax.tree_util.tree_flatten(b)
+    assert ta == tb, f"{what}: tree {ta} != {tb}"
+    for x, y in zip(la, lb, strict=True):
+        np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=sample.rtol, atol=sample.atol, err_msg=what)
+
+
+def _split(sample, args):
+    dyn = [i for i in range(len(args)) if i not in sample.static]
+
+    def call(f, *dargs):
+        full = list(args)
+        for i, a in zip(dyn, dargs, strict=True):
+            full[i] = a
+        return f(*full, **sample.kwargs)
+
+    return dyn, call
+
+
+@pytest.mark.parametrize(("name", "kind"), _transform_cases())
+def test_named_functions_jit_vmap_grad(name, kind):
+    samples = _samples()
+    assert name in samples, f"{name}: no sample input in tests/roadmap_samples/ (needed for its {kind} check)"
+    sample, f = samples[name], _resolve(name)
+    k1, k2 = jax.random.split(jax.random.key(0))
+    args = sample.make(k1)
+    dyn, call = _split(sample, args)
+    dargs = [args[i] for i in dyn]
+    eager = call(f, *dargs)
+    if kind == "jit":
+        _close(jax.jit(lambda *d: call(f, *d))(*dargs), eager, sample, f"{name}: jit vs eager")
+    elif kind == "vmap":
+        other = [sample.make(k2)[i] for i in dyn]
+        stacked = jax.tree_util.tree_map(lambda a, b: jnp.stack([jnp.asarray(a), jnp.asarray(b)]), dargs, other)
+        batched = jax.vmap(lambda *d: call(f, *d))(*stacked)
+        second = call(f, *other)
+        want = jax.tree_util.tree_map(lambda a, b: jnp.stack([jnp.asarray(a), jnp.asarray(b)]), eager, second)
+        _close(batched, want, sample, f"{name}: vmap vs a loop")
+    else:
+        pos = dyn.index(sample.argnum)
+
+        def scalar(x):
+            d = list(dargs)
+            d[pos] = x
+            leaves = jax.tree_util.tree_leaves(call(f, *d))
+            return sum(jnp.sum(jnp.real(v)) for v in leaves if jnp.issubdtype(jnp.asarray(v).dtype, jnp.inexact))
+
+        ours, ref = fungpt.grad(scalar)(dargs[pos]), jax.jit(jax.grad(scalar))(dargs[pos])
+        _close(ours, ref, sample, f"{name}: fungpt.grad vs jax.grad")
+
+
+def _figure_cases():
+    cases = {}
+    for path in MAPS:
+        for _topic, _, _, experiment, figure, _ in _rows6(path):
+            exps = re.findall(r"`(experiments/[\w/]+\.py)`", experiment)
+            for png in re.findall(r"`([\w.-]+\.png)`", figure):
+                cases.setdefault(tuple(exps), set()).add(png)
+    return [pytest.param(exps, sorted(pngs), id="+".join(pathlib.Path(e).stem for e in exps)) for exps, pngs in
+            sorted(cases.items())]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("experiments", "figures"), _figure_cases())
+def test_named_experiment_writes_named_figure(experiments, figures, tmp_path):
+    import runpy
+
+    for exp in experiments:
+        main = runpy.run_path(str(ROOT / exp), run_name=pathlib.Path(exp).stem)["main"]
+        main(["--quick", "--out", str(tmp_path)])
+    missing = [png for png in figures if not (tmp_path / png).exists()]
+    assert not missing, f"{experiments} in --quick mode wrote no {missing} (wrote {sorted(os.listdir(tmp_path))})"
