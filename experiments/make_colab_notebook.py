@@ -8,6 +8,8 @@ installs the sdist the test built. It also checks that the committed notebook eq
 
     python experiments/make_colab_notebook.py                    # (re)write experiments/colab_tpu.ipynb
     python experiments/make_colab_notebook.py --quick --execute  # run the cells here, tiny config, no install
+
+On an accelerator: nothing changes: it writes a file.
 """
 from __future__ import annotations
 
