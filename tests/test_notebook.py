@@ -123,18 +123,21 @@ def test_every_cell_runs_on_cpu_and_trains(executed):
     assert ns["text"].startswith("ROMEO:")
 
 
-def test_training_cell_run_again_continues_or_takes_a_fresh_folder(executed):
+def test_training_cell_run_again_continues_or_takes_a_fresh_folder(executed, tmp_path):
     quick, ns = executed
-    train = _cell(quick, "train")
-    base = pathlib.Path(ns["RUNS"]) / "small"
+    from fungpt.gpt import train as T
+
+    ns["RUNS"] = str(tmp_path)
+    base = tmp_path / "small"
     with user_defaults():
-        nb.run_cells(_only(train.replace("MAX_ITERS = 6 ", "MAX_ITERS = 8 ")), ns=ns)  # finished at 6: continued
-        assert ns["resume"] and ns["result"].run_dir == base and checkpoint.read_meta(base)["step"] == 8
-        (base.with_name("small-1")).mkdir()
+        T.train(ns["cfg"].replace(max_iters=3, out_dir=str(base)), progress=False)  # stopped at step 3 of 6
+        nb.run_cells(_only(_cell(quick, "train")), ns=ns)  # continued to 6
+        assert ns["resume"] and ns["result"].run_dir == base and checkpoint.read_meta(base)["step"] == 6
+        base.with_name("small-1").mkdir()
         (base.with_name("small-1") / "metrics.jsonl").write_text('{"step": 2, "loss": 4.1}\n')  # killed early
-        nb.run_cells(_only(train), ns=ns)  # same cell again: a finished run and a dead one are left alone
+        nb.run_cells(_only(_cell(quick, "train")), ns=ns)  # a finished run and a dead one are left alone
     assert not ns["resume"] and ns["result"].run_dir == base.with_name("small-2")
-    assert checkpoint.read_meta(base.with_name("small-2"))["step"] == 6 and checkpoint.read_meta(base)["step"] == 8
+    assert checkpoint.read_meta(base.with_name("small-2"))["step"] == 6 and checkpoint.read_meta(base)["step"] == 6
 
 
 def test_experiments_are_listed_and_the_chosen_one_shows_its_figures(executed, capsys):
