@@ -61,7 +61,8 @@ class _Parser(argparse.ArgumentParser):
         flags = [a.partition("=")[0] for a in extra if a.startswith("--")]
         if moot := [f for f in flags if f in self.inapplicable]:
             verb = "does" if len(moot) == 1 else "do"
-            return f"{', '.join(moot)} {verb} not apply to `{self.prog}`: {self.description}"
+            what = self.description[:1].lower() + self.description[1:]
+            return f"{', '.join(moot)} {verb} not apply to `{self.prog}`, which {what}"
         valid = [o for o in self._option_string_actions if o.startswith("--")]
         return f"unrecognized arguments: {' '.join(extra)}" + did_you_mean(flags, valid)
 
@@ -177,8 +178,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--batch-size", type=int, default=32, help="windows of block_size tokens per forward pass")
 
     b = sub.add_parser("bench", help="ms/iter of the train step: fungpt.grad vs jax.grad",
-                       description="it times one jitted train step with fungpt.grad and with jax.grad, "
-                                   "interleaved (no training loop, evals, checkpoints or run folder)",
+                       description="Times one jitted train step with fungpt.grad and with jax.grad, "
+                                   "interleaved: no training loop, evals, checkpoints or run folder.",
                        inapplicable=["--" + n.replace("_", "-") for n in _NOT_FOR_BENCH])
     b.add_argument("--preset", default="baby", choices=sorted(PRESETS), help="the starting config")
     b.add_argument("--config", help="a TOML or JSON file of TrainConfig fields")
