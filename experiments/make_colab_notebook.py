@@ -101,7 +101,9 @@ if not SOURCE:
     raise ValueError("Type into the SOURCE field above where to install fungpt from: the git URL of your copy of "
                      "the repository, a folder holding a checkout, or the path of a wheel/sdist from "
                      "`python3 dev.py wheel` (uploaded to /content or on Google Drive); then run this cell again.")
-IS_URL = SOURCE.startswith(("https://", "http://", "git@", "ssh://", "git+"))
+if SOURCE.startswith("git@"):  # scp-like git@host:owner/repo, as pip wants it
+    SOURCE = "ssh://" + SOURCE.replace(":", "/", 1)
+IS_URL = SOURCE.startswith(("https://", "http://", "ssh://", "git+"))
 if not IS_URL and not os.path.exists(SOURCE):
     raise FileNotFoundError(f"SOURCE {{SOURCE!r}} does not exist here (upload it, or mount Drive in the cell below)")
 if IS_URL:

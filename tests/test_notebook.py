@@ -66,8 +66,9 @@ def test_install_cell_uses_the_users_source_and_the_declared_jax_range():
     ("source", "package"),
     [("https://example.org/me/fungpt.git", "fungpt-jax[experiments] @ git+https://example.org/me/fungpt.git"),
      ("git+ssh://git@example.org/me/fungpt", "fungpt-jax[experiments] @ git+ssh://git@example.org/me/fungpt"),
+     ("git@example.org:me/fungpt.git", "fungpt-jax[experiments] @ git+ssh://git@example.org/me/fungpt.git"),
      ("WHEEL", "fungpt-jax[experiments] @ file://WHEEL")],
-    ids=["https", "git+ssh", "wheel"],
+    ids=["https", "git+ssh", "scp-like", "wheel"],
 )
 def test_setup_cell_turns_the_source_into_a_pip_requirement(source, package, tmp_path, monkeypatch):
     wheel = tmp_path / "fungpt_jax-0.1.0-py3-none-any.whl"
