@@ -63,6 +63,9 @@ def ensure_venv(venv_dir: Path = VENV, pins: tuple[str, ...] = ()):
     pip = [str(py), "-m", "pip", "install", "-q"]
     print(f"installing fungpt and its dependencies into {venv_dir.name} (first use: a few minutes) ...", flush=True)
     subprocess.run([*pip, "--upgrade", "pip"], check=True)
+    # Until 0.1.0 the distribution was called "fungpt" (a name PyPI gives to another project): drop it, so
+    # that one distribution provides the package and its console script.
+    subprocess.run([str(py), "-m", "pip", "uninstall", "-y", "-q", "fungpt"], check=True)
     subprocess.run([*pip, "-e", f"{ROOT}[dev,experiments]", *pins], check=True)
     stamp.write_text(want + "\n")
 
