@@ -18,6 +18,7 @@ import json
 import os
 import pathlib
 import re
+import shutil
 import tempfile
 
 HERE = pathlib.Path(__file__).resolve().parent
@@ -311,10 +312,20 @@ def run_cells(nb: dict, skip=(), twice=(), ns: dict | None = None) -> dict:
     return ns
 
 
-def execute(quick: bool = True, source: str | None = None) -> dict:
-    """Run the cells here, without the install cell (this environment has fungpt); SOURCE = this checkout."""
-    os.environ.setdefault("FUNGPT_SOURCE", source or str(HERE.parent))
-    return run_cells(notebook(quick), skip={"install"})
+def execute(quick: bool = True) -> dict:
+    """Run the cells here without the install cell (this environment has fungpt). SOURCE is a temporary
+    checkout holding a copy of experiments/, so the experiment's figures land there, not in this one."""
+    src = pathlib.Path(tempfile.mkdtemp())
+    shutil.copytree(HERE, src / "experiments", ignore=shutil.ignore_patterns("out", "__pycache__"))
+    before = os.environ.get("FUNGPT_SOURCE")
+    os.environ["FUNGPT_SOURCE"] = str(src)
+    try:
+        return run_cells(notebook(quick), skip={"install"})
+    finally:
+        if before is None:
+            del os.environ["FUNGPT_SOURCE"]
+        else:
+            os.environ["FUNGPT_SOURCE"] = before
 
 
 def main(argv=None):

@@ -102,17 +102,10 @@ def test_backend_check_fails_with_the_fix_when_jax_misses_the_accelerator():
 
 
 @pytest.fixture(scope="module")
-def executed(tmp_path_factory):
-    # SOURCE = a checkout: a copy of experiments/ (the experiment cell writes its figures beside them)
-    src = tmp_path_factory.mktemp("checkout")
-    shutil.copytree(EXPERIMENTS, src / "experiments", ignore=shutil.ignore_patterns("out", "__pycache__"))
-    mp = pytest.MonkeyPatch()
-    mp.setenv("FUNGPT_SOURCE", str(src))
-    quick = nb.notebook(quick=True)
+def executed():
+    # SOURCE = a temporary checkout (a copy of experiments/): the experiment cell writes its figures there
     with user_defaults():
-        ns = nb.run_cells(quick, skip={"install"})
-    mp.undo()
-    return quick, ns
+        return nb.notebook(quick=True), nb.execute(quick=True)
 
 
 def test_every_cell_runs_on_cpu_and_trains(executed):
