@@ -6,6 +6,9 @@ Trains `fungpt.gpt.train_bpe` on the first 1,000,000 characters of the shipped c
 vocabulary, then reports training time, encode/decode throughput, and compression (UTF-8 bytes per
 token) on the training text and on the held-out rest of the corpus; checks the exact round trip.
 Writes experiments/out/bpe_bench.json.
+
+On an accelerator: nothing changes: BPE training, encoding and decoding run on the host (Python and NumPy),
+not in JAX.
 """
 import argparse
 import gzip

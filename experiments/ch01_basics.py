@@ -7,6 +7,9 @@
 3. The quadratic formula: the textbook small root of x^2 + b x + 1 vs the stable one, as b grows.
 
     .venv/bin/python experiments/ch01_basics.py [--quick] [--out experiments/out]
+
+On an accelerator: the curves are the same on a GPU; the float64 references need float64 hardware, which TPUs
+lack (run this chapter on a CPU or GPU if a TPU refuses it).
 """
 import argparse
 import json

@@ -9,6 +9,9 @@
 5. Taylor polynomials of sin and their error vs distance (slope order+1).
 
 Run: .venv/bin/python experiments/ch03_calculus.py [--quick] [--out experiments/out]
+
+On an accelerator: the error curves are properties of the methods and the same on a GPU; the float64 parts
+need float64 hardware, which TPUs lack.
 """
 import argparse
 import json

@@ -10,6 +10,9 @@
 7. Welford vs the textbook variance formula in float32.
 
 Run: .venv/bin/python experiments/ch04_probability.py [--quick] [--out experiments/out]
+
+On an accelerator: the laws shown do not change; the random bits are the same (JAX's threefry PRNG),
+while their transforms to samples may differ in the last digits. The float64 parts need a CPU or GPU.
 """
 import argparse
 import json

@@ -12,6 +12,10 @@
 
 Run: .venv/bin/python experiments/ch08_graphs.py [--quick] [--out experiments/out]
 Writes ch08_graphs.json, ch08_attention_heads.png, ch08_attention_graph.png.
+
+On an accelerator: the attention maps may differ in the last digits (TPU matrix products default to bfloat16
+precision); the graph-algorithm timings of the jitted closure become the accelerator's, networkx's stay on the
+host.
 """
 from __future__ import annotations
 

@@ -11,6 +11,9 @@
 
 Run: .venv/bin/python experiments/ch09_discrete.py [--quick] [--out experiments/out]
 Writes ch09_discrete.json and ch09_discrete.png.
+
+On an accelerator: nothing that matters changes: the big-integer and symbolic parts run on the host; Binet's
+float64 column needs a CPU or GPU.
 """
 from __future__ import annotations
 

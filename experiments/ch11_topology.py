@@ -6,6 +6,9 @@ complexity shrinking like 1/√n.
     .venv/bin/python experiments/ch11_topology.py [--quick] [--out experiments/out]
 
 Writes ch11_swiss_roll.png, ch11_generalization.png and ch11_topology.json to --out.
+
+On an accelerator: the shapes of the curves do not change; the values move within float32 rounding (TPU matrix
+products default to bfloat16 precision).
 """
 import argparse
 import json

@@ -5,6 +5,9 @@ gradient is a monoid sum of shard gradients.
     .venv/bin/python experiments/ch12_category.py [--quick] [--out experiments/out]
 
 Writes ch12_lens_training.png and ch12_category.json to --out.
+
+On an accelerator: the lens/gradient agreement holds on any backend; the step times become the accelerator's,
+and the float64 check needs a CPU or GPU.
 """
 import argparse
 import json

@@ -7,6 +7,9 @@ Part 1: for n_layer = 2, 6, 12 (128 dims, 4 heads, block 64, batch 12): seconds 
 unrolled (scan_unroll=n_layer).  Part 2: the baby model's jitted value_and_grad time (median ms) for
 float32 and bfloat16 matrix products, scan and unrolled, jax.grad and fungpt.grad, all in this process.
 Writes experiments/out/gpt_compile_time.{json,png}.
+
+On an accelerator: compile times and step times become the accelerator's; the scan-vs-unrolled and bfloat16
+trade-offs can reverse there, which is what running it on one shows.
 """
 import argparse
 import json

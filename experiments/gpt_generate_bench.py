@@ -11,6 +11,9 @@ replaces recomputation (the uncached rate there is measured on 8 steps, once: ea
 full padded block, so its cost is constant, and all 255 steps would take minutes).  Sampling with
 temperature 0.8 and top_k 200 (clipped to the vocabulary), as nanoGPT's sample.py.  Times exclude
 compilation (first call); median of 3 runs.  Writes experiments/out/gpt_generate_bench.{json,png}.
+
+On an accelerator: tokens/s become the accelerator's: the KV cache's gain over recomputation is the result to
+compare.
 """
 import argparse
 import json
@@ -25,7 +28,7 @@ from fungpt import gpt
 from fungpt.runtime import tune_malloc
 
 OUT = pathlib.Path(__file__).parent / "out"
-TORCH_BABY_TOK_S = 234  # nanoGPT sample.py, no cache, batch 1 (../shared/baselines.md)
+TORCH_BABY_TOK_S = 234  # nanoGPT sample.py, no cache, batch 1 (docs/baselines.md)
 
 
 def bench(cfg, batch, new, use_cache, reps=3, crop="sliding"):

@@ -5,6 +5,8 @@ checked against fungpt.grad.
     .venv/bin/python experiments/mlp_digits.py [--quick]
 
 Writes experiments/out/mlp_digits.{json,png}.  Needs scikit-learn (the `experiments` extra).
+
+On an accelerator: the accuracy is the same within float32 rounding; the step time becomes the accelerator's.
 """
 import argparse
 import json

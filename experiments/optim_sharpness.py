@@ -8,6 +8,9 @@ fungpt.grad), never a dense Hessian; Lanczos checks it at the end.
 
 Run: .venv/bin/python experiments/optim_sharpness.py [--quick]
 Writes experiments/out/optim_sharpness.png and .json.
+
+On an accelerator: the edge-of-stability picture does not change; the numbers move within rounding (TPU matrix
+products default to bfloat16 precision, which shows in λ_max's last digits).
 """
 import argparse
 import json

@@ -6,6 +6,8 @@ starts next to the saddle's stable manifold (y = 1e-3), so the plot shows who es
 
 Run: .venv/bin/python experiments/optim_trajectories.py [--quick]
 Writes experiments/out/optim_trajectories.png and .json.
+
+On an accelerator: nothing changes beyond float32 rounding: 2-D problems.
 """
 import argparse
 import json

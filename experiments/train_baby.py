@@ -10,6 +10,9 @@ the runs under experiments/out/train_baby/.
     .venv/bin/python experiments/train_baby.py --variants float32:fungpt,float32:jax,bfloat16:fungpt
     .venv/bin/python experiments/train_baby.py --quick              # a tiny model, 6 steps (smoke test)
     .venv/bin/python experiments/train_baby.py --from-runs runs/baby   # table and figure of finished runs
+
+On an accelerator: the losses match the CPU run to float32 rounding on a GPU (bfloat16 matrix products by
+default on a TPU move them slightly); ms/iter becomes the accelerator's.
 """
 from __future__ import annotations
 
@@ -26,7 +29,7 @@ import time
 
 OUT = pathlib.Path(__file__).resolve().parent / "out"
 
-# nanoGPT (PyTorch 2.13 eager float32, 2 threads) on this machine, from ../shared/baselines.md.
+# nanoGPT (PyTorch 2.13 eager float32, 2 threads) on this machine, from docs/baselines.md.
 REFERENCE = {
     "ms_per_iter": 28.5, "tokens_per_s": 26_975, "whole_run_s": 63.0, "val_loss_2000": 1.9443,
     "val_curve": {250: 2.5085, 500: 2.3533, 750: 2.2179, 1000: 2.1337, 1250: 2.0174, 1500: 2.0048,

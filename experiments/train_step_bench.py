@@ -10,6 +10,9 @@ Writes experiments/out/train_step_bench.json.
     .venv/bin/python experiments/train_step_bench.py            # baby preset, 200 timed steps per variant
     .venv/bin/python experiments/train_step_bench.py --quick    # a tiny model, a few steps (smoke test)
     .venv/bin/python experiments/train_step_bench.py --compare-unroll --steps 64 --rounds 8
+
+On an accelerator: ms/iter, tokens/s and MFU become the accelerator's (MFU is against the matmul peak measured
+on the same device); the fungpt/jax ratio is the result to compare.
 """
 from __future__ import annotations
 

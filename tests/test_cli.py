@@ -4,8 +4,13 @@ Oracles: argparse's own help/exit codes, the library functions the commands wrap
 generate), and the text the commands print. The tiny config equals tests/gpt/test_train.py's, so the
 jitted train step is shared within a test session.
 """
+import argparse
+import dataclasses
+import importlib.metadata
+import json
 import math
 import re
+from typing import Literal
 
 import jax
 import numpy as np
@@ -49,11 +54,161 @@ def test_help_everywhere(argv, capsys):
             assert name in out
 
 
-def test_console_script_is_declared():
-    import importlib.metadata
+def _parsers():
+    top = cli.build_parser()
+    return {"": top, **top.commands}
 
-    [ep] = [e for e in importlib.metadata.entry_points(group="console_scripts") if e.name == "fungpt"]
-    assert ep.value == "fungpt.cli:main" and ep.load() is cli.main
+
+def _flag_value(action):
+    # A valid value for the flag's type, so that only the spelling of the flag is under test.
+    if action.choices:
+        return [str(list(action.choices)[-1])]
+    return {int: ["3"], float: ["0.5"]}.get(action.type, [] if action.nargs == 0 else ["x"])
+
+
+def _config_actions(parser):
+    names = {name for name, *_ in cli.config_flags(T.TrainConfig())}
+    return [a for a in parser._actions if a.dest in names]
+
+
+def test_flags_are_never_abbreviated(capsys):
+    assert all(p.allow_abbrev is False for p in _parsers().values())
+    # `--lr 1000` used to set lr_decay_iters (argparse's prefix matching); now it is refused, naming a flag
+    for argv in (["train", "--lr", "1000"], ["train", "--lr=1e-3"], ["sample", "r", "--temp", "0.5"],
+                 ["bench", "--step", "3"]):
+        with pytest.raises(SystemExit) as e:
+            cli.main(argv)
+        assert e.value.code == 2
+        assert "unrecognized arguments: " + argv[-1 if "=" in argv[-1] else -2] in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["train", "sample", "eval", "bench", "demo"])
+def test_underscore_spellings_are_aliases(command):
+    # nanoGPT's configurator takes --max_iters=...; every dashed flag accepts its underscore spelling,
+    # with a space or with "=", and the parse is the same as with the dashed spelling.
+    parser = cli.build_parser()
+    pos = [] if command in ("train", "bench", "demo") else ["run"]
+    dashed = [a for a in parser.commands[command]._actions if any("-" in o[2:] for o in a.option_strings)]
+    assert dashed
+    for a in dashed:
+        for flag in (o for o in a.option_strings if "-" in o[2:]):
+            value = _flag_value(a)
+            want = parser.parse_args([command, *pos, flag, *value])
+            under = "--" + flag[2:].replace("-", "_")
+            assert parser.parse_args([command, *pos, under, *value]) == want, under
+            if value:
+                assert parser.parse_args([command, *pos, f"{under}={value[0]}"]) == want, under
+    # a positional value that looks like an alias is left alone after "--"
+    assert parser.parse_args(["sample", "--max_new_tokens", "7", "--", "--max_new_tokens"]).run_dir == \
+        "--max_new_tokens"
+
+
+def test_flags_with_fixed_values_list_them():
+    # Independent oracle: TrainConfig's own validation. A str field that refuses an arbitrary string names
+    # its allowed values; exactly those fields are flags with choices, and the choices are those values.
+    refused = {}
+    for f in dataclasses.fields(T.TrainConfig):
+        if isinstance(f.default, str):
+            try:
+                T.TrainConfig(**{f.name: "no-such-value"})
+            except ValueError as e:
+                refused[f.name] = set(re.findall(r"'([^']*)'", str(e).split("got")[0]))
+    assert {"dtype", "grad", "tokenizer"} <= set(refused)
+    for command in ("train", "bench"):
+        parser = cli.build_parser().commands[command]
+        listed = {a.dest: a.choices for a in _config_actions(parser) if a.choices}
+        assert {k: set(v) for k, v in listed.items()} == {
+            k: v for k, v in refused.items() if not (command == "bench" and k == "grad")}
+        text = parser.format_help()
+        for name, allowed in listed.items():
+            assert f"--{name.replace('_', '-')} {{{','.join(allowed)}}}" in text, name
+
+
+@pytest.mark.parametrize("command", ["sample", "eval", "bench", "demo"])
+def test_every_flag_is_described_with_its_default(command):
+    parser = cli.build_parser().commands[command]
+    text = " ".join(parser.format_help().split())
+    for a in parser._actions:
+        if isinstance(a, argparse._HelpAction):
+            continue
+        assert a.help, f"{command} {a.option_strings or a.dest}: no help text"
+        if a.default not in (None, argparse.SUPPRESS) and "default" not in a.help:
+            assert f"(default: {a.default})" in text, f"{command} {a.option_strings}: default not shown"
+        if a.default is argparse.SUPPRESS and a.dest != "help":  # a TrainConfig field: the preset's value
+            assert "baby preset" in a.help
+
+
+def test_bench_eval_sample_refuse_flags_that_do_not_apply(capsys):
+    # bench times one train step for both gradient functions: the loop's flags would be ignored
+    train_only = {a.option_strings[0] for a in _config_actions(cli.build_parser().commands["train"])}
+    bench = {a.option_strings[0] for a in _config_actions(cli.build_parser().commands["bench"])}
+    assert train_only - bench == {"--grad", "--max-iters", "--eval-interval", "--eval-iters", "--ckpt-interval",
+                                  "--log-interval", "--out-dir", "--sample-tokens"}
+    for flag in sorted(train_only - bench):
+        with pytest.raises(SystemExit) as e:
+            cli.main(["bench", flag, *(["1"] if flag != "--out-dir" else ["x"])])
+        assert e.value.code == 2
+        assert f"{flag} does not apply to `fungpt bench`" in capsys.readouterr().err
+    for argv in (["sample", "r", "--n-layer", "2"], ["eval", "r", "--dtype", "bfloat16"], ["sample", "r", "--data",
+                 "x"], ["eval", "r", "--max-iters", "3"]):
+        with pytest.raises(SystemExit) as e:
+            cli.main(argv)
+        assert e.value.code == 2 and "unrecognized arguments" in capsys.readouterr().err
+
+
+def test_did_you_mean(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["train", "--lerning-rate", "1e-3", "--n_layers=2"])
+    err = capsys.readouterr().err
+    assert "unrecognized arguments: --lerning-rate 1e-3 --n_layers=2" in err
+    assert "did you mean: --lerning-rate -> --learning-rate, --n_layers -> --n-layer" in err
+    (tmp_path / "c.json").write_text(json.dumps({"n_layers": 2, "max_iter": 3, "zzz": 1}))
+    assert cli.main(["train", "--config", str(tmp_path / "c.json")]) == 2
+    err = capsys.readouterr().err
+    assert "unknown config fields ['max_iter', 'n_layers', 'zzz'] (did you mean: max_iter -> max_iters, " \
+           "n_layers -> n_layer)" in err
+    from fungpt._names import did_you_mean
+
+    assert did_you_mean(["qqq"], ["n_layer"]) == ""
+
+
+@dataclasses.dataclass(frozen=True)
+class _Inner:
+    n_layer: int = 2
+    kind: Literal["a", "b"] = "a"
+
+
+@dataclasses.dataclass(frozen=True)
+class _Outer:
+    model: _Inner = dataclasses.field(default_factory=_Inner)
+    data: str | None = None
+    rate: float = 0.5
+    bias: bool = True
+
+
+def test_config_flags_walk_nested_dataclasses():
+    # Another config layout (TrainConfig nesting a model config) gives the same flat flags.
+    assert cli.config_flags(_Outer()) == [("n_layer", int, (), 2), ("kind", str, ("a", "b"), "a"),
+                                          ("data", str, (), None), ("rate", float, (), 0.5),
+                                          ("bias", bool, (), True)]
+
+
+def test_version_names_the_packages_and_the_devices(capsys):
+    import fungpt
+
+    with pytest.raises(SystemExit) as e:
+        cli.main(["--version"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith(f"fungpt {fungpt.__version__} ")
+    assert out[1] == f"jax {jax.__version__}, jaxlib {importlib.metadata.version('jaxlib')}"
+    devices = jax.devices()
+    assert out[2] == f"backend {jax.default_backend()}: {len(devices)} device(s): {', '.join(map(str, devices))}"
+
+
+def test_console_script_is_declared():
+    eps = [e for e in importlib.metadata.entry_points(group="console_scripts") if e.name == "fungpt"]
+    assert eps and {e.value for e in eps} == {"fungpt.cli:main"} and eps[0].load() is cli.main
 
 
 @pytest.mark.parametrize(
@@ -194,7 +349,9 @@ def test_resume_takes_the_config_file_and_refuses_what_it_would_ignore(trained, 
 
 
 def test_bench_compares_both_gradients(text_file, capsys):
-    assert cli.main(["bench", "--data", text_file, *TINY_FLAGS, "--steps", "2"]) == 0
+    loop = {"--max-iters", "--eval-interval", "--eval-iters", "--ckpt-interval", "--log-interval"}
+    model = [v for i, v in enumerate(TINY_FLAGS) if (TINY_FLAGS[i - (i % 2)] not in loop)]
+    assert cli.main(["bench", "--data", text_file, *model, "--steps", "2"]) == 0
     out = capsys.readouterr().out
     assert re.search(r"grad=fungpt .* ms/iter", out) and re.search(r"grad=jax .* ms/iter", out)
     assert re.search(r"fungpt.grad / jax.grad = \d+\.\d+", out)

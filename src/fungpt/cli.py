@@ -8,9 +8,11 @@
     fungpt bench                          # ms/iter of the train step, fungpt.grad vs jax.grad
     fungpt demo                           # fungpt.grad vs jax.grad on a small GPT, in seconds
 
-Every TrainConfig field is a flag (``--n-layer 6``, ``--no-bias``); a TOML/JSON ``--config`` file sets
-the same fields; precedence: preset < config file < flags. Errors print one line and exit with 2
-(``FUNGPT_DEBUG=1`` shows the traceback).
+Every TrainConfig field is a flag (``--n-layer 6``, ``--no-bias``; nanoGPT's ``--max_iters=500`` works
+too); a TOML/JSON ``--config`` file sets the same fields; precedence: preset < config file < flags.
+Flags are never abbreviated; a mistyped one is refused with the closest valid ones. Errors print one
+line and exit with 2 (``FUNGPT_DEBUG=1`` shows the traceback). ``fungpt --version`` prints the fungpt,
+jax and jaxlib versions and the devices JAX sees.
 """
 from __future__ import annotations
 
@@ -20,70 +22,183 @@ import os
 import pathlib
 import sys
 import time
+import typing
 
-__all__ = ["main"]
+__all__ = ["build_parser", "config_flags", "main", "version_text"]
+
+# TrainConfig fields that `fungpt bench` has no use for: it times the train step of both gradient
+# functions, and never loops, evaluates, checkpoints, samples or writes a run folder.
+_NOT_FOR_BENCH = frozenset({"grad", "max_iters", "eval_interval", "eval_iters", "ckpt_interval", "log_interval",
+                            "out_dir", "sample_tokens"})
 
 
-def _train_flags(p: argparse.ArgumentParser) -> None:
+class _Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    def _get_help_string(self, action):  # where None or the default needs words, the help text has them
+        if action.default is None or "default" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse without prefix matching (``--lr`` is not ``--lr-decay-iters``), and with nanoGPT's spellings:
+    ``--max_iters=5`` is ``--max-iters=5`` (any underscore spelling of a dashed flag)."""
+
+    def __init__(self, *args, inapplicable=(), **kwargs):
+        kwargs.setdefault("allow_abbrev", False)
+        kwargs.setdefault("formatter_class", _Formatter)
+        super().__init__(*args, **kwargs)
+        self.inapplicable = frozenset(inapplicable)  # flags of a sibling command refused with a reason
+
+    def parse_known_args(self, args=None, namespace=None):
+        args = list(sys.argv[1:] if args is None else args)
+        end = args.index("--") if "--" in args else len(args)
+        return super().parse_known_args([*map(self._dashed, args[:end]), *args[end:]], namespace)
+
+    def unrecognized(self, extra: list[str]) -> str:
+        """The error for flags this parser does not take, with the closest ones it does take."""
+        from fungpt._names import did_you_mean
+
+        flags = [a.partition("=")[0] for a in extra if a.startswith("--")]
+        if moot := [f for f in flags if f in self.inapplicable]:
+            verb = "does" if len(moot) == 1 else "do"
+            what = self.description[:1].lower() + self.description[1:]
+            return f"{', '.join(moot)} {verb} not apply to `{self.prog}`, which {what}"
+        valid = [o for o in self._option_string_actions if o.startswith("--")]
+        return f"unrecognized arguments: {' '.join(extra)}" + did_you_mean(flags, valid)
+
+    def _dashed(self, arg: str) -> str:
+        name, eq, value = arg.partition("=")
+        alias = name.replace("_", "-")
+        if name.startswith("--") and name not in self._option_string_actions and alias in self._option_string_actions:
+            return alias + eq + value
+        return arg
+
+
+class _VersionAction(argparse.Action):
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, help=None):
+        super().__init__(option_strings, dest=dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(version_text())
+        parser.exit()
+
+
+def version_text() -> str:
+    """fungpt, jax and jaxlib versions, then JAX's default backend and its devices (what ``--version`` prints)."""
+    import importlib.metadata
+
+    import jax
+
+    import fungpt
+
+    def dist(name):
+        try:
+            return importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            return "not installed"
+
+    devices = jax.devices()
+    return (f"fungpt {fungpt.__version__} ({pathlib.Path(fungpt.__file__).parent})\n"
+            f"jax {jax.__version__}, jaxlib {dist('jaxlib')}\n"
+            f"backend {jax.default_backend()}: {len(devices)} device(s): {', '.join(map(str, devices))}")
+
+
+def config_flags(config) -> list[tuple[str, type, tuple, object]]:
+    """(name, type, choices, default) of every leaf field of the dataclass instance ``config``.
+
+    Nested dataclasses are walked (``cfg.model.n_layer`` gives ``n_layer``): flags stay flat. ``Literal``
+    annotations give the choices; ``X | None`` gives X.
+    """
+    out = []
+    hints = typing.get_type_hints(type(config))
+    for f in dataclasses.fields(config):
+        value, kind = getattr(config, f.name), hints[f.name]
+        if dataclasses.is_dataclass(value):
+            out += config_flags(value)
+            continue
+        args = [a for a in typing.get_args(kind) if a is not type(None)]
+        choices = tuple(args) if typing.get_origin(kind) is typing.Literal else ()
+        if choices:
+            kind = type(choices[0])
+        elif args:  # Optional[X]
+            [kind] = args
+        out.append((f.name, kind, choices, value))
+    return out
+
+
+def _train_flags(p: argparse.ArgumentParser, skip=frozenset()) -> None:
     from fungpt.gpt.train import TrainConfig
 
     g = p.add_argument_group("TrainConfig fields (override the preset and the --config file)")
-    for f in dataclasses.fields(TrainConfig):
-        flag = "--" + f.name.replace("_", "-")
-        kind = str(f.type)
-        if kind == "bool":
-            g.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS)
+    for name, kind, choices, default in config_flags(TrainConfig()):
+        if name in skip:
+            continue
+        flag = "--" + name.replace("_", "-")
+        # SUPPRESS: a flag not given leaves the preset's / config file's value in place.
+        if kind is bool:
+            g.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS,
+                           help=f"baby preset: {default!r}")
         else:
-            conv = {"int": int, "float": float}.get(kind, str)
-            g.add_argument(flag, dest=f.name, type=conv, default=argparse.SUPPRESS, metavar=kind.split()[0].upper(),
-                           help=f"default {f.default!r}")
+            g.add_argument(flag, dest=name, type=kind, choices=choices or None, default=argparse.SUPPRESS,
+                           metavar=None if choices else kind.__name__.upper(), help=f"baby preset: {default!r}")
 
 
-def _parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
+    """The `fungpt` argument parser; `.commands` maps each subcommand to its parser."""
     from fungpt.gpt.train import PRESETS
 
-    top = argparse.ArgumentParser(prog="fungpt", description=__doc__,
-                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = top.add_subparsers(dest="command", metavar="{train,sample,eval,bench,demo}")
+    top = _Parser(prog="fungpt", description=__doc__)
+    top.add_argument("--version", action=_VersionAction,
+                     help="print the fungpt, jax and jaxlib versions and JAX's backend and devices, then exit")
+    sub = top.add_subparsers(dest="command", metavar="{train,sample,eval,bench,demo}", parser_class=_Parser)
 
-    t = sub.add_parser("train", help="train a GPT (default: the baby preset on the shipped corpus)")
-    t.add_argument("--preset", choices=sorted(PRESETS), help="default baby (not with --resume)")
+    t = sub.add_parser("train", help="train a GPT (default: the baby preset on the shipped corpus)",
+                       description="Train a GPT: the preset, then the --config file, then flags.")
+    t.add_argument("--preset", choices=sorted(PRESETS), help="the starting config (default: baby; not with --resume)")
     t.add_argument("--config", help="a TOML or JSON file of TrainConfig fields")
     t.add_argument("--resume", metavar="RUN_DIR", help="continue this run from its latest checkpoint, with its "
                    "saved config (then the --config file's fields, then flags, e.g. --max-iters 3000)")
     t.add_argument("--no-progress", action="store_true", help="no progress bar (evals still print)")
     _train_flags(t)
 
-    s = sub.add_parser("sample", help="generate text from a trained run")
-    s.add_argument("run_dir")
-    s.add_argument("--prompt", default="\n")
-    s.add_argument("--max-new-tokens", type=int, default=500)
-    s.add_argument("--temperature", type=float, default=0.8)
-    s.add_argument("--top-k", type=int, default=200)
-    s.add_argument("--top-p", type=float, default=None)
-    s.add_argument("--num-samples", type=int, default=1)
-    s.add_argument("--seed", type=int, default=0)
+    s = sub.add_parser("sample", help="generate text from a trained run", description="Generate text from a run.")
+    s.add_argument("run_dir", help="a run folder written by `fungpt train`")
+    s.add_argument("--prompt", default="\n", help="the text to continue (default: a newline)")
+    s.add_argument("--max-new-tokens", type=int, default=500, help="tokens generated per sample")
+    s.add_argument("--temperature", type=float, default=0.8, help="divides the logits; 0 picks the likeliest token")
+    s.add_argument("--top-k", type=int, default=200, help="sample among the k likeliest tokens")
+    s.add_argument("--top-p", type=float, default=None, help="then among the smallest set with probability >= p")
+    s.add_argument("--num-samples", type=int, default=1, help="independent samples, separated by a line")
+    s.add_argument("--seed", type=int, default=0, help="sample i uses fold_in(key(seed), i)")
 
-    e = sub.add_parser("eval", help="loss and perplexity of a trained run on a text")
-    e.add_argument("run_dir")
+    e = sub.add_parser("eval", help="loss and perplexity of a trained run on a text",
+                       description="Mean cross-entropy (nats/token) and perplexity of a run on a text.")
+    e.add_argument("run_dir", help="a run folder written by `fungpt train`")
     e.add_argument("--data", help="a UTF-8 text file or folder (default: the run's validation split)")
-    e.add_argument("--batch-size", type=int, default=32)
+    e.add_argument("--batch-size", type=int, default=32, help="windows of block_size tokens per forward pass")
 
-    b = sub.add_parser("bench", help="ms/iter of the train step: fungpt.grad vs jax.grad")
-    b.add_argument("--preset", default="baby", choices=sorted(PRESETS))
+    b = sub.add_parser("bench", help="ms/iter of the train step: fungpt.grad vs jax.grad",
+                       description="Times one jitted train step with fungpt.grad and with jax.grad, "
+                                   "interleaved: no training loop, evals, checkpoints or run folder.",
+                       inapplicable=["--" + n.replace("_", "-") for n in _NOT_FOR_BENCH])
+    b.add_argument("--preset", default="baby", choices=sorted(PRESETS), help="the starting config")
     b.add_argument("--config", help="a TOML or JSON file of TrainConfig fields")
     b.add_argument("--steps", type=int, default=50, help="timed steps per gradient function")
-    _train_flags(b)
+    _train_flags(b, skip=_NOT_FOR_BENCH)
 
-    d = sub.add_parser("demo", help="fungpt.grad vs jax.grad on a small GPT loss")
+    d = sub.add_parser("demo", help="fungpt.grad vs jax.grad on a small GPT loss",
+                       description="The gradient of a small GPT's loss by our autodiff and by JAX's: agreement "
+                                   "and time.")
     d.add_argument("--steps", type=int, default=20, help="timed gradient calls per engine")
-    d.add_argument("--n-layer", type=int, default=2)
-    d.add_argument("--n-embd", type=int, default=64)
-    d.add_argument("--block-size", type=int, default=32)
+    d.add_argument("--n-layer", type=int, default=2, help="transformer blocks")
+    d.add_argument("--n-embd", type=int, default=64, help="embedding width (2 heads)")
+    d.add_argument("--block-size", type=int, default=32, help="tokens per sequence (batch 8)")
+    top.commands = sub.choices  # main() reports a subcommand's unknown flags with that subcommand's usage
     return top
 
 
 def _cmd_train(args) -> int:
+    from fungpt._names import did_you_mean
     from fungpt.gpt import checkpoint, train
 
     flags = {k: v for k, v in vars(args).items() if k not in ("command", "preset", "config", "resume", "no_progress")}
@@ -102,7 +217,8 @@ def _cmd_train(args) -> int:
                 f"{args.resume}: the checkpoint's config has fields this fungpt does not know: {unknown}"
                 if isinstance(saved, dict) else f"{args.resume}: the checkpoint's config is not a table: {saved!r}")
         if unknown := sorted(set(file) - known):
-            raise ValueError(f"unknown config fields {unknown} in {args.config}; known fields: {sorted(known)}")
+            raise ValueError(f"unknown config fields {unknown} in {args.config}{did_you_mean(unknown, known)}; "
+                             f"known fields: {sorted(known)}")
         cfg = train.TrainConfig(**{**saved, **file, **flags})  # saved < --config file < flags
     else:
         cfg = train.config_from(args.preset or "baby", args.config, **flags)
@@ -220,8 +336,11 @@ def _cmd_demo(args) -> int:
 
 def main(argv=None) -> int:
     """Entry point of the ``fungpt`` console script; returns the exit status."""
-    parser = _parser()
-    args = parser.parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # argparse would name them in the top-level usage, without a suggestion
+        sub = parser.commands.get(args.command, parser)
+        sub.error(sub.unrecognized(extra))
     if args.command is None:
         parser.print_help()
         return 2

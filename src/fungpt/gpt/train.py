@@ -27,7 +27,7 @@ import pathlib
 import signal
 import time
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple, get_args
 
 import jax
 import jax.numpy as jnp
@@ -36,6 +36,7 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from fungpt import optim
+from fungpt._names import did_you_mean
 from fungpt.gpt import checkpoint as ckpt_lib
 from fungpt.gpt import data as data_lib
 from fungpt.runtime import tune_malloc
@@ -46,9 +47,11 @@ __all__ = [
     "make_optimizer", "make_train_step", "run_keys", "sample_text", "tokenizer_from_dict", "train",
 ]
 
-_DTYPES = ("float32", "bfloat16")
-_GRADS = ("fungpt", "jax")
-_TOKENIZERS = ("char", "bpe")
+# The fields with a fixed set of values; `fungpt train --help` lists them from these annotations.
+Dtype = Literal["float32", "bfloat16"]
+GradName = Literal["fungpt", "jax"]
+TokenizerName = Literal["char", "bpe"]
+_DTYPES, _GRADS, _TOKENIZERS = (get_args(t) for t in (Dtype, GradName, TokenizerName))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,7 +77,7 @@ class TrainConfig:
     bias: bool = True
     scan_unroll: int = 0
     data: str | None = None
-    tokenizer: str = "char"
+    tokenizer: TokenizerName = "char"
     vocab_size: int = 512
     val_fraction: float = 0.1
     batch_size: int = 12
@@ -93,8 +96,8 @@ class TrainConfig:
     ckpt_interval: int = 1000
     log_interval: int = 10
     seed: int = 1337
-    dtype: str = "float32"
-    grad: str = "fungpt"
+    dtype: Dtype = "float32"
+    grad: GradName = "fungpt"
     out_dir: str = "runs/baby"
     sample_tokens: int = 300
 
@@ -168,7 +171,8 @@ def config_from(preset: str = "baby", file: str | pathlib.Path | None = None, **
     fields.update(overrides)
     known = {f.name for f in dataclasses.fields(TrainConfig)}
     if unknown := sorted(set(fields) - known):
-        raise ValueError(f"unknown config fields {unknown}; known fields: {sorted(known)}")
+        raise ValueError(f"unknown config fields {unknown}{did_you_mean(unknown, known)}; "
+                         f"known fields: {sorted(known)}")
     return TrainConfig(**fields)
 
 
