@@ -246,3 +246,62 @@ def test_sampling_needs_only_the_model_file(tmp_path):
     jax.tree.map(np.testing.assert_array_equal, got.params, params)
     with pytest.raises(ck.CheckpointError, match=r"train_state\.npz cannot be read"):
         ck.load_checkpoint(tmp_path, _tree(0), {"mu": _tree(0)})
+
+
+@pytest.mark.slow
+def test_a_kill_before_every_file_operation_of_a_training_save_resumes_bit_exactly(tmp_path, monkeypatch):
+    # The final save of a tiny run (step 6, pruning ckpt-0000000), killed before each of its file operations;
+    # every leftover folder resumes (or is already at step 6) to the uninterrupted run's state, bit for bit.
+    from fungpt.gpt import data
+    from fungpt.gpt import train as T
+
+    (tmp_path / "t.txt").write_text(data.load_text()[:20_000], encoding="utf-8")
+    tiny = lambda out: T.config_from("baby", data=str(tmp_path / "t.txt"), out_dir=str(out), n_layer=1, n_head=2,
+                                     n_embd=16, block_size=8, batch_size=4, max_iters=6, warmup_iters=2,
+                                     lr_decay_iters=6, eval_interval=3, eval_iters=2, ckpt_interval=3,
+                                     log_interval=2, sample_tokens=0)
+    full = T.train(tiny(tmp_path / "full"), progress=False, print_fn=None)
+    from fungpt.gpt import model as gpt
+
+    like = jax.eval_shape(lambda: gpt.init_params(T.load_run(full.run_dir).model_config, jax.random.key(0)))
+    want = ck.load_checkpoint(full.run_dir, like).params
+    real_save = ck.save_checkpoint
+    k, ops = 0, []
+    while True:
+        run_dir, snap = tmp_path / f"run{k}", tmp_path / f"snap{k}"
+        with monkeypatch.context() as m:
+            def save(d, step, *a, _m=m, _k=k, _run=run_dir, _snap=snap, **kw):
+                if step != 6:
+                    return real_save(d, step, *a, **kw)
+                rec = _Recorder(_m, _run, kill_at=_k, snapshot=_snap)
+                try:
+                    return real_save(d, step, *a, **kw)
+                finally:
+                    rec.busy = True  # pass-through from here on
+                    ops.append(len(rec.events))
+
+            m.setattr(ck, "save_checkpoint", save)
+            try:
+                T.train(tiny(run_dir), progress=False, print_fn=None)
+                break  # no kill: k is past the save's last operation
+            except Killed:
+                pass
+        meta_step = ck.read_meta(snap)["step"]
+        if meta_step < 6:
+            res = T.train(tiny(snap), resume=snap, progress=False, print_fn=None)
+            assert res.losses == full.losses[meta_step:]
+        else:  # the next start (refused: nothing left to do) still removes the strays
+            with pytest.raises(ValueError, match="already at step 6"):
+                T.train(tiny(snap), resume=snap, progress=False, print_fn=None)
+        got = ck.load_checkpoint(snap, like)
+        assert got.step == 6
+        jax.tree.map(np.testing.assert_array_equal, got.params, want)
+        _clean_run(snap)
+        k += 1
+    assert k == ops[-1] >= 10
+    print(f"training save of step 6: killed before each of its {k} file operations; all resumed bit-exactly")
+
+
+def _clean_run(run_dir: pathlib.Path) -> None:
+    names = sorted(p.name for p in run_dir.iterdir() if p.name not in ("metrics.jsonl", "loss.png", ".lock"))
+    assert all(n == "latest" or ck._NAME.fullmatch(n) for n in names), names

@@ -284,3 +284,19 @@ def test_unknown_characters_in_eval_text_error_skip_or_replace(tmp_path):
     assert T.load_eval_text(folder / "a.txt", tok) == "abc abc\n"
     with pytest.raises(ValueError, match="unknown must be one of"):
         T.load_eval_text(folder, tok, "ignore")
+
+
+def test_eval_command_takes_unknown(tmp_path, text_file, capsys):
+    from fungpt import cli
+
+    run_dir = T.train(tiny(text_file, tmp_path / "r"), progress=False, print_fn=None).run_dir
+    (run_dir / "ckpt-0000006" / ck.STATE_FILE).unlink()  # eval needs only the model and tokenizer files
+    play = tmp_path / "play.txt"
+    play.write_text(data.load_text()[50_000:50_400] + "_~_", encoding="utf-8")
+    assert cli.main(["eval", str(run_dir), "--data", str(play)]) == 2
+    err = capsys.readouterr().err
+    assert f"{play}: 3 characters outside the run's vocabulary ('_' x2, '~' x1)" in err
+    assert cli.main(["eval", str(run_dir), "--data", str(play), "--unknown", "skip"]) == 0
+    loss = float(capsys.readouterr().out.split("loss ")[1].split()[0])
+    want, _, _ = T.evaluate_text(T.load_run(run_dir), data.load_text()[50_000:50_400])
+    assert abs(loss - want) < 1e-4
