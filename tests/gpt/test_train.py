@@ -71,7 +71,8 @@ def test_presets_files_and_flags_in_order(tmp_path):
      (dict(warmup_iters=300, lr_decay_iters=200), ValueError, "lr_decay_iters"),
      (dict(batch_size=2.5), TypeError, "batch_size must be int"),
      (dict(bias="yes"), TypeError, "bias must be a bool"),
-     (dict(n_layers=2), ValueError, r"unknown config fields \['n_layers'\]"),
+     (dict(n_layers=2), ValueError, r"unknown config fields \['n_layers'\] in the overrides \(did you mean "
+                                    r"'n_layers' -> 'n_layer'\?\)"),
      # the optimizer's floats: refused by the config, before any data is read (a negative rate used to
      # train by gradient ascent; NaN/inf stopped at step 2 as a "non-finite loss")
      (dict(learning_rate=-1e-3), ValueError, "learning_rate must be a finite number > 0"),
@@ -87,6 +88,37 @@ def test_presets_files_and_flags_in_order(tmp_path):
 def test_bad_configs_are_refused(kw, error, match):
     with pytest.raises(error, match=match):
         T.config_from("baby", **kw)
+
+
+def test_every_model_field_is_a_flag_and_a_config_key(tmp_path, monkeypatch, capsys):
+    import dataclasses
+
+    from fungpt import cli
+
+    with pytest.raises(SystemExit):
+        cli.main(["train", "--help"])
+    help_text = capsys.readouterr().out
+    for f in dataclasses.fields(gpt.GPTConfig):
+        assert f"--{f.name.replace('_', '-')}" in help_text, f.name
+    (tmp_path / "m.toml").write_text('batch_size = 3\n[model]\nactivation = "gelu"\nn_layer = 2\n')
+    c = T.config_from("baby", tmp_path / "m.toml", layer_norm_epsilon=1e-6)
+    assert (c.model.activation, c.model.n_layer, c.model.layer_norm_epsilon, c.batch_size) == ("gelu", 2, 1e-6, 3)
+    assert c.model.scan_unroll == 2  # the preset unrolled all its layers: so does the new depth
+    seen = {}
+
+    def fake_train(cfg, resume=None, progress=True):
+        seen["cfg"] = cfg
+        return T.TrainResult(tmp_path, 1, [], [], False, None)
+
+    monkeypatch.setattr(T, "train", fake_train)
+    cli.main(["train", "--activation", "gelu", "--layer-norm-epsilon", "1e-6", "--dtype", "bfloat16",
+              "--out-dir", str(tmp_path / "r")])
+    m = seen["cfg"].model
+    assert (m.activation, m.layer_norm_epsilon, m.compute_dtype) == ("gelu", 1e-6, "bfloat16")
+    # a checkpoint's flat config (format 1) reads as the nested one
+    flat = {k: v for k, v in c.to_dict().items() if k != "model"} | {
+        k: v for k, v in c.model.to_dict().items() if k not in ("compute_dtype", "param_dtype")}
+    assert T.config_from_dict(flat | {"dtype": "float32", "scan_unroll": 0}) == c.replace(dtype="float32")
 
 
 def test_bad_config_files_are_refused(tmp_path):
