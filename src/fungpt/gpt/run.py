@@ -30,8 +30,9 @@ from fungpt.gpt.generate import generate
 from fungpt.gpt.tokenizer import CharTokenizer
 
 __all__ = [
-    "LOCK_FILE", "Run", "RunLockedError", "check_fresh_dir", "check_resumable", "evaluate_text", "load_eval_text",
-    "load_run", "lock_new_run_dir", "lock_run_dir", "resume_config", "resume_dir", "sample_text",
+    "LOCK_FILE", "MetricsLog", "Run", "RunLock", "RunLockedError", "check_fresh_dir", "check_resumable", "curves",
+    "evaluate_text", "load_eval_text", "load_run", "lock_new_run_dir", "lock_run_dir", "plot", "resume_config",
+    "resume_dir", "sample_text",
 ]
 
 LOCK_FILE = ".lock"
