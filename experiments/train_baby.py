@@ -73,8 +73,8 @@ def summarize(run_dir: pathlib.Path) -> dict:
     evals = {r["step"]: r["val_loss"] for r in rows if "val_loss" in r}
     last = max(evals)
     tps_med = statistics.median(tps) if tps else float("nan")
-    tok_per_step = cfg["batch_size"] * cfg["block_size"] * cfg["grad_accum"]
-    return {"dtype": cfg["dtype"], "grad": cfg["grad"], "tokens_per_s": tps_med,
+    tok_per_step = cfg["batch_size"] * cfg["model"]["block_size"] * cfg["grad_accum"]
+    return {"dtype": cfg["model"]["compute_dtype"] or "float32", "grad": cfg["grad"], "tokens_per_s": tps_med,
             "ms_per_iter": 1e3 * tok_per_step / tps_med, "val_loss_final": evals[last], "final_step": last,
             "val_curve": evals, "run_dir": str(run_dir),
             "train_loop_s": max((r["elapsed_s"] for r in rows if "elapsed_s" in r), default=None)}

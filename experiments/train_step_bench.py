@@ -50,8 +50,9 @@ def matmul_peak_gflops(n: int = 2048, reps: int = 5) -> float:
 
 def model_flops_per_step(cfg: T.TrainConfig, n_params: int) -> float:
     """nanoGPT's estimate: (6N + 12·L·C·T) FLOPs per token, times the tokens of one step."""
-    per_token = 6 * n_params + 12 * cfg.n_layer * cfg.n_embd * cfg.block_size
-    return per_token * cfg.batch_size * cfg.block_size * cfg.grad_accum
+    m = cfg.model
+    per_token = 6 * n_params + 12 * m.n_layer * m.n_embd * m.block_size
+    return per_token * cfg.batch_size * m.block_size * cfg.grad_accum
 
 
 def compare_unroll(preset: str, steps: int, rounds: int, quick: bool, data: str | None) -> list[dict]:
@@ -61,9 +62,9 @@ def compare_unroll(preset: str, steps: int, rounds: int, quick: bool, data: str 
         cfg = T.config_from(preset, scan_unroll=unroll, data=data, **(QUICK if quick else {}))
         tok, train_np, _ = T.prepare_data(cfg)
         mesh = T.make_mesh()
-        ids = T._put_ids(train_np, mesh)
+        ids = T.put_ids(train_np, mesh)
         k_init, k_data, k_drop, _, _ = T.run_keys(cfg.seed)
-        fns = T._gpt_functions(T._step_fields(cfg), tok.vocab_size, mesh)
+        fns = T.compiled_functions(T.step_fields(cfg), tok.vocab_size, mesh)
         params = fns.init(k_init)
         state, loss, _, _ = fns.step(T.TrainState(params, fns.opt_init(params)), jnp.int32(0), ids, k_data, k_drop)
         loss.block_until_ready()

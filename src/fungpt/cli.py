@@ -17,14 +17,13 @@ jax and jaxlib versions and the devices JAX sees.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import pathlib
+import signal
 import sys
 import time
-import typing
 
-__all__ = ["build_parser", "config_flags", "main", "version_text"]
+__all__ = ["build_parser", "main", "version_text"]
 
 # TrainConfig fields that `fungpt bench` has no use for: it times the train step of both gradient
 # functions, and never loops, evaluates, checkpoints, samples or writes a run folder.
@@ -103,49 +102,27 @@ def version_text() -> str:
             f"backend {jax.default_backend()}: {len(devices)} device(s): {', '.join(map(str, devices))}")
 
 
-def config_flags(config) -> list[tuple[str, type, tuple, object]]:
-    """(name, type, choices, default) of every leaf field of the dataclass instance ``config``.
-
-    Nested dataclasses are walked (``cfg.model.n_layer`` gives ``n_layer``): flags stay flat. ``Literal``
-    annotations give the choices; ``X | None`` gives X.
-    """
-    out = []
-    hints = typing.get_type_hints(type(config))
-    for f in dataclasses.fields(config):
-        value, kind = getattr(config, f.name), hints[f.name]
-        if dataclasses.is_dataclass(value):
-            out += config_flags(value)
-            continue
-        args = [a for a in typing.get_args(kind) if a is not type(None)]
-        choices = tuple(args) if typing.get_origin(kind) is typing.Literal else ()
-        if choices:
-            kind = type(choices[0])
-        elif args:  # Optional[X]
-            [kind] = args
-        out.append((f.name, kind, choices, value))
-    return out
-
-
 def _train_flags(p: argparse.ArgumentParser, skip=frozenset()) -> None:
-    from fungpt.gpt.train import TrainConfig
+    from fungpt.gpt.config import flag_fields
 
-    g = p.add_argument_group("TrainConfig fields (override the preset and the --config file)")
-    for name, kind, choices, default in config_flags(TrainConfig()):
+    g = p.add_argument_group("TrainConfig and model fields (override the preset and the --config file)")
+    for name, kind, default, choices in flag_fields():
         if name in skip:
             continue
         flag = "--" + name.replace("_", "-")
         # SUPPRESS: a flag not given leaves the preset's / config file's value in place.
+        what = "the model's compute_dtype (baby preset: 'float32')" if name == "dtype" else f"baby preset: {default!r}"
         if kind is bool:
             g.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS,
-                           help=f"baby preset: {default!r}")
+                           help=what)
         else:
             g.add_argument(flag, dest=name, type=kind, choices=choices or None, default=argparse.SUPPRESS,
-                           metavar=None if choices else kind.__name__.upper(), help=f"baby preset: {default!r}")
+                           metavar=None if choices else kind.__name__.upper(), help=what)
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The `fungpt` argument parser; `.commands` maps each subcommand to its parser."""
-    from fungpt.gpt.train import PRESETS
+    from fungpt.gpt.config import PRESETS
 
     top = _Parser(prog="fungpt", description=__doc__)
     top.add_argument("--version", action=_VersionAction,
@@ -176,6 +153,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("run_dir", help="a run folder written by `fungpt train`")
     e.add_argument("--data", help="a UTF-8 text file or folder (default: the run's validation split)")
     e.add_argument("--batch-size", type=int, default=32, help="windows of block_size tokens per forward pass")
+    e.add_argument("--unknown", choices=("error", "skip", "replace"), default="error",
+                   help="characters of --data outside the run's vocabulary: refuse (default), drop, or make "
+                        "them spaces")
 
     b = sub.add_parser("bench", help="ms/iter of the train step: fungpt.grad vs jax.grad",
                        description="Times one jitted train step with fungpt.grad and with jax.grad, "
@@ -198,7 +178,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _cmd_train(args) -> int:
-    from fungpt._names import did_you_mean
     from fungpt.gpt import checkpoint, train
 
     flags = {k: v for k, v in vars(args).items() if k not in ("command", "preset", "config", "resume", "no_progress")}
@@ -209,39 +188,19 @@ def _cmd_train(args) -> int:
             raise ValueError("--preset cannot be combined with --resume: the run continues with its saved config")
         if "out_dir" in flags and pathlib.Path(flags["out_dir"]).resolve() != pathlib.Path(args.resume).resolve():
             raise ValueError(f"--out-dir cannot be combined with --resume: the run continues in {args.resume}")
-        saved = checkpoint.read_meta(args.resume)["config"]
-        file = train._read_config_file(pathlib.Path(args.config)) if args.config else {}
-        known = {f.name for f in dataclasses.fields(train.TrainConfig)}
-        if not isinstance(saved, dict) or (unknown := sorted(set(saved) - known)):
-            raise checkpoint.CheckpointError(
-                f"{args.resume}: the checkpoint's config has fields this fungpt does not know: {unknown}"
-                if isinstance(saved, dict) else f"{args.resume}: the checkpoint's config is not a table: {saved!r}")
-        if unknown := sorted(set(file) - known):
-            raise ValueError(f"unknown config fields {unknown} in {args.config}{did_you_mean(unknown, known)}; "
-                             f"known fields: {sorted(known)}")
-        cfg = train.TrainConfig(**{**saved, **file, **flags})  # saved < --config file < flags
+        cfg = train.resume_config(args.resume, args.config, **flags)  # saved < --config file < flags
     else:
         cfg = train.config_from(args.preset or "baby", args.config, **flags)
-        if "out_dir" not in flags:  # a fresh default run never collides with an earlier one
-            cfg = cfg.replace(out_dir=_free_dir(cfg.out_dir))
     res = train.train(cfg, resume=args.resume, progress=not args.no_progress)
     if res.interrupted:
-        print(f"interrupted at step {res.step}: checkpoint saved in {res.run_dir}; "
+        sig = signal.Signals(res.signal or signal.SIGINT)
+        print(f"interrupted at step {res.step}: checkpoint saved in {res.run_dir} ({sig.name}); "
               f"continue with: fungpt train --resume {res.run_dir}", file=sys.stderr)
-        return 130
+        return 128 + sig  # the shell's convention: 130 after Ctrl-C (SIGINT), 143 after SIGTERM
     ev = f", val loss {res.evals[-1][2]:.4f}" if res.evals else ""
     print(f"done: {res.step} steps{ev}; run saved in {res.run_dir} "
           f"(metrics.jsonl, loss.png, {checkpoint.LATEST} -> checkpoint)")
     return 0
-
-
-def _free_dir(path: str) -> str:
-    # The first of path, path-1, path-2, ... that does not exist or is an empty folder (a run killed before
-    # its first checkpoint leaves metrics.jsonl and no `latest`: a new run must not append to it).
-    cand, i = pathlib.Path(path), 1
-    while cand.exists() and (not cand.is_dir() or any(cand.iterdir())):
-        cand, i = pathlib.Path(f"{path}-{i}"), i + 1
-    return str(cand)
 
 
 def _cmd_sample(args) -> int:
@@ -264,12 +223,12 @@ def _cmd_sample(args) -> int:
 
 
 def _cmd_eval(args) -> int:
-    from fungpt.gpt import data, train
+    from fungpt.gpt import train
 
     if args.batch_size <= 0:
         raise ValueError(f"--batch-size must be > 0, got {args.batch_size}")
     run = train.load_run(args.run_dir)
-    text = data.load_text(args.data) if args.data else None
+    text = train.load_eval_text(args.data, run.tokenizer, args.unknown) if args.data else None
     loss, ppl, n = train.evaluate_text(run, text, args.batch_size)
     where = args.data or "the validation split"
     print(f"{where}: loss {loss:.4f} nats/token, perplexity {ppl:.3f} over {n:,} tokens (step {run.step})")
@@ -284,8 +243,9 @@ def _cmd_bench(args) -> int:
     flags = {k: v for k, v in vars(args).items() if k not in ("command", "preset", "config", "steps")}
     cfg = train.config_from(args.preset, args.config, **flags)
     res = train.bench_step(cfg, steps=args.steps, rounds=min(5, args.steps))
-    print(f"preset {args.preset} ({cfg.dtype}, batch {cfg.batch_size}x{cfg.block_size}), median of "
-          f"{len(res['jax']['times'])} steps, interleaved:")
+    m = cfg.model
+    print(f"preset {args.preset} ({m.compute_dtype or m.param_dtype}, batch {cfg.batch_size}x{m.block_size}), "
+          f"median of {len(res['jax']['times'])} steps, interleaved:")
     for g, r in res.items():
         print(f"  grad={g:7s} {r['ms_per_iter']:8.2f} ms/iter  {r['tokens_per_s']:9,.0f} tokens/s  "
               f"(first call, with compile: {r['compile_s']:.1f} s)")
@@ -345,7 +305,7 @@ def main(argv=None) -> int:
         parser.print_help()
         return 2
     from fungpt.gpt.checkpoint import CheckpointError
-    from fungpt.gpt.train import NonFiniteError
+    from fungpt.gpt.train import NonFiniteError, RunLockedError
 
     cmd = {"train": _cmd_train, "sample": _cmd_sample, "eval": _cmd_eval, "bench": _cmd_bench, "demo": _cmd_demo}
     from fungpt.runtime import tune_malloc
@@ -353,13 +313,14 @@ def main(argv=None) -> int:
     tune_malloc()  # XLA:CPU's per-call temporaries stop page-faulting (the train step: 46 -> 32 ms)
     try:
         return cmd[args.command](args)
-    except (ValueError, TypeError, OSError, NotImplementedError, CheckpointError, NonFiniteError) as e:
+    except (ValueError, TypeError, OSError, NotImplementedError, CheckpointError, NonFiniteError,
+            RunLockedError) as e:
         if os.environ.get("FUNGPT_DEBUG"):
             raise
         print(f"fungpt {args.command}: error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"fungpt {args.command}: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as e:  # a second Ctrl-C; train's message names the checkpoint that remains
+        print(f"fungpt {args.command}: interrupted{': ' + str(e) if str(e) else ''}", file=sys.stderr)
         return 130
 
 

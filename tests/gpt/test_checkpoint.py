@@ -181,16 +181,41 @@ def test_corrupt_checkpoints_are_refused_and_left_alone(tmp_path, key, corrupt, 
     assert _digest(tmp_path) == before
 
 
-def test_latest_pointing_nowhere_is_refused(tmp_path, key):
+def test_latest_problems_are_named_when_nothing_else_is_there(tmp_path, key):
     _saved(tmp_path, key)
-    (tmp_path / "latest").write_text("ckpt-0000042\n")
-    with pytest.raises(ck.CheckpointError, match="not a complete checkpoint"):
-        ck.find_checkpoint(tmp_path)
+    for content, match in ((b"ckpt-0000042\n", r"latest names ckpt-0000042, which is not a complete checkpoint "
+                                                r"\(no such folder\); no other complete checkpoint"),
+                           (b"\xde\xad\xbe\xef", r"latest cannot be read as a checkpoint name"),
+                           (b"", r"latest does not name a checkpoint \(it holds ''"),
+                           (b"../../etc\n", r"latest does not name a checkpoint")):
+        (tmp_path / "latest").write_bytes(content)
+        (tmp_path / "ckpt-0000005").rename(tmp_path / "elsewhere")  # no checkpoint to fall back on
+        with pytest.raises(ck.CheckpointError, match=match) as e:
+            ck.find_checkpoint(tmp_path)
+        assert str(tmp_path / "latest") in str(e.value)
+        (tmp_path / "elsewhere").rename(tmp_path / "ckpt-0000005")
     with pytest.raises(ck.CheckpointError, match="no such run directory"):
         ck.find_checkpoint(tmp_path / "nope")
     (tmp_path / "empty").mkdir()
     with pytest.raises(ck.CheckpointError, match="holds no checkpoint"):
         ck.find_checkpoint(tmp_path / "empty")
+
+
+@pytest.mark.parametrize("latest", [b"ckpt-0000042\n", b"\xde\xad", b"", b"ckpt-0000007\n"],
+                         ids=["dangling", "garbage", "empty", "corrupt-target"])
+def test_a_broken_latest_falls_back_to_the_newest_verified_checkpoint(tmp_path, key, latest, capsys):
+    params, state, rng = _saved(tmp_path, key, step=5)
+    ck.save_checkpoint(tmp_path, 6, params, state, rng, {}, {})
+    ck.save_checkpoint(tmp_path, 7, params, state, rng, {}, {}, keep=3)
+    _corrupt_flip(tmp_path / "ckpt-0000007")  # the newest folder is never the fallback: it fails verification
+    (tmp_path / "latest").write_bytes(latest)
+    before = _digest(tmp_path)
+    got = ck.load_checkpoint(tmp_path, params, state)
+    assert got.step == 6
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and err.startswith(f"warning: {tmp_path / 'latest'}")
+    assert f"using {tmp_path / 'ckpt-0000006'}, the newest complete checkpoint" in err
+    assert _digest(tmp_path) == before  # loading never writes
 
 
 def test_incompatible_shapes_and_trees_are_named(tmp_path, key):

@@ -23,10 +23,10 @@ for n in (1, 4):
 # What the 4-device step does: batch split over "data", state replicated, gradients all-reduced.
 mesh = T.make_mesh()
 tok, train_np, _ = T.prepare_data(cfg)
-fns = T._gpt_functions(T._step_fields(cfg), tok.vocab_size, mesh)
+fns = T.compiled_functions(T.step_fields(cfg), tok.vocab_size, mesh)
 params = fns.init(jax.random.key(0))
 state = T.TrainState(params, fns.opt_init(params))
-ids = T._put_ids(train_np, mesh)
+ids = T.put_ids(train_np, mesh)
 k = jax.random.key(1)
 compiled = fns.step.lower(state, jnp.int32(0), ids, k, k).compile()
 new_state, loss, _, _ = compiled(state, jnp.int32(0), ids, k, k)

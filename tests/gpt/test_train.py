@@ -52,25 +52,27 @@ def _digest(folder: pathlib.Path) -> dict:
 def test_presets_files_and_flags_in_order(tmp_path):
     assert T.config_from("baby") == T.TrainConfig()
     small = T.config_from("small")
-    assert (small.n_layer, small.n_head, small.n_embd, small.block_size, small.batch_size) == (6, 6, 384, 256, 64)
+    m = small.model
+    assert (m.n_layer, m.n_head, m.n_embd, m.block_size, small.batch_size) == (6, 6, 384, 256, 64)
     (tmp_path / "a.toml").write_text('n_layer = 2\nlearning_rate = 3e-4\ngrad = "jax"\n')
     (tmp_path / "b.json").write_text(json.dumps({"n_layer": 3, "bias": False}))
     c = T.config_from("small", tmp_path / "a.toml", learning_rate=1e-2)
-    assert (c.n_layer, c.learning_rate, c.grad, c.n_embd) == (2, 1e-2, "jax", 384)  # flags > file > preset
+    assert (c.model.n_layer, c.learning_rate, c.grad, c.model.n_embd) == (2, 1e-2, "jax", 384)  # flags > file > preset
     assert T.config_from("baby", tmp_path / "b.json").replace(n_layer=4, bias=True) == T.TrainConfig()
 
 
 @pytest.mark.parametrize(
     ("kw", "error", "match"),
-    [(dict(n_layer=0), ValueError, "n_layer must be > 0"),
+    [(dict(n_layer=0), ValueError, "n_layer must be a positive int"),
      (dict(n_embd=100, n_head=3), ValueError, "divisible"),
-     (dict(dtype="float16"), ValueError, "dtype must be one of"),
+     (dict(dtype="float16"), ValueError, r"dtype \(the model's compute_dtype\) must be one of"),
      (dict(grad="torch"), ValueError, "grad must be one of"),
      (dict(dropout=1.0), ValueError, "dropout"),
      (dict(warmup_iters=300, lr_decay_iters=200), ValueError, "lr_decay_iters"),
      (dict(batch_size=2.5), TypeError, "batch_size must be int"),
-     (dict(bias="yes"), TypeError, "bias must be bool"),
-     (dict(n_layers=2), ValueError, r"unknown config fields \['n_layers'\]"),
+     (dict(bias="yes"), TypeError, "bias must be a bool"),
+     (dict(n_layers=2), ValueError, r"unknown config fields \['n_layers'\] in the overrides \(did you mean: "
+                                    r"n_layers -> n_layer\)"),
      # the optimizer's floats: refused by the config, before any data is read (a negative rate used to
      # train by gradient ascent; NaN/inf stopped at step 2 as a "non-finite loss")
      (dict(learning_rate=-1e-3), ValueError, "learning_rate must be a finite number > 0"),
@@ -86,6 +88,37 @@ def test_presets_files_and_flags_in_order(tmp_path):
 def test_bad_configs_are_refused(kw, error, match):
     with pytest.raises(error, match=match):
         T.config_from("baby", **kw)
+
+
+def test_every_model_field_is_a_flag_and_a_config_key(tmp_path, monkeypatch, capsys):
+    import dataclasses
+
+    from fungpt import cli
+
+    with pytest.raises(SystemExit):
+        cli.main(["train", "--help"])
+    help_text = capsys.readouterr().out
+    for f in dataclasses.fields(gpt.GPTConfig):
+        assert f"--{f.name.replace('_', '-')}" in help_text, f.name
+    (tmp_path / "m.toml").write_text('batch_size = 3\n[model]\nactivation = "gelu"\nn_layer = 2\n')
+    c = T.config_from("baby", tmp_path / "m.toml", layer_norm_epsilon=1e-6)
+    assert (c.model.activation, c.model.n_layer, c.model.layer_norm_epsilon, c.batch_size) == ("gelu", 2, 1e-6, 3)
+    assert c.model.scan_unroll == 2  # the preset unrolled all its layers: so does the new depth
+    seen = {}
+
+    def fake_train(cfg, resume=None, progress=True):
+        seen["cfg"] = cfg
+        return T.TrainResult(tmp_path, 1, [], [], False, None)
+
+    monkeypatch.setattr(T, "train", fake_train)
+    cli.main(["train", "--activation", "gelu", "--layer-norm-epsilon", "1e-6", "--dtype", "bfloat16",
+              "--out-dir", str(tmp_path / "r")])
+    m = seen["cfg"].model
+    assert (m.activation, m.layer_norm_epsilon, m.compute_dtype) == ("gelu", 1e-6, "bfloat16")
+    # a checkpoint's flat config (format 1) reads as the nested one
+    flat = {k: v for k, v in c.to_dict().items() if k != "model"} | {
+        k: v for k, v in c.model.to_dict().items() if k not in ("compute_dtype", "param_dtype")}
+    assert T.config_from_dict(flat | {"dtype": "float32", "scan_unroll": 0}) == c.replace(dtype="float32")
 
 
 def test_bad_config_files_are_refused(tmp_path):
@@ -130,7 +163,7 @@ def test_two_steps_match_hand_written_adamw(text_file, tmp_path, grad, extra):
     cfg = tiny(text_file, tmp_path, grad=grad, **extra)
     tok, train_np, _ = T.prepare_data(cfg)
     mesh = T.make_mesh(jax.devices()[:1])
-    fns = T._gpt_functions(T._step_fields(cfg), tok.vocab_size, mesh)
+    fns = T.compiled_functions(T.step_fields(cfg), tok.vocab_size, mesh)
     k_init, k_data, k_drop, _, _ = T.run_keys(cfg.seed)
     params = fns.init(k_init)
     ref = jax.tree.map(lambda p: np.asarray(p, np.float64), params)
@@ -138,13 +171,13 @@ def test_two_steps_match_hand_written_adamw(text_file, tmp_path, grad, extra):
     ids = jnp.asarray(train_np)
 
     _, mcfg = T.gpt_model(cfg, tok.vocab_size)
-    oracle = jax.jit(jax.value_and_grad(lambda p, x, y, k: gpt.loss(p, x, y, mcfg, key=k, train=cfg.dropout > 0)))
+    oracle = jax.jit(jax.value_and_grad(lambda p, x, y, k: gpt.loss(p, x, y, mcfg, key=k, train=mcfg.dropout > 0)))
     decay = {"wte", "wpe", "c_attn", "c_proj", "c_fc"}
     m = jax.tree.map(np.zeros_like, ref)
     v = jax.tree.map(np.zeros_like, ref)
     A, B = cfg.grad_accum, cfg.batch_size
     for s in range(2):
-        x, y = data.get_batch(jax.random.fold_in(k_data, s), ids, A * B, cfg.block_size)
+        x, y = data.get_batch(jax.random.fold_in(k_data, s), ids, A * B, cfg.model.block_size)
         keys = jax.random.split(jax.random.fold_in(k_drop, s), A)
         p32 = jax.tree.map(lambda a: jnp.asarray(a, jnp.float32), ref)
         outs = [oracle(p32, x[a * B:(a + 1) * B], y[a * B:(a + 1) * B], keys[a]) for a in range(A)]
@@ -193,8 +226,8 @@ def runs(text_file, tmp_path_factory):
 def _templates(run_dir):
     # shape templates of a run's parameters and optimizer state, from its saved config
     meta = ck.read_meta(run_dir)
-    cfg = T.TrainConfig(**meta["config"])
-    fns = T._gpt_functions(T._step_fields(cfg), T.tokenizer_from_dict(meta["tokenizer"]).vocab_size, T.make_mesh())
+    cfg = T.config_from_dict(meta["config"])
+    fns = T.compiled_functions(T.step_fields(cfg), T.tokenizer_from_dict(meta["tokenizer"]).vocab_size, T.make_mesh())
     like = jax.eval_shape(fns.init, jax.random.key(0))
     return like, jax.eval_shape(fns.opt_init, like), meta
 
@@ -231,7 +264,7 @@ def test_metrics_log_and_loss_curve(runs):
     for r in eval_rows:
         assert r["val_ppl"] == pytest.approx(math.exp(r["val_loss"]), rel=1e-12)
     for r in train_rows:
-        assert r["lr"] == pytest.approx(_nanogpt_lr(r["step"] - 1, T.TrainConfig(**TINY)), rel=1e-6)
+        assert r["lr"] == pytest.approx(_nanogpt_lr(r["step"] - 1, T.config_from("baby", **TINY)), rel=1e-6)
     assert (full.run_dir / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert 2.5 < full.losses[-1] < full.losses[0] + 0.1  # it learns something, starting near log(vocab)
 
@@ -242,7 +275,7 @@ def test_evaluate_text_matches_a_naive_window_loop(runs):
     text = data.load_text()[50_000:50_500]
     loss, ppl, n = T.evaluate_text(run, text, batch_size=8)
     ids = run.tokenizer.encode(text)
-    Tb = run.config.block_size
+    Tb = run.config.model.block_size
     windows = [(ids[i:i + Tb], ids[i + 1:i + Tb + 1]) for i in range(0, len(ids) - Tb, Tb)]
     one = jax.jit(lambda x, y: gpt.loss(run.params, x, y, run.model_config))  # one window at a time
     naive = np.mean([float(one(jnp.asarray(x), jnp.asarray(y))) for x, y in windows])
@@ -271,18 +304,23 @@ def test_non_finite_loss_stops_naming_the_step(runs, tmp_path, text_file):
     assert _digest(run_dir / "ckpt-0000004") == before
 
 
-def test_corrupt_checkpoint_refused_before_anything_is_written(runs, tmp_path, text_file):
-    full, _, _ = runs
+def test_a_corrupt_latest_checkpoint_falls_back_to_the_previous_one(runs, tmp_path, text_file, capfd):
+    # ckpt-0000006 truncated: resume warns (naming both) and replays from ckpt-0000000, bit for bit.
     import shutil
 
+    full, _, _ = runs
     run_dir = tmp_path / "copy"
     shutil.copytree(full.run_dir, run_dir)
+    assert sorted(p.name for p in run_dir.glob("ckpt-*")) == ["ckpt-0000000", "ckpt-0000006"]
     p = run_dir / "ckpt-0000006" / "model.safetensors"
     p.write_bytes(p.read_bytes()[:-10])
-    before = _digest(run_dir)
-    with pytest.raises(ck.CheckpointError, match="corrupt or truncated"):
-        T.train(tiny(text_file, run_dir, max_iters=8), resume=run_dir, progress=False)
-    assert _digest(run_dir) == before
+    res = T.train(tiny(text_file, run_dir, max_iters=6), resume=run_dir, progress=False, print_fn=None)
+    err = capfd.readouterr().err
+    assert re.search(r"warning: .*latest names ckpt-0000006, which is not a complete checkpoint .*corrupt or "
+                     r"truncated.*; using .*ckpt-0000000, the newest complete checkpoint", err), err
+    assert len(err.strip().splitlines()) == 1
+    assert res.losses == full.losses and res.evals == full.evals
+    assert ck.read_meta(run_dir)["step"] == 6 and (run_dir / "latest").read_text() == "ckpt-0000006\n"
 
 
 def test_incompatible_config_and_existing_run_are_refused(runs, text_file):
@@ -359,17 +397,18 @@ def test_metrics_after_a_kill_and_resume_give_the_uninterrupted_curves(runs, tmp
     rows = [json.loads(x) for x in (full.run_dir / "metrics.jsonl").read_text().splitlines()]
     want = ([(r["step"], r["loss"]) for r in rows if "loss" in r], [(r["step"], r["val_loss"]) for r in rows
                                                                     if "val_loss" in r])
-    assert T._curves(run_dir / "metrics.jsonl") == want
+    assert T.curves(run_dir / "metrics.jsonl") == want
     assert (run_dir / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_non_finite_step_before_any_checkpoint_says_none_was_saved(tmp_path, text_file):
-    # The message used to promise "the last good checkpoint in DIR is kept" when there was none.
+def test_non_finite_first_step_names_the_step_0_checkpoint(tmp_path, text_file):
+    # The message used to promise "the last good checkpoint in DIR is kept" when there was none; now the
+    # initial state is checkpointed before the first step, and the message names that one.
     model = T.Model(lambda key: {"w": jnp.ones((2, 2), jnp.float32)},
                     lambda p, x, y, key: jnp.sum(p["w"]) * jnp.float32(np.nan))
-    with pytest.raises(T.NonFiniteError, match=r"step 1: non-finite loss .*no checkpoint was saved yet"):
+    with pytest.raises(T.NonFiniteError, match=r"step 1: non-finite loss .*checkpoint \(step 0\) in .* is kept"):
         T.train(tiny(text_file, tmp_path / "r"), model=model, progress=False, print_fn=None)
-    assert not (tmp_path / "r" / "latest").exists()
+    assert (tmp_path / "r" / "latest").read_text() == "ckpt-0000000\n"
 
 
 def test_evaluate_text_refuses_a_bad_batch_size(runs):
@@ -380,11 +419,14 @@ def test_evaluate_text_refuses_a_bad_batch_size(runs):
 
 
 def test_too_little_data_fails_before_compiling(tmp_path, monkeypatch):
+    from fungpt.gpt import step
+
     def no_compile(*a, **k):
         raise AssertionError("compiled before checking the data")
 
-    monkeypatch.setattr(T, "_functions", no_compile)
-    monkeypatch.setattr(T, "_gpt_functions", no_compile)
+    monkeypatch.setattr(step, "functions", no_compile)
+    monkeypatch.setattr(step, "compiled_functions", no_compile)
+    monkeypatch.chdir(tmp_path)  # the default out_dir is relative: never the repository's runs/
     short = tmp_path / "short.txt"
     short.write_text("x" * 60)  # 54 train / 6 val tokens: the validation split cannot hold a window of 9
     with pytest.raises(ValueError, match="the validation split has 6 tokens, too few for block_size 8"):
@@ -392,6 +434,7 @@ def test_too_little_data_fails_before_compiling(tmp_path, monkeypatch):
     (tmp_path / "bin.txt").write_bytes(b"\xff\xfe\x00")
     with pytest.raises(ValueError, match="not UTF-8"):
         T.train(T.config_from("baby", **TINY, data=str(tmp_path / "bin.txt")), progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bin.txt", "short.txt"]  # no run folder left
 
 
 # --- the experiments, in their --quick mode ------------------------------------------------------

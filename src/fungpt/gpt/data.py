@@ -16,9 +16,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from fungpt.gpt import tokenizer as tk
+from fungpt.gpt.checkpoint import CheckpointError
+
 SHIPPED_CORPUS = "shakespeare_tiny.txt.gz"
 
-__all__ = ["SHIPPED_CORPUS", "check_length", "get_batch", "load_text", "split"]
+__all__ = ["SHIPPED_CORPUS", "check_length", "get_batch", "load_text", "prepare_data", "split", "tokenizer_from_dict"]
 
 
 def load_text(path: str | pathlib.Path | None = None) -> str:
@@ -87,3 +90,33 @@ def get_batch(key: jax.Array, ids: jax.Array, batch_size: int, block_size: int) 
     # One (T+1)-window per row, cut into input and shifted target.
     window = jax.vmap(lambda s: jax.lax.dynamic_slice_in_dim(ids, s, block_size + 1))(starts)  # (B, T+1)
     return window[:, :-1], window[:, 1:]
+
+
+def tokenizer_from_dict(d: dict):
+    """A `fungpt.gpt.tokenizer` CharTokenizer or BPETokenizer from its ``to_dict()`` (as in checkpoints)."""
+    kinds = {"char": tk.CharTokenizer, "bpe": tk.BPETokenizer}
+    if not isinstance(d, dict) or d.get("type") not in kinds:
+        raise CheckpointError(f"unknown tokenizer in checkpoint: {str(d)[:80]}")
+    return kinds[d["type"]].from_dict(d)
+
+
+def prepare_data(cfg, tokenizer: dict | None = None):
+    """Load, tokenize and split ``cfg.data`` (a TrainConfig's); check both splits hold a window.
+    Returns (tokenizer, train ids, val ids).
+
+    ``tokenizer`` (a ``to_dict()`` from a checkpoint) is reused as is; otherwise a char vocabulary is built
+    from the text, or a BPE tokenizer of ``cfg.model.vocab_size`` is trained. All checks happen here, before
+    anything compiles.
+    """
+    text = load_text(cfg.data)
+    if tokenizer is not None:
+        tok = tokenizer_from_dict(tokenizer)
+    elif cfg.tokenizer == "char":
+        tok = tk.CharTokenizer.from_text(text)
+    else:
+        tok = tk.train_bpe(text, cfg.model.vocab_size)
+    ids = np.asarray(tok.encode(text), np.int32)
+    train_ids, val_ids = split(ids, cfg.val_fraction)
+    check_length(train_ids, cfg.model.block_size, "the training split")
+    check_length(val_ids, cfg.model.block_size, "the validation split")
+    return tok, train_ids, val_ids
