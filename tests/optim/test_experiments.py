@@ -15,7 +15,7 @@ def test_experiment_quick(name, tmp_path):
     assert report
     if name == "optim_lagrange":
         for r in report.values():  # closed forms: a/‖a‖ and (1.5, 1.5), λ = ‖a‖ - 1 and 1.5
-            np.testing.assert_allclose(r["x"], r["exact_x"], atol=1e-5)
-            np.testing.assert_allclose(r["lambda"], r["exact_lambda"], atol=1e-5)
+            np.testing.assert_allclose(r["x"], r["exact_x"], rtol=0, atol=1e-5)
+            np.testing.assert_allclose(r["lambda"], r["exact_lambda"], rtol=0, atol=1e-5)
     if name == "optim_bench":
         assert report["max_abs_param_diff"] < 1e-6
