@@ -3,6 +3,7 @@ Armijo against an explicit loop, gradient descent against a linear solve."""
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 import scipy.optimize
 
 from fungpt import optim
@@ -23,12 +24,23 @@ NONCONVEX = {
 }
 
 
-def test_convexity_classifies_textbook_functions(key):
-    fs = {**CONVEX, **NONCONVEX}
-    # One compiled program for all nine functions: compile time, not arithmetic, dominates here.
-    reports = jax.jit(lambda k: {name: optim.convexity(f, k, dim=2, n=32) for name, f in fs.items()})(key)
-    for name, report in reports.items():
-        assert bool(optim.is_convex(report)) == (name in CONVEX), (name, report)
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64], ids=["float32", "float64"])
+def test_convexity_classifies_textbook_functions_at_any_scale(key, dtype):
+    # The verdict is scale-free and dtype-relative: f, 1e-9·f and 1e9·f are judged alike. A fixed absolute
+    # tolerance called logsumexp non-convex in float32 (rounding of 5e-8 in λ_min) and 1e-9·sin(x) convex.
+    fs = {(name, c): (lambda x, f=f, c=c: c * f(x)) for name, f in {**CONVEX, **NONCONVEX}.items()
+          for c in (1e-9, 1.0, 1e9)}
+    # One compiled program for all functions: compile time, not arithmetic, dominates here.
+    reports = jax.jit(lambda k: {nc: optim.convexity(f, k, dim=2, n=32, dtype=dtype) for nc, f in fs.items()})(key)
+    for (name, c), report in reports.items():
+        assert report.midpoint_gap.dtype == dtype
+        assert bool(optim.is_convex(report)) == (name in CONVEX), (name, c, report)
+
+
+def test_the_issues_convexity_reproducers():
+    verdicts = jax.jit(lambda k: [optim.is_convex(optim.convexity(f, k, 3, dtype=jnp.float32))
+                                  for f in (jax.nn.logsumexp, lambda x: 1e-9 * jnp.sin(x).sum())])
+    assert [bool(v) for v in verdicts(jax.random.key(0))] == [True, False]
 
 
 def himmelblau(x):

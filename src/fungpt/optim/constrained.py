@@ -81,10 +81,12 @@ def _minimize_newton(phi, x, tol, max_iter):
         x, k = state
         g, H = grad(x), hess(x)
         lo = jnp.linalg.eigvalsh(H)[0]
-        # Shift by just enough to make H positive definite (modified Newton): a descent direction always.
-        shift = jnp.maximum(0, -lo) + jnp.sqrt(jnp.finfo(x.dtype).eps) * (1 + jnp.max(jnp.abs(H)))
+        # Shift by just enough to make H safely positive definite (modified Newton: always a descent
+        # direction); a positive definite H is left alone, so Newton keeps its quadratic convergence.
+        floor = 100 * jnp.finfo(x.dtype).eps * (1 + jnp.max(jnp.abs(H)))
+        shift = jnp.maximum(0, floor - lo)
         d = jnp.linalg.solve(H + shift * jnp.eye(n, dtype=x.dtype), -g)
-        t = _backtrack(phi, x, g, d)
+        t = _backtrack(phi, grad, x, g, d)
         return x + t * d, k + 1
 
     def going(state):
@@ -94,30 +96,35 @@ def _minimize_newton(phi, x, tol, max_iter):
     return jax.lax.while_loop(going, step, (x, jnp.zeros((), jnp.int32)))[0]
 
 
-def _backtrack(phi, x, g, d, beta=0.5, c=1e-4, max_halvings=60):
+def _backtrack(phi, grad, x, g, d, beta=0.5, c=1e-4, max_halvings=60):
+    # Armijo on φ, except that a full Newton step that shrinks the gradient is always taken: near the
+    # minimum the decrease in φ (~‖g‖²/‖H‖) is below φ's rounding and Armijo alone would stall.
     fx, slope = phi(x), g @ d
+    top = lambda v: jnp.max(jnp.abs(v))
+    full = top(grad(x + d)) < top(g)
 
     def too_long(s):
         t, k = s
-        return (phi(x + t * d) > fx + c * t * slope) & (k < max_halvings)
+        return ~full & (phi(x + t * d) > fx + c * t * slope) & (k < max_halvings)
 
     return jax.lax.while_loop(too_long, lambda s: (s[0] * beta, s[1] + 1), (jnp.ones((), x.dtype), 0))[0]
 
 
 def augmented_lagrangian(
     f, x0: jax.Array, eq=None, ineq=None, *, tol: float | None = None, penalty: float = 10.0,
-    max_outer: int = 60, max_inner: int = 50,
+    max_penalty: float = 1e4, max_outer: int = 60, max_inner: int = 50,
 ) -> ConstrainedResult:
     """``min f(x)`` s.t. ``eq(x) = 0`` and ``ineq(x) <= 0`` by the augmented Lagrangian method
     (Hestenes–Powell–Rockafellar). Each outer iteration minimizes, by damped Newton from x,
 
         φ(x) = f + λ·h + ρ/2 ‖h‖² + 1/(2ρ) Σ_i (max(0, μ_i + ρ g_i)² - μ_i²),
 
-    then updates ``λ ← λ + ρ h(x)``, ``μ ← max(0, μ + ρ g(x))`` and multiplies ρ by 10 when the constraint
-    violation did not fall below a quarter of the previous one. Stops when every KKT residual
-    (`kkt_residuals`) is <= `tol` (default ``sqrt(eps)``: 3.5e-4 in float32, 1.5e-8 in float64) or after
-    `max_outer` iterations; ``converged`` says which. x0 (n,) need not be feasible. Local method: for
-    non-convex f it finds a KKT point near the path from x0.
+    then updates ``λ ← λ + ρ h(x)``, ``μ ← max(0, μ + ρ g(x))`` and multiplies ρ by 10 (up to
+    `max_penalty`) when the constraint violation did not fall below a quarter of the previous one. The
+    multipliers, not ρ → ∞, bring feasibility: a huge ρ would put rounding of size eps·ρ into ∇φ.
+    Stops when every KKT residual (`kkt_residuals`) is <= `tol` (default ``sqrt(eps)``: 3.5e-4 in
+    float32, 1.5e-8 in float64) or after `max_outer` iterations; ``converged`` says which. x0 (n,) need
+    not be feasible. Local method: for non-convex f it finds a KKT point near the path from x0.
     """
     dt = x0.dtype
     tol = jnp.sqrt(jnp.finfo(dt).eps) if tol is None else tol
@@ -139,7 +146,8 @@ def augmented_lagrangian(
         lam = lam + rho * _constraints(eq, x)
         mu = jnp.maximum(0, mu + rho * _constraints(ineq, x))
         new_viol = violation(x)
-        rho = jnp.where(new_viol > 0.25 * viol, jnp.minimum(10 * rho, 1e8), rho)
+        # A larger ρ only where feasibility stalls: ρ beyond need ill-conditions φ for the inner Newton.
+        rho = jnp.where((new_viol > tol) & (new_viol > 0.25 * viol), jnp.minimum(10 * rho, max_penalty), rho)
         return x, lam, mu, rho, k + 1, kkt_residuals(f, x, lam, mu, eq, ineq), new_viol
 
     def going(state):
