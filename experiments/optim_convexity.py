@@ -87,7 +87,8 @@ def main(argv=None):
         ax.set(xlim=(-box, box), ylim=(-box, box), aspect="equal",
                title=f"{name}: convexity says {'convex' if verdict else 'NOT convex'}\n"
                      f"{len(starts)} starts → {len(minima)} distinct minim{'um' if len(minima) == 1 else 'a'}")
-        report[name] = {"is_convex": verdict, "learning_rate": lr, "steps": steps, "starts": len(starts), "distinct_minima": [m.tolist() for m in minima],
+        report[name] = {"is_convex": verdict, "learning_rate": lr, "steps": steps, "starts": len(starts),
+                        "distinct_minima": [m.tolist() for m in minima],
                         "final_values": sorted({round(float(f(jnp.asarray(m))), 6) for m in minima})}
     fig.tight_layout()
     fig.savefig(args.out / "optim_convexity.png", dpi=70)

@@ -6,8 +6,8 @@ Middle: the classification losses against the margin y·s: logistic (binary cros
 = 2-class softmax cross-entropy), hinge, and the 0-1 loss they are convex upper bounds of (up to scale).
 Right: minimizing a logistic-regression loss (features on unequal scales) by gradient descent: fixed
 steps 0.1/L and 1/L (L = λ_max of the Hessian at the start, the textbook safe step) against Armijo
-backtracking, which tries a long step first and halves it until the decrease is sufficient (fungpt.optim.gradient_descent with no
-learning rate), f - f* per iteration.
+backtracking, which tries a long step first and halves it until the decrease is sufficient
+(fungpt.optim.gradient_descent with no learning rate), f - f* per iteration.
 
 Run: .venv/bin/python experiments/optim_losses.py [--quick]
 Writes experiments/out/optim_losses.png and .json.
