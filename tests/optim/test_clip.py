@@ -1,4 +1,6 @@
 """fungpt.optim.clip against numpy in float64, and at the extremes of float32's range."""
+import math
+
 import hypothesis.extra.numpy as hnp
 import jax
 import jax.numpy as jnp
@@ -76,3 +78,18 @@ def test_clip_by_value_and_leaf_norm():
     out, _ = optim.clip_by_leaf_norm(1.0).update(gj, optim.EmptyState())
     for k in g:
         close(out[k], g[k] * min(1.0, 1.0 / np.linalg.norm(g[k])), rtol=EXACT[F64])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+def test_global_norm_extremes(dtype):
+    # Empty trees, size-0 leaves, 1x1, the largest and smallest normal numbers of the dtype; float64 reference.
+    fi = np.finfo(dtype)
+    assert float(optim.global_norm({})) == 0.0
+    assert float(optim.global_norm({"a": jnp.zeros((0, 3), dtype)})) == 0.0
+    for x in ([[fi.max / 4]], [[-fi.tiny] * 3], [fi.max / 8, fi.max / 8], [3.0, 4.0]):
+        x = np.asarray(x, dtype)
+        want = math.hypot(*map(float, x.ravel()))  # exact scaling in Python's hypot
+        close(optim.global_norm({"x": jnp.asarray(x)}), want, rtol=1e-6, atol=0)
+    assert np.isinf(float(optim.global_norm({"x": jnp.asarray([np.inf, 1.0], dtype)})))
+    t = optim.clip_by_global_norm(1.0)
+    assert t.update({}, t.init({}))[0] == {}
