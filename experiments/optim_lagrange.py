@@ -5,13 +5,13 @@ Left: the nearest point on the unit circle to a = (1.6, 0.9) (min ‖x - a‖² 
 form a/‖a‖, λ = ‖a‖ - 1). Right: max xy s.t. x + y = 3 (closed form x = y = 1.5, λ = 1.5).
 Both solved by fungpt.optim.lagrange_newton (Newton on the KKT system, our autodiff's Hessian).
 
-Second figure, multipliers as sensitivities: min ‖x - a‖² s.t. ‖x‖² <= b, solved by
-fungpt.optim.augmented_lagrangian for a sweep of budgets b (vmapped). The optimal value f*(b) falls as the
-budget grows, with slope df*/db = -μ(b): the multiplier prices the constraint. Closed form:
+Second figure (optim_sensitivity.png), multipliers as sensitivities: min ‖x - a‖² s.t. ‖x‖² <= b, solved
+by fungpt.optim.augmented_lagrangian for a sweep of budgets b (vmapped). The optimal value f*(b) falls as
+the budget grows, with slope df*/db = -μ(b): the multiplier prices the constraint. Closed form:
 f* = (‖a‖ - √b)², μ = ‖a‖/√b - 1 while b < ‖a‖², and f* = μ = 0 once the constraint is slack.
 
 Run: .venv/bin/python experiments/optim_lagrange.py [--quick]
-Writes experiments/out/optim_lagrange.png, optim_sensitivity.png and optim_lagrange.json.
+Writes experiments/out/optim_lagrange.png and .json.
 """
 import argparse
 import json
