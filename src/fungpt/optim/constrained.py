@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 
 import fungpt
+from fungpt.optim.landscape import armijo
 
 
 def _lstsq(a, b):
@@ -86,7 +87,7 @@ def _minimize_newton(phi, x, tol, max_iter):
         floor = 100 * jnp.finfo(x.dtype).eps * (1 + jnp.max(jnp.abs(H)))
         shift = jnp.maximum(0, floor - lo)
         d = jnp.linalg.solve(H + shift * jnp.eye(n, dtype=x.dtype), -g)
-        t = _backtrack(phi, grad, x, g, d)
+        t = _step_length(phi, grad, x, g, d)
         return x + t * d, k + 1
 
     def going(state):
@@ -96,18 +97,11 @@ def _minimize_newton(phi, x, tol, max_iter):
     return jax.lax.while_loop(going, step, (x, jnp.zeros((), jnp.int32)))[0]
 
 
-def _backtrack(phi, grad, x, g, d, beta=0.5, c=1e-4, max_halvings=60):
-    # Armijo on φ, except that a full Newton step that shrinks the gradient is always taken: near the
-    # minimum the decrease in φ (~‖g‖²/‖H‖) is below φ's rounding and Armijo alone would stall.
-    fx, slope = phi(x), g @ d
+def _step_length(phi, grad, x, g, d):
+    # Armijo backtracking on φ, except that a full Newton step that shrinks the gradient is always taken:
+    # near the minimum the decrease in φ (~‖g‖²/‖H‖) is below φ's rounding and Armijo alone would stall.
     top = lambda v: jnp.max(jnp.abs(v))
-    full = top(grad(x + d)) < top(g)
-
-    def too_long(s):
-        t, k = s
-        return ~full & (phi(x + t * d) > fx + c * t * slope) & (k < max_halvings)
-
-    return jax.lax.while_loop(too_long, lambda s: (s[0] * beta, s[1] + 1), (jnp.ones((), x.dtype), 0))[0]
+    return jnp.where(top(grad(x + d)) < top(g), jnp.ones((), x.dtype), armijo(phi, x, g, d, max_iter=60))
 
 
 def augmented_lagrangian(
