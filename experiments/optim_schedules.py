@@ -30,10 +30,10 @@ def schedules(n):
     return {
         "constant(1e-3)": optim.constant(1e-3),
         "linear(1e-3 → 1e-4)": optim.linear(1e-3, 1e-4, n),
-        "exponential(×0.5 per n/4)": optim.exponential(1e-3, 0.5, n // 4),
-        "exponential staircase": optim.exponential(1e-3, 0.5, n // 4, staircase=True),
+        "exponential_decay(×0.5 per n/4)": optim.exponential_decay(1e-3, n // 4, 0.5),
+        "exponential_decay staircase": optim.exponential_decay(1e-3, n // 4, 0.5, staircase=True),
         "piecewise ×0.1 at n/2, 3n/4": optim.piecewise_constant([n // 2, 3 * n // 4], [1e-3, 1e-4, 1e-5]),
-        "cosine_decay(→1e-4)": optim.cosine_decay(1e-3, n, 1e-4),
+        "cosine_decay(alpha=0.1 → 1e-4)": optim.cosine_decay(1e-3, n, 0.1),
         "warmup_cosine (nanoGPT)": optim.warmup_cosine(1e-3, n // 20, n, 1e-4),
         "inverse_sqrt(warmup n/20)": optim.inverse_sqrt(1e-3, n // 20),
     }

@@ -1,23 +1,33 @@
 """Chapter 5, optimization: our optimizers (no optax) as pairs of pure functions, and the landscape.
 
 Optimizers (`base`, `transforms`, `alias`, `clip`, `wrappers`, `schedules`), losses (`losses`),
-convexity / critical points / Lagrange multipliers / line search (`landscape`), Hessian-vector
-products, sharpness and Lipschitz bounds (`curvature`). The GPT train step's optimizer:
+convexity / critical points / line search (`landscape`), Lagrange multipliers and inequality
+constraints (`constrained`), Hessian-vector
+products, sharpness and Lipschitz bounds (`curvature`). The GPT train step's optimizer (its layers are
+stacked on a leading axis under "h", so the decay mask discounts that axis; `fungpt.gpt.train.decay_mask`
+selects the same leaves):
 
     opt = chain(clip_by_global_norm(1.0),
-                adamw(warmup_cosine(1e-3, 100, 2000, 1e-4), b2=0.99, weight_decay=0.1, mask=ndim_mask))
+                adamw(warmup_cosine(1e-3, 100, 2000, 1e-4), b2=0.99, weight_decay=0.1,
+                      mask=partial(ndim_mask, stacked=("h",))))
     state = opt.init(params)
     updates, state = opt.update(grads, state, params)
     params = apply_updates(params, updates)
 """
 from fungpt.optim.alias import adagrad, adam, adamw, lion, rmsprop, sgd
-from fungpt.optim.base import EmptyState, GradientTransformation, apply_updates, chain, identity
+from fungpt.optim.base import EmptyState, GradientTransformation, apply_updates, chain, identity, resolve_mask
 from fungpt.optim.clip import (
     ClipByGlobalNormState,
     clip,
     clip_by_global_norm,
     clip_by_leaf_norm,
     global_norm,
+)
+from fungpt.optim.constrained import (
+    ConstrainedResult,
+    augmented_lagrangian,
+    kkt_residuals,
+    lagrange_newton,
 )
 from fungpt.optim.curvature import (
     hessian_eigenvalues_lanczos,
@@ -41,7 +51,6 @@ from fungpt.optim.landscape import (
     convexity,
     gradient_descent,
     is_convex,
-    lagrange_newton,
     newton,
 )
 from fungpt.optim.losses import (
@@ -55,13 +64,14 @@ from fungpt.optim.losses import (
 from fungpt.optim.schedules import (
     constant,
     cosine_decay,
-    exponential,
+    exponential_decay,
     inverse_sqrt,
     linear,
     piecewise_constant,
     warmup_cosine,
 )
 from fungpt.optim.transforms import (
+    EmaState,
     ScaleByAdamState,
     ScaleByLionState,
     ScaleByRmsState,
@@ -69,6 +79,7 @@ from fungpt.optim.transforms import (
     ScaleByScheduleState,
     TraceState,
     add_decayed_weights,
+    ema,
     ndim_mask,
     scale,
     scale_by_adam,
@@ -81,9 +92,16 @@ from fungpt.optim.transforms import (
 )
 from fungpt.optim.wrappers import (
     AccumulateState,
+    ApplyIfFiniteState,
     InjectHyperparamsState,
+    MaskedNode,
+    MaskedState,
+    MultiTransformState,
     accumulate_gradients,
+    apply_if_finite,
     inject_hyperparams,
+    masked,
+    multi_transform,
     set_hyperparams,
 )
 
@@ -94,11 +112,17 @@ __all__ = [
     "MINIMUM",
     "SADDLE",
     "AccumulateState",
+    "ApplyIfFiniteState",
     "ClipByGlobalNormState",
+    "ConstrainedResult",
     "ConvexityReport",
+    "EmaState",
     "EmptyState",
     "GradientTransformation",
     "InjectHyperparamsState",
+    "MaskedNode",
+    "MaskedState",
+    "MultiTransformState",
     "ScaleByAdamState",
     "ScaleByLionState",
     "ScaleByRmsState",
@@ -110,8 +134,10 @@ __all__ = [
     "adam",
     "adamw",
     "add_decayed_weights",
+    "apply_if_finite",
     "apply_updates",
     "armijo",
+    "augmented_lagrangian",
     "binary_cross_entropy_with_logits",
     "chain",
     "classify_critical_point",
@@ -121,7 +147,8 @@ __all__ = [
     "constant",
     "convexity",
     "cosine_decay",
-    "exponential",
+    "ema",
+    "exponential_decay",
     "global_norm",
     "gradient_descent",
     "hessian_eigenvalues_lanczos",
@@ -133,18 +160,22 @@ __all__ = [
     "inject_hyperparams",
     "inverse_sqrt",
     "is_convex",
+    "kkt_residuals",
     "lagrange_newton",
     "lanczos",
     "linear",
     "lion",
     "lipschitz_lower_bound",
     "mae",
+    "masked",
     "mlp_lipschitz_bound",
     "mse",
+    "multi_transform",
     "ndim_mask",
     "newton",
     "piecewise_constant",
     "power_iteration",
+    "resolve_mask",
     "rmsprop",
     "scale",
     "scale_by_adam",

@@ -4,6 +4,7 @@ A transformation is ``init(params) -> state`` and ``update(updates, state, param
 States are pytrees of arrays (NamedTuples of arrays), so they jit, vmap, shard and checkpoint.
 `chain` composes transformations left to right; with `identity` as unit it is a monoid.
 """
+import inspect
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -39,14 +40,38 @@ def identity() -> GradientTransformation:
     return GradientTransformation(init, update)
 
 
-def chain(*transforms: GradientTransformation) -> GradientTransformation:
+def check_transformation(where: str, t) -> None:
+    """Duck typing, as optax does: anything with ``init(params)`` and ``update(updates, state, params)``.
+
+    optax's transformations (and ours inside optax's combinators) are accepted as they are.
+    """
+    init, update = getattr(t, "init", None), getattr(t, "update", None)
+    if callable(init) and callable(update) and _accepts(init, 1) and _accepts(update, 3):
+        return
+    raise TypeError(
+        f"{where} must have init(params) and update(updates, state, params) "
+        f"(a GradientTransformation), got {type(t).__name__}"
+    )
+
+
+def _accepts(fn, n: int) -> bool:
+    try:
+        inspect.signature(fn).bind(*([None] * n))
+    except TypeError:
+        return False
+    except ValueError:  # no signature to inspect (a builtin): trust the duck
+        pass
+    return True
+
+
+def chain(*transforms) -> GradientTransformation:
     """Compose transformations: ``chain(a, b).update = b.update ∘ a.update``; the state is a tuple.
 
-    Associative up to the nesting of states, with `identity()` as unit.
+    Associative up to the nesting of states, with `identity()` as unit. Any object with
+    ``init``/``update`` works (optax's transformations included).
     """
     for i, t in enumerate(transforms):
-        if not isinstance(t, GradientTransformation):
-            raise TypeError(f"chain: argument {i} must be a GradientTransformation, got {type(t).__name__}")
+        check_transformation(f"chain: argument {i}", t)
 
     def init(params):
         return tuple(t.init(params) for t in transforms)
@@ -65,6 +90,16 @@ def chain(*transforms: GradientTransformation) -> GradientTransformation:
         return updates, tuple(new_state)
 
     return GradientTransformation(init, update)
+
+
+def resolve_mask(where: str, mask, tree: PyTree) -> PyTree:
+    """A mask (pytree of Python bools shaped like `tree`, or a function ``tree -> such a pytree``) resolved
+    and checked: masks are static, so masked-out leaves cost nothing and jit traces one program."""
+    m = mask(tree) if callable(mask) else mask
+    for leaf in jax.tree.leaves(m):
+        if not isinstance(leaf, bool):
+            raise TypeError(f"{where}: mask leaves must be Python bools, got {type(leaf).__name__}")
+    return m
 
 
 def apply_updates(params: PyTree, updates: PyTree) -> PyTree:

@@ -10,13 +10,34 @@ from fungpt.optim.base import EmptyState, GradientTransformation, acc_dtype, cas
 PyTree = Any
 
 
+def _scaled_norm(leaves, dt):
+    """``(‖x‖, unit, ‖unit(x)‖)`` where ``unit(x) ≈ x / max|x_i|``. Squares of entries beyond ~1e19 overflow
+    float32 and below ~1e-19 underflow, so the sum of squares is taken of ``unit(x)`` (entries in [-1, 1]);
+    ‖x‖ = s·‖unit(x)‖ is then right across the dtype's range (inf only if ‖x‖ itself overflows). Where the
+    plain sum of squares is safe it is used as is: ordinary gradients give the textbook formula's bits.
+    """
+    s = functools.reduce(jnp.maximum, [jnp.max(jnp.abs(x.astype(dt)), initial=0) for x in leaves])
+    s = jnp.where((s > 0) & jnp.isfinite(s), s, 1).astype(dt)
+    # x·q·q with q = 1/√s, not x/s: XLA divides by multiplying with the reciprocal, and 1/s is subnormal
+    # (flushed to zero) for s > 2^126 in float32; 1/√s is always a normal number.
+    q = jax.lax.rsqrt(s)
+    unit = lambda x: (x.astype(dt) * q) * q
+    ss = sum(jnp.sum(jnp.square(x.astype(dt))) for x in leaves)
+    r = jnp.sqrt(sum(jnp.sum(jnp.square(unit(x))) for x in leaves))
+    fi = jnp.finfo(dt)
+    plain_ok = jnp.isfinite(ss) & (ss >= fi.tiny / fi.eps)
+    norm = jnp.where(plain_ok | (r == 0) | ~jnp.isfinite(r), jnp.sqrt(ss), (r * jnp.sqrt(s)) * jnp.sqrt(s))
+    return norm, unit, r
+
+
 def global_norm(tree: PyTree) -> jax.Array:
-    """``sqrt(Σ_leaves Σ_i x_i²)``, accumulated in at least float32 (the widest leaf dtype)."""
+    """``sqrt(Σ_leaves Σ_i x_i²)``, accumulated in at least float32 (the widest leaf dtype), scaled so that
+    it neither overflows nor underflows for any finite input (1e20s give 1e20·sqrt(n), not inf)."""
     leaves = jax.tree.leaves(tree)
     if not leaves:
         return jnp.zeros((), jnp.float32)
     dt = functools.reduce(wider_dtype, (acc_dtype(x.dtype) for x in leaves))
-    return jnp.sqrt(sum(jnp.sum(jnp.square(x.astype(dt))) for x in leaves))
+    return _scaled_norm(leaves, dt)[0]
 
 
 def _check_positive(name, value):
@@ -56,11 +77,21 @@ def clip_by_global_norm(max_norm: float) -> GradientTransformation:
 
     def update(updates, state, params=None):
         del params
-        norm = global_norm(updates)
-        # Divide by max(norm, max_norm), not norm: a zero gradient stays zero instead of 0/0.
-        factor = cast(max_norm, norm.dtype) / jnp.maximum(norm, cast(max_norm, norm.dtype))
-        clipped = jax.tree.map(lambda g: (g.astype(factor.dtype) * factor).astype(g.dtype), updates)
-        return clipped, ClipByGlobalNormState(norm.astype(jnp.float32))
+        leaves = jax.tree.leaves(updates)
+        if not leaves:
+            return updates, ClipByGlobalNormState(jnp.zeros((), jnp.float32))
+        dt = functools.reduce(wider_dtype, (acc_dtype(x.dtype) for x in leaves))
+        norm, unit, r = _scaled_norm(leaves, dt)
+        c = cast(max_norm, dt)
+        # Where ‖g‖ overflows, g·c/‖g‖ is written unit(g)·(c/‖unit(g)‖), so a gradient of 1e38s keeps its
+        # direction instead of becoming zeros; a zero gradient stays zero (norm <= c is the identity).
+        big, finite = norm > c, jnp.isfinite(norm)
+
+        def leaf(g):
+            x = g.astype(dt)
+            return jnp.where(big, jnp.where(finite, x * (c / norm), unit(x) * (c / r)), x).astype(g.dtype)
+
+        return jax.tree.map(leaf, updates), ClipByGlobalNormState(norm.astype(jnp.float32))
 
     return GradientTransformation(init, update)
 

@@ -1,4 +1,4 @@
-"""The loss landscape: convexity, critical points, Lagrange multipliers, line search.
+"""The loss landscape: convexity, critical points, line search (constraints: `constrained.py`).
 
 Every derivative here comes from fungpt's own autodiff (`fungpt.grad`, `fungpt.hessian`). Functions
 take ``f: R^n -> R`` on a 1-D array ``x`` (n,), are pure, and work under `jax.jit`.
@@ -16,29 +16,42 @@ import fungpt
 class ConvexityReport(NamedTuple):
     midpoint_gap: jax.Array  # max over pairs of f((x+y)/2) - (f(x)+f(y))/2; > 0 disproves convexity
     min_hessian_eig: jax.Array  # min over samples of λ_min(∇²f(x)); < 0 disproves convexity
+    value_scale: jax.Array  # max |f| over the points evaluated: the scale of the gap's rounding error
+    curvature_scale: jax.Array  # max over samples of max |λ(∇²f(x))|: the scale of λ_min's rounding error
 
 
-def convexity(f, key, dim: int, n: int = 64, radius: float = 2.0) -> ConvexityReport:
+def convexity(f, key, dim: int, n: int = 64, radius: float = 2.0, dtype=None) -> ConvexityReport:
     """Sample-based convexity evidence for ``f: R^dim -> R`` on the box ``[-radius, radius]^dim``.
 
     Convex ⇔ ``f((x+y)/2) <= (f(x)+f(y))/2`` for all x, y (for continuous f) ⇔ ``∇²f ⪰ 0`` (for C²
-    f). Both are checked on `n` random pairs/points. Samples can disprove convexity, never prove it.
+    f). Both are checked on `n` random pairs/points in `dtype` (default: JAX's float). Samples can
+    disprove convexity, never prove it; `is_convex` weighs the evidence against rounding.
     """
     if dim < 1 or n < 1:
         raise ValueError(f"convexity: need dim >= 1 and n >= 1, got dim={dim}, n={n}")
     kx, ky = jax.random.split(key)
-    dt = jnp.result_type(float)
+    dt = jnp.result_type(float) if dtype is None else jnp.dtype(dtype)
     x = jax.random.uniform(kx, (n, dim), dt, -radius, radius)
     y = jax.random.uniform(ky, (n, dim), dt, -radius, radius)
     fv = jax.vmap(f)
-    gap = jnp.max(fv(0.5 * (x + y)) - 0.5 * (fv(x) + fv(y)))
-    eig = jnp.min(jax.vmap(lambda p: jnp.linalg.eigvalsh(fungpt.hessian(f)(p))[0])(x))
-    return ConvexityReport(gap, eig)
+    fx, fy, fm = fv(x), fv(y), fv(0.5 * (x + y))
+    gap = jnp.max(fm - 0.5 * (fx + fy))
+    eigs = jax.vmap(lambda p: jnp.linalg.eigvalsh(fungpt.hessian(f)(p)))(x)  # (n, dim), ascending
+    scale = jnp.max(jnp.abs(jnp.stack([fx, fy, fm])))
+    return ConvexityReport(gap, jnp.min(eigs[:, 0]), scale, jnp.max(jnp.abs(eigs[:, jnp.array([0, -1])])))
 
 
-def is_convex(report: ConvexityReport, tol: float = 1e-8) -> jax.Array:
-    """True when no sample disproved convexity (both tests within `tol`)."""
-    return (report.midpoint_gap <= tol) & (report.min_hessian_eig >= -tol)
+def is_convex(report: ConvexityReport, rtol: float | None = None) -> jax.Array:
+    """True when no sample disproved convexity beyond rounding:
+    ``gap <= rtol · value_scale`` and ``λ_min >= -rtol · curvature_scale``.
+
+    Both tolerances are relative (a function scaled by 1e-9 is judged like the original) and `rtol`
+    defaults to ``1024·eps`` of the report's dtype (1.2e-4 in float32, 2.3e-13 in float64): violations
+    smaller than that fraction of f's (or its Hessian's) magnitude are indistinguishable from rounding.
+    """
+    dt = jnp.result_type(report.midpoint_gap)
+    tol = 1024 * jnp.finfo(dt).eps if rtol is None else rtol
+    return (report.midpoint_gap <= tol * report.value_scale) & (report.min_hessian_eig >= -tol * report.curvature_scale)
 
 
 # --- critical points ---------------------------------------------------------------------------
@@ -71,30 +84,6 @@ def classify_critical_point(f, x: jax.Array, tol: float = 1e-6) -> jax.Array:
     pos, neg = jnp.all(lam > tol), jnp.all(lam < -tol)
     mixed = jnp.any(lam > tol) & jnp.any(lam < -tol)
     return jnp.where(pos, MINIMUM, jnp.where(neg, MAXIMUM, jnp.where(mixed, SADDLE, DEGENERATE)))
-
-
-# --- Lagrange multipliers ----------------------------------------------------------------------
-
-
-def lagrange_newton(f, h, x0: jax.Array, lam0: jax.Array | None = None, steps: int = 30):
-    """Stationary points of f subject to ``h(x) = 0`` (h: R^n -> R^m) by Newton on the KKT system.
-
-    With ``L(x, λ) = f(x) + λ·h(x)``, solve ``∇L = [∇f + J_hᵀλ; h] = 0``; the Newton matrix is the
-    KKT matrix ``∇²L = [[∇²_x L, J_hᵀ], [J_h, 0]]``, both from our autodiff on z = (x, λ).
-    Returns ``(x, λ)``. Maxima and minima alike (it solves stationarity); O((n+m)³) per step.
-    """
-    n = x0.shape[0]
-    m = jnp.atleast_1d(h(x0)).shape[0]
-    lam0 = jnp.zeros(m, x0.dtype) if lam0 is None else lam0.astype(x0.dtype)
-    if lam0.shape != (m,):
-        raise ValueError(f"lagrange_newton: h returns {m} constraints, so lam0 must have shape ({m},)")
-
-    def lagrangian(z):
-        return f(z[:n]) + z[n:] @ jnp.atleast_1d(h(z[:n]))
-
-    g, H = fungpt.grad(lagrangian), fungpt.hessian(lagrangian)
-    z = jax.lax.fori_loop(0, steps, lambda _, z: z - jnp.linalg.solve(H(z), g(z)), jnp.concatenate([x0, lam0]))
-    return z[:n], z[n:]
 
 
 # --- line search and gradient descent ----------------------------------------------------------

@@ -2,6 +2,10 @@
 
 Each returns a scalar in JAX's default float dtype (float32, or float64 with x64), works under
 `jax.jit` and `jax.vmap` over steps, and can be passed wherever a learning rate is accepted.
+A schedule that optax also has (`exponential_decay`, `cosine_decay` = optax's `cosine_decay_schedule`,
+`linear` = `linear_schedule`) takes optax's arguments in optax's order with optax's meaning, so ported
+code computes the same values; `warmup_cosine` (nanoGPT's `get_lr`) and `piecewise_constant` (values,
+not optax's scales) have names optax does not use.
 """
 import itertools
 import math
@@ -27,27 +31,44 @@ def constant(value: float) -> Schedule:
     return lambda step: _float(value) + 0 * _float(step)
 
 
-def linear(init: float, end: float, transition_steps: int, transition_begin: int = 0) -> Schedule:
-    """``lr(t) = init + (end - init) · clip((t - begin) / transition_steps, 0, 1)``."""
+def linear(init_value: float, end_value: float, transition_steps: int, transition_begin: int = 0) -> Schedule:
+    """``lr(t) = init + (end - init) · clip((t - begin) / transition_steps, 0, 1)`` (optax's `linear_schedule`)."""
     _check_steps("linear", transition_steps=transition_steps)
 
     def schedule(step):
         frac = jnp.clip((_float(step) - transition_begin) / transition_steps, 0.0, 1.0)
-        return _float(init) + (_float(end) - _float(init)) * frac
+        return _float(init_value) + (_float(end_value) - _float(init_value)) * frac
 
     return schedule
 
 
-def exponential(init: float, decay_rate: float, transition_steps: int, staircase: bool = False) -> Schedule:
-    """``lr(t) = init · decay_rate^(t / transition_steps)`` (exponent floored when `staircase`)."""
-    _check_steps("exponential", transition_steps=transition_steps)
-    if decay_rate <= 0:
-        raise ValueError(f"exponential: decay_rate must be > 0, got {decay_rate}")
+def exponential_decay(
+    init_value: float,
+    transition_steps: int,
+    decay_rate: float,
+    transition_begin: int = 0,
+    staircase: bool = False,
+    end_value: float | None = None,
+) -> Schedule:
+    """optax's `exponential_decay`, same arguments in the same order:
+    ``lr(t) = init · decay_rate^((t - begin) / transition_steps)`` for ``t > begin``, ``init`` before;
+    the exponent is floored when `staircase`; `end_value` bounds the decay (below if decay_rate < 1).
+    """
+    _check_steps("exponential_decay", transition_steps=transition_steps)
+    if not decay_rate > 0:
+        raise ValueError(f"exponential_decay: decay_rate must be > 0, got {decay_rate}")
+    if transition_begin < 0:
+        raise ValueError(f"exponential_decay: transition_begin must be >= 0, got {transition_begin}")
 
     def schedule(step):
-        p = _float(step) / transition_steps
+        t = _float(step) - transition_begin
+        p = t / transition_steps
         p = jnp.floor(p) if staircase else p
-        return _float(init) * _float(decay_rate) ** p
+        value = jnp.where(t <= 0, _float(init_value), _float(init_value) * _float(decay_rate) ** p)
+        if end_value is None:
+            return value
+        bound = jnp.maximum if decay_rate < 1 else jnp.minimum
+        return bound(value, _float(end_value))
 
     return schedule
 
@@ -74,13 +95,16 @@ def piecewise_constant(boundaries: Sequence[int], values: Sequence[float]) -> Sc
     return schedule
 
 
-def cosine_decay(init: float, decay_steps: int, end: float = 0.0) -> Schedule:
-    """``lr(t) = end + (init - end) · ½(1 + cos(π · min(t, T) / T))`` with ``T = decay_steps``."""
+def cosine_decay(init_value: float, decay_steps: int, alpha: float = 0.0, exponent: float = 1.0) -> Schedule:
+    """optax's `cosine_decay_schedule`, same arguments: with ``c(t) = ½(1 + cos(π · min(t, T) / T))``,
+    ``lr(t) = init · ((1 - alpha) · c(t)^exponent + alpha)``; `alpha` is a FRACTION: it ends at ``init · alpha``.
+    """
     _check_steps("cosine_decay", decay_steps=decay_steps)
 
     def schedule(step):
         frac = jnp.minimum(_float(step), decay_steps) / decay_steps
-        return _float(end) + (_float(init) - _float(end)) * 0.5 * (1.0 + jnp.cos(math.pi * frac))
+        c = 0.5 * (1.0 + jnp.cos(math.pi * frac))
+        return _float(init_value) * ((1.0 - _float(alpha)) * c ** _float(exponent) + _float(alpha))
 
     return schedule
 

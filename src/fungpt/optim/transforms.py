@@ -15,6 +15,7 @@ from fungpt.optim.base import (
     GradientTransformation,
     acc_dtype,
     cast,
+    resolve_mask,
     safe_increment,
     wider_dtype,
     zero_count,
@@ -216,18 +217,64 @@ def scale_by_lion(b1: float = 0.9, b2: float = 0.99) -> GradientTransformation:
     return GradientTransformation(init, update)
 
 
+class EmaState(NamedTuple):
+    count: jax.Array  # int32
+    ema: PyTree
+
+
+def ema(decay: float, debias: bool = True, accumulator_dtype=None) -> GradientTransformation:
+    """optax's `ema`: ``e_t = δ e_{t-1} + (1-δ) g_t`` (e_0 = 0); ``u_t = e_t / (1 - δ^t)`` if `debias`, else e_t.
+
+    The state keeps the un-debiased e_t, in `accumulator_dtype` (default: at least float32).
+    """
+    _check_unit("ema: decay", decay)
+
+    def init(params):
+        dt = (lambda p: accumulator_dtype) if accumulator_dtype is not None else (lambda p: acc_dtype(p.dtype))
+        return EmaState(zero_count(), jax.tree.map(lambda p: jnp.zeros(p.shape, dt(p)), params))
+
+    def update(updates, state, params=None):
+        del params
+        count = safe_increment(state.count)
+        d = lambda e: cast(decay, e.dtype)
+        new = jax.tree.map(lambda g, e: d(e) * e + (1 - d(e)) * g.astype(e.dtype), updates, state.ema)
+        out = new
+        if debias:
+            out = jax.tree.map(lambda e: e / (1 - d(e) ** count.astype(e.dtype)), new)
+        return out, EmaState(count, new)
+
+    return GradientTransformation(init, update)
+
+
+def _check_unit(name, value):
+    if isinstance(value, int | float) and not 0 <= value < 1:
+        raise ValueError(f"{name} must be in [0, 1), got {value}")
+
+
 # --- weight decay -----------------------------------------------------------------------------
 
-def ndim_mask(params: PyTree, min_ndim: int = 2) -> PyTree:
-    """``True`` for leaves with ``ndim >= min_ndim``: nanoGPT decays matrices, not biases or norms."""
-    return jax.tree.map(lambda p: p.ndim >= min_ndim, params)
+def ndim_mask(params: PyTree, min_ndim: int = 2, stacked: tuple[str, ...] = ()) -> PyTree:
+    """nanoGPT's weight-decay rule: ``True`` for leaves whose per-layer rank is ``>= min_ndim`` (matrices
+    and embeddings), ``False`` for biases and layer-norm gains.
+
+    Leaves under a dict key in `stacked` carry one leading layer axis (layers stacked for `lax.scan`, as
+    ``"h"`` in `fungpt.gpt`), which does not count: there a layer norm's (L, C) gain is per-layer 1-D.
+    ``ndim_mask(params, stacked=("h",))`` is the GPT's mask; plain ``ndim_mask`` suits unstacked models.
+    """
+
+    def keep(path, p):
+        layer_axes = sum(1 for k in path if getattr(k, "key", None) in stacked)
+        return p.ndim - layer_axes >= min_ndim
+
+    return jax.tree_util.tree_map_with_path(keep, params)
 
 
 def add_decayed_weights(weight_decay: float = 0.0, mask=None) -> GradientTransformation:
     """Decoupled weight decay (Loshchilov & Hutter 2019): ``u = g + λ p`` where the mask is True.
 
     `mask` is None (decay every leaf), a pytree of Python bools shaped like params, or a function
-    ``params -> such a pytree`` (e.g. `ndim_mask`). The mask is static, so masked-out leaves cost nothing.
+    ``params -> such a pytree`` (e.g. `ndim_mask`, or ``partial(ndim_mask, stacked=("h",))`` for the GPT).
+    The mask is static, so masked-out leaves cost nothing.
     """
 
     def init(params):
@@ -236,14 +283,9 @@ def add_decayed_weights(weight_decay: float = 0.0, mask=None) -> GradientTransfo
 
     def update(updates, state, params=None):
         _need_params("add_decayed_weights", params)
-        m = mask(params) if callable(mask) else mask
+        m = resolve_mask("add_decayed_weights", mask, params)
         if m is None:
             m = jax.tree.map(lambda _: True, params)
-        for leaf in jax.tree.leaves(m):
-            if not isinstance(leaf, bool):
-                raise TypeError(
-                    f"add_decayed_weights: mask leaves must be Python bools, got {type(leaf).__name__}"
-                )
 
         def leaf(u, p, keep):
             if not keep:
