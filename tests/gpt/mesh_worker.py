@@ -25,7 +25,7 @@ def setup(cfg):
     k_init, k_data, k_drop, _, _ = T.run_keys(cfg.seed)
     params = jax.jit(model.init)(k_init)
     state = T.TrainState(params, jax.jit(optimizer.init)(params))
-    return dict(model=model, mcfg=mcfg, optimizer=optimizer, k_data=k_data, k_drop=k_drop,
+    return dict(model=model, mcfg=mcfg, vocab=tok.vocab_size, optimizer=optimizer, k_data=k_data, k_drop=k_drop,
                 host_state=S.gather(state), train_np=train_np)
 
 
@@ -56,7 +56,7 @@ def meshes(cfg, out_dir):
     env = setup(cfg)
     out = {"train1": ref.losses, "losses": {}, "bytes": {}, "leaf_fraction": {}}
     full = sum(x.nbytes for x in jax.tree.leaves(env["host_state"]))
-    out["full_bytes"] = full
+    out["full_bytes"], out["vocab"] = full, env["vocab"]
     for D, M in ((1, 1), (8, 1), (4, 2), (2, 4), (1, 8)):
         mesh = S.make_mesh(D, M, devices[:D * M])
         losses, state, step, ids = run_steps(env, cfg, mesh, env["host_state"], 0, cfg.max_iters)
@@ -109,17 +109,43 @@ def single(cfg, out_dir):
     # The single-process 4-device reference of the multi-process run, and its resume from their file.
     env = setup(cfg)
     mesh = S.make_mesh(2, 2)
-    losses, state, _, _ = run_steps(env, cfg, mesh, env["host_state"], 0, 5)
+    losses = run_steps(env, cfg, mesh, env["host_state"], 0, 5)[0]
     treedef = jax.tree.structure(env["host_state"])
     with np.load(f"{out_dir}/mp_ckpt.npz") as f:
         loaded = jax.tree.unflatten(treedef, [f[f"arr_{i}"] for i in range(len(f.files))])
     return {"losses": losses, "resumed": run_steps(env, cfg, S.make_mesh(1, 1, jax.devices()[:1]), loaded, 3, 2)[0]}
 
 
+def gpt2(cfg, out_dir):
+    # Lower and compile (no run) one step of the gpt2 preset on a (4,2) mesh; report XLA's per-device sizes.
+    from fungpt.gpt.presets import GPT2_PRESETS
+
+    cfg = T.TrainConfig(**{**GPT2_PRESETS["gpt2"], "batch_size": 8, "grad_accum": 1})
+    model, _ = T.gpt_model(cfg, 50257)
+    optimizer, _ = T.make_optimizer(cfg)
+    mesh = S.make_mesh(4, 2)
+    k = jax.random.key(0)
+    like = jax.eval_shape(lambda: T.TrainState(p := model.init(k), optimizer.init(p)))
+    specs = specs_for(like, mesh)
+    abstract = jax.tree.map(lambda x, sh: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sh), like,
+                            S.named(specs, mesh))
+    rep = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+    ids = jax.ShapeDtypeStruct((4096,), jnp.int32, sharding=rep)
+    step = S.make_sharded_train_step(model.loss, optimizer, mesh, specs, batch_size=cfg.batch_size,
+                                     block_size=cfg.block_size)
+    compiled = step.lower(abstract, jnp.int32(0), ids, k, k).compile()
+    mem = compiled.memory_analysis()
+    leaves = {jax.tree_util.keystr(p): [list(x.shape), jnp.dtype(x.dtype).itemsize]
+              for p, x in jax.tree_util.tree_flatten_with_path(like.params)[0]}
+    return {"argument_bytes": mem.argument_size_in_bytes, "output_bytes": mem.output_size_in_bytes,
+            "temp_bytes": mem.temp_size_in_bytes, "alias_bytes": mem.alias_size_in_bytes, "params": leaves,
+            "ids_bytes": 4096 * 4}
+
+
 def main():
     mode, cfg_json, out_dir, *extra = sys.argv[1:]
     cfg = T.config_from("baby", **json.loads(cfg_json))
-    out = {"meshes": meshes, "checkpoint": checkpoint, "process": process, "single": single}[mode](
+    out = {"meshes": meshes, "checkpoint": checkpoint, "process": process, "single": single, "gpt2": gpt2}[mode](
         cfg, out_dir, *extra)
     print("RESULT" + json.dumps(out))
 
