@@ -29,14 +29,9 @@ def setup(cfg):
                 host_state=S.gather(state), train_np=train_np)
 
 
-def specs_for(state, mesh):
-    ps = S.param_specs(state.params, mesh)
-    return type(state)(ps, S.opt_state_specs(state.opt_state, ps))
-
-
 def run_steps(env, cfg, mesh, state, s0, n, sharded=True):
     """n steps from host (numpy) ``state`` on ``mesh``; returns (losses, final device state)."""
-    specs = specs_for(state, mesh) if sharded else None
+    specs = S.state_specs(state, mesh) if sharded else None
     rep = jax.sharding.PartitionSpec()
     state = S.shard(state, specs if sharded else jax.tree.map(lambda _: rep, state), mesh)
     step = S.make_sharded_train_step(env["model"].loss, env["optimizer"], mesh, specs, batch_size=cfg.batch_size,
@@ -126,7 +121,7 @@ def gpt2(cfg, out_dir):
     mesh = S.make_mesh(4, 2)
     k = jax.random.key(0)
     like = jax.eval_shape(lambda: T.TrainState(p := model.init(k), optimizer.init(p)))
-    specs = specs_for(like, mesh)
+    specs = S.state_specs(like, mesh)
     abstract = jax.tree.map(lambda x, sh: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sh), like,
                             S.named(specs, mesh))
     rep = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())

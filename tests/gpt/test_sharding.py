@@ -162,11 +162,16 @@ def test_opt_state_specs_follow_the_parameters():
     like = _gpt2_like()
     specs = S.param_specs(like, AbstractMesh((4, 2), ("data", "model")))
     opt = optim.chain(optim.clip_by_global_norm(1.0), optim.adamw(1e-3))
-    state_specs = S.opt_state_specs(jax.eval_shape(opt.init, like), specs)
+    opt_like = jax.eval_shape(opt.init, like)
+    state_specs = S.opt_state_specs(opt_like, specs)
     clip, (adam, *rest) = state_specs
     assert clip.norm == P() and adam.count == P()
     assert adam.mu == specs and adam.nu == specs
     assert all(s == P() for s in jax.tree.leaves(rest, is_leaf=lambda s: isinstance(s, P)))
+    from fungpt.gpt.train import TrainState
+
+    both = S.state_specs(TrainState(like, opt_like), AbstractMesh((4, 2), ("data", "model")))
+    assert type(both) is TrainState and both.params == specs and both.opt_state == state_specs
 
 
 def test_initialize_distributed_refuses_bad_arguments():

@@ -35,7 +35,7 @@ from fungpt.gpt import data as data_lib
 
 __all__ = [
     "AXES", "batch_spec", "gather", "initialize_distributed", "is_writer", "make_mesh", "make_sharded_train_step",
-    "named", "opt_state_specs", "param_specs", "parse_mesh", "per_device_bytes", "shard",
+    "named", "opt_state_specs", "param_specs", "parse_mesh", "per_device_bytes", "shard", "state_specs",
 ]
 
 AXES = ("data", "model")
@@ -144,6 +144,13 @@ def opt_state_specs(opt_state, specs) -> Any:
     return jax.tree.map(lambda node: specs if like_params(node) else P(), opt_state, is_leaf=like_params)
 
 
+def state_specs(state, mesh: Mesh, stacked: Sequence[str] = ("h",)) -> Any:
+    """Specs for a training state NamedTuple ``(params, opt_state)`` (arrays or abstract): the same type holding
+    ``param_specs`` and ``opt_state_specs`` (what `make_sharded_train_step` and `shard` take)."""
+    ps = param_specs(state.params, mesh, stacked)
+    return state._replace(params=ps, opt_state=opt_state_specs(state.opt_state, ps))
+
+
 def batch_spec(ndim: int = 2) -> P:
     """The batch's PartitionSpec: rows (B, T) on "data"; with a leading micro-batch axis (A, B, T), axis 1."""
     return P("data", None) if ndim == 2 else P(None, "data", *([None] * (ndim - 2)))
@@ -173,12 +180,18 @@ def _put(x, sharding):
 
 
 def gather(tree) -> Any:
-    """The full value of every (sharded) array of ``tree`` as numpy, on every process (for saving)."""
-    if jax.process_count() == 1:
-        return jax.tree.map(np.asarray, tree)
-    from jax.experimental import multihost_utils
+    """The full value of every (sharded) array of ``tree`` as numpy, on every process (for saving).
 
-    return jax.tree.map(np.asarray, multihost_utils.process_allgather(tree, tiled=True))
+    A global array spanning processes is all-gathered; a process-local one (fully addressable) is its value.
+    """
+    def one(x):
+        if isinstance(x, jax.Array) and not x.is_fully_addressable:
+            from jax.experimental import multihost_utils
+
+            return np.asarray(multihost_utils.process_allgather(x, tiled=True))
+        return np.asarray(x)
+
+    return jax.tree.map(one, tree)
 
 
 def per_device_bytes(tree) -> int:
@@ -190,10 +203,10 @@ def make_sharded_train_step(loss: Callable, optimizer, mesh: Mesh, specs=None, *
                             block_size: int, grad_accum: int = 1, value_and_grad: Callable | None = None):
     """``step(state, s, train_ids, k_data, k_drop) -> (state, loss, grad_norm, ok)``, jitted, state donated.
 
-    The training step of `fungpt.gpt.train` with the state kept in ``specs`` (a ``(param_specs,
-    opt_state_specs)`` pair; None = replicated, i.e. plain data parallelism).  ``state`` is a NamedTuple
-    ``(params, opt_state)``; ``loss(params, x, y, key)`` is the mean loss of x, y (B, T); ``s`` the int32
-    number of updates done.  With ``A = grad_accum``:
+    The training step of `fungpt.gpt.train` with the state kept in ``specs`` (from `state_specs`; None =
+    replicated, i.e. plain data parallelism).  ``state`` is a NamedTuple ``(params, opt_state)``;
+    ``loss(params, x, y, key)`` is the mean loss of x, y (B, T); ``s`` the int32 number of updates done.
+    With ``A = grad_accum``:
 
         x, y = get_batch(fold_in(k_data, s), train_ids, A·B, T)   → (A, B, T), rows on "data"
         ℓ, g = mean over a of value_and_grad(loss)(θ, x_a, y_a, split(fold_in(k_drop, s), A)[a])
@@ -212,7 +225,7 @@ def make_sharded_train_step(loss: Callable, optimizer, mesh: Mesh, specs=None, *
     A, B, T = grad_accum, batch_size, block_size
     rows = NamedSharding(mesh, batch_spec(3))
     replicated = NamedSharding(mesh, P())
-    p_shard = None if specs is None else named(specs[0], mesh)
+    p_shard = None if specs is None else named(specs.params, mesh)
 
     def step(state, s, train_ids, k_data, k_drop):
         x, y = data_lib.get_batch(jax.random.fold_in(k_data, s), train_ids, A * B, T)
@@ -236,7 +249,7 @@ def make_sharded_train_step(loss: Callable, optimizer, mesh: Mesh, specs=None, *
         new = state._replace(params=optim.apply_updates(state.params, updates), opt_state=opt_state)
         new = jax.tree.map(lambda n, o: jnp.where(ok, n, o), new, state)  # a bad step keeps the last good state
         # The state leaves the step sharded as it came in: FSDP/TP specs, or replicated (data parallel).
-        out = replicated if specs is None else new._replace(params=p_shard, opt_state=named(specs[1], mesh))
+        out = replicated if specs is None else new._replace(params=p_shard, opt_state=named(specs.opt_state, mesh))
         new = jax.lax.with_sharding_constraint(new, out)
         return new, *jax.lax.with_sharding_constraint((ell, gnorm, ok), replicated)
 
