@@ -100,7 +100,8 @@ def _leaf_spec(names, shape, D, M, stacked) -> P:
     # One parameter's PartitionSpec: the Megatron axis on "model", then FSDP on the largest other axis that D
     # divides (never a stacked layer axis: the scan over layers slices it), else on the model axis too.
     spec: list = [None] * len(shape)
-    free = list(range(1 if names[:1] in [(s,) for s in stacked] and len(shape) > 1 else 0, len(shape)))
+    first = 1 if names and names[0] in stacked and len(shape) > 1 else 0  # (L, ...) stacked layers: skip L
+    free = range(first, len(shape))
     m_ax = None
     if M > 1:
         want = _MODEL_AXIS.get(names[-3:], _MODEL_AXIS.get(names[-2:]))
