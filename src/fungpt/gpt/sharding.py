@@ -211,7 +211,7 @@ def make_sharded_train_step(loss: Callable, optimizer, mesh: Mesh, specs=None, *
 
         x, y = get_batch(fold_in(k_data, s), train_ids, A·B, T)   → (A, B, T), rows on "data"
         ℓ, g = mean over a of value_and_grad(loss)(θ, x_a, y_a, split(fold_in(k_drop, s), A)[a])
-        g    ← constrained to the parameters' shardings (XLA reduce-scatters instead of all-reducing)
+        θ is all-gathered along "data" for the products (storage stays 1/D), g reduce-scattered back to it
         θ, σ ← θ + u, σ'  with  u, σ' = optimizer.update(g, σ, θ);  kept as they were if ℓ or ‖g‖ is not finite
 
     ``value_and_grad`` defaults to `fungpt.value_and_grad` (our autodiff runs inside the sharded program).
@@ -227,19 +227,25 @@ def make_sharded_train_step(loss: Callable, optimizer, mesh: Mesh, specs=None, *
     rows = NamedSharding(mesh, batch_spec(3))
     replicated = NamedSharding(mesh, P())
     p_shard = None if specs is None else named(specs.params, mesh)
+    # The weights as the products use them: gathered along "data", still split along "model".  Without this
+    # XLA may instead gather the activations (the batch) to meet a weight sharded on its contracting axis.
+    p_compute = None if specs is None else named(jax.tree.map(_without_data, specs.params,
+                                                              is_leaf=lambda s: isinstance(s, P)), mesh)
 
     def step(state, s, train_ids, k_data, k_drop):
         x, y = data_lib.get_batch(jax.random.fold_in(k_data, s), train_ids, A * B, T)
         x = jax.lax.with_sharding_constraint(x.reshape(A, B, T), rows)  # (A, B, T)
         y = jax.lax.with_sharding_constraint(y.reshape(A, B, T), rows)
         keys = jax.random.split(jax.random.fold_in(k_drop, s), A)
+        # identity on values: the gradient with respect to the gathered copy is the gradient
+        params = state.params if p_compute is None else jax.lax.with_sharding_constraint(state.params, p_compute)
         if A == 1:
-            ell, grads = vg(state.params, x[0], y[0], keys[0])
+            ell, grads = vg(params, x[0], y[0], keys[0])
         else:
             def micro(acc, inp):
-                return jax.tree.map(jnp.add, acc, vg(state.params, *inp)), None
+                return jax.tree.map(jnp.add, acc, vg(params, *inp)), None
 
-            zero = jax.tree.map(jnp.zeros_like, (jnp.zeros((), jnp.float32), state.params))
+            zero = jax.tree.map(jnp.zeros_like, (jnp.zeros((), jnp.float32), params))
             (ell, grads), _ = jax.lax.scan(micro, zero, (x, y, keys))
             ell, grads = jax.tree.map(lambda v: v / A, (ell, grads))
         if p_shard is not None:
@@ -255,6 +261,15 @@ def make_sharded_train_step(loss: Callable, optimizer, mesh: Mesh, specs=None, *
         return new, *jax.lax.with_sharding_constraint((ell, gnorm, ok), replicated)
 
     return jax.jit(step, donate_argnums=0)
+
+
+def _without_data(spec: P) -> P:
+    # ("model", "data") -> "model"; "data" -> None
+    def drop(a):
+        kept = tuple(n for n in (a if isinstance(a, tuple) else (a,)) if n not in (None, "data"))
+        return kept[0] if len(kept) == 1 else (kept or None)
+
+    return P(*(drop(a) for a in spec))
 
 
 def initialize_distributed(coordinator: str | None = None, num_processes: int | None = None,
