@@ -55,6 +55,7 @@ def init_from(path) -> Init:
         from fungpt.gpt.train import load_run  # (run.py after the split of train.py)
 
         run = load_run(path)
+        # the model itself; how the new run computes (matmul dtype, layer unroll) is its own choice
         return Init(run.model_config.replace(compute_dtype=None, scan_unroll=1), run.params, run.tokenizer)
     config, params = from_hf(path)
     present = [(path / f).is_file() for f in _TOKENIZER_FILES]
