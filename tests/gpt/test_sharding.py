@@ -242,7 +242,12 @@ def test_two_processes_train_like_one(tiny_text, tmp_path):
     cfg = {**CFG8, "batch_size": 4, "data": tiny_text}
     coord = f"localhost:{_free_port()}"
     procs = [_worker("process", cfg, tmp_path, coord, 2, i, devices=2, wait=False) for i in range(2)]
-    outs = [_result(p, timeout=900) for p in procs]
+    try:
+        outs = [_result(p, timeout=900) for p in procs]
+    finally:  # one process failing leaves the other waiting for its peer
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
     single = _worker("single", cfg, tmp_path, devices=4)
     assert [o["writer"] for o in outs] == [True, False] and [o["process"] for o in outs] == [0, 1]
     for o in outs:
