@@ -76,15 +76,10 @@ def make_optimizer(cfg: TrainConfig):
 
 
 def decay_mask(params):
-    """True for the matrices nanoGPT decays (embeddings and dense weights), False for biases and layer norms.
-
-    Judged by name, not rank: the GPT stacks its layers on a leading axis, so a layer norm's gain is 2-D.
+    """True for the matrices nanoGPT decays (embeddings and dense weights), False for biases and layer norms:
+    ``optim.ndim_mask`` with the stacked layer axis of ``h`` not counted (a layer norm's (L, C) gain is 1-D per layer).
     """
-    def keep(path, leaf):
-        names = [str(getattr(k, "key", getattr(k, "name", getattr(k, "idx", k)))) for k in path]
-        return names[-1] == "weight" and not any(n.startswith("ln") for n in names) and leaf.ndim >= 2
-
-    return jax.tree_util.tree_map_with_path(keep, params)
+    return optim.ndim_mask(params, stacked=("h",))
 
 
 def run_keys(seed: int) -> tuple[jax.Array, ...]:
