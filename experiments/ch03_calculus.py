@@ -75,6 +75,28 @@ def critical_points(quick):
     return {f"({x:+.6f}, {y:+.6f})": k for (x, y), k in sorted(found.items())}
 
 
+def newton_paths(quick):
+    """Newton paths (fixed steps, `newton_path`) from a grid of starts, and the classified end points."""
+    g = np.linspace(-1.8, 1.8, 4 if quick else 7)
+    starts = jnp.asarray(np.stack(np.meshgrid(g, g), -1).reshape(-1, 2))
+    paths = jax.jit(jax.vmap(lambda s: C.newton_path(field, s, steps=8)))(starts)
+    kinds = jax.jit(jax.vmap(lambda x: C.classify_critical_point(field, x)[0]))(paths[:, -1])
+    return np.asarray(paths), np.asarray(kinds)
+
+
+def richardson_tableau(f, x0, side, levels):
+    """Neville's table T[k, j] for a one-sided limit (rows: h0/2^k; columns: extrapolation order)."""
+    sign = 1.0 if side == "right" else -1.0
+    hs = 0.125 / 2.0 ** np.arange(levels)
+    g = np.asarray(jax.vmap(lambda h: f(x0 + sign * h))(jnp.asarray(hs)))
+    t = np.full((levels, levels), np.nan)
+    t[:, 0] = g
+    for k in range(1, levels):
+        for j in range(1, k + 1):
+            t[k, j] = t[k, j - 1] + (t[k, j - 1] - t[k - 1, j - 1]) / (2.0**j - 1)
+    return t
+
+
 def quadrature_errors(quick):
     exact = math.e - 1
     ns = [2, 4, 8, 16, 32, 64, 128] if not quick else [4, 16]
@@ -113,6 +135,66 @@ def taylor(quick):
         slope = np.polyfit(np.log(dxs[ok]), np.log(err[ok]), 1)[0]
         out[k] = {"coefficients": np.asarray(c).tolist(), "errors": err.tolist(), "slope": float(slope)}
     return dxs, out
+
+
+def limit_plots(out, levels):
+    """The Richardson tableau |T[k, j] - L| for a limit that exists, and the error estimates of three
+    that do not (where `limit` answers NaN)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    t = richardson_tableau(lambda x: jnp.expm1(x) / x, 0.0, "right", levels)
+    fig, ax = plt.subplots(1, 2, figsize=(10, 3.8))
+    im = ax[0].imshow(np.log10(np.maximum(np.abs(t - 1.0), 1e-17)), cmap="viridis", vmin=-17, vmax=0)
+    ax[0].set(xlabel="extrapolation column j", ylabel="row k (h = 2^-k / 8)",
+              title="Richardson tableau: log10 |T[k, j] - 1|\nfor (e^x - 1)/x as x -> 0+")
+    fig.colorbar(im, ax=ax[0])
+    cases = {"(e^x-1)/x (exists)": lambda x: jnp.expm1(x) / x, "sign(x), both sides": jnp.sign,
+             "sin(1/x)": lambda x: jnp.sin(1 / x), "1/x": lambda x: 1 / x}
+    for name, f in cases.items():
+        errs, vals = [], []
+        for n in range(2, levels + 1):
+            side = "both" if "sign" in name else "right"
+            v, e = C.limit(f, jnp.asarray(0.0), side=side, levels=n)
+            errs.append(max(float(e), 1e-17))
+            vals.append(float(v))
+        ax[1].semilogy(range(2, levels + 1), errs, "o-", ms=3,
+                       label=f"{name}: {'NaN (no limit)' if np.isnan(vals[-1]) else round(vals[-1], 12)}")
+    ax[1].axhline(float(np.finfo(np.float64).eps) ** 0.25, color="gray", ls=":", lw=0.8)
+    ax[1].set(xlabel="levels", ylabel="error estimate |T[n,n] - T[n-1,n-1]|",
+              title="limit(): converging tables vs 'does not exist'\n(dotted: the eps^(1/4) threshold)")
+    ax[1].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out / "ch03_limits.png", dpi=80)
+    plt.close(fig)
+
+
+def critical_point_plot(out, paths, kinds):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    g = np.linspace(-2.2, 2.2, 200)
+    xx, yy = np.meshgrid(g, g)
+    fig, ax = plt.subplots(figsize=(5.2, 4.6))
+    ax.contour(xx, yy, xx**3 - 3 * xx - yy**3 + 3 * yy, levels=25, cmap="coolwarm", linewidths=0.7)
+    colors = {C.MINIMUM: "tab:blue", C.MAXIMUM: "tab:red", C.SADDLE: "tab:green", C.DEGENERATE: "k"}
+    for path, kind in zip(paths, kinds, strict=True):
+        ok = np.all(np.isfinite(path)) and np.all(np.abs(path) < 3)
+        if ok:
+            ax.plot(path[:, 0], path[:, 1], "-", color="gray", lw=0.6)
+            ax.plot(*path[-1], "o", color=colors[int(kind)], ms=7)
+    for k, c in colors.items():
+        ax.plot([], [], "o", color=c, label=["minimum", "maximum", "saddle", "degenerate"][k])
+    ax.set(xlim=(-2.2, 2.2), ylim=(-2.2, 2.2), title="Newton on grad f = 0 finds every kind\n"
+           "f = x^3 - 3x - y^3 + 3y (gray: paths; color: Hessian test)")
+    ax.legend(fontsize=7, loc="lower left")
+    fig.tight_layout()
+    fig.savefig(out / "ch03_critical_points.png", dpi=80)
+    plt.close(fig)
 
 
 def plots(out, hs, errs, one_d, nd, dxs, tay):
@@ -172,8 +254,9 @@ def main(argv=None):
     cps = critical_points(args.quick)
     one_d, nd = quadrature_errors(args.quick)
     dxs, tay = taylor(args.quick)
-    if not args.quick:  # the figures need the full sweeps; --quick checks the numbers only
-        plots(out, hs, errs, one_d, nd, dxs, tay)
+    plots(out, hs, errs, one_d, nd, dxs, tay)       # --quick: the same figures from fewer points
+    limit_plots(out, 6 if args.quick else 10)
+    critical_point_plot(out, *newton_paths(args.quick))
     result = {"best_step_and_error": best, "limits": lims, "critical_points": cps, "quadrature_1d": one_d,
               "quadrature_3d": nd, "taylor_slopes": {k: v["slope"] for k, v in tay.items()},
               "seconds": time.perf_counter() - t0}

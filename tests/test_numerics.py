@@ -330,3 +330,24 @@ def test_empty_inputs_follow_the_empty_sum_and_product():
     assert float(la.det(np.zeros((0, 0)))) == np.linalg.det(np.zeros((0, 0)))
     sign, logabs = la.slogdet(np.zeros((0, 0)))
     assert (float(sign), float(logabs)) == tuple(np.linalg.slogdet(np.zeros((0, 0))))
+
+
+# ---------------------------------------------------------------- extremes (issue 17)
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_one_minus_cos_over_x2_everywhere_vs_mpmath(dtype):
+    fi = np.finfo(dtype)
+    xs = np.array([0.0, float(fi.tiny), 1e-30 if dtype == np.float32 else 1e-300, 1e-8, 1e-3, 0.5, 1.0, 3.0,
+                   100.0, 1e6], dtype)
+    xs = np.concatenate([xs, -xs[1:]])
+    def mp(x):  # 1 - cos x cancels ~2 |log10 x| digits: work with that many more
+        if x == 0:
+            return 0.5
+        with mpmath.workdps(40 + int(2 * abs(math.log10(abs(x))))):
+            return float((1 - mpmath.cos(mpmath.mpf(x))) / mpmath.mpf(x) ** 2)
+
+    want = np.array([mp(float(x)) for x in xs])
+    got = jax.jit(nm.one_minus_cos_over_x2)(xs)
+    np.testing.assert_allclose(got, want, rtol=8 * fi.eps, atol=0)
+    assert float(jax.grad(nm.one_minus_cos_over_x2)(dtype(0.0))) == 0.0    # even function: f'(0) = 0
+    assert np.isnan(float(nm.one_minus_cos_over_x2(dtype(0.0), stable=False)))   # what the naive form gives

@@ -250,3 +250,22 @@ def test_experiment_runs_quick(tmp_path):
     spec.loader.exec_module(module)
     module.main(["--quick", "--out", str(tmp_path)])
     assert (tmp_path / "ch11_topology.json").exists() and (tmp_path / "ch11_generalization.png").exists()
+
+
+# --------------------------------------------------------------------------- extremes (issue 17)
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=str)
+def test_metrics_hold_across_the_dtype_range(dtype):
+    # the sum of squares under/overflows at these scales; the scaled norm does not
+    scales = [1e-30, 1e-25, 1.0, 1e20, 1e30] if dtype == np.float32 else [1e-250, 1.0, 1e250]
+    for s in scales:
+        x, y = np.array([3 * s, 0, 0], dtype), np.array([0, 4 * s, 0], dtype)
+        ref = {"euclidean": 5.0, "minkowski": 5.0, "manhattan": 7.0, "chebyshev": 4.0}
+        for name, want in ref.items():
+            np.testing.assert_allclose(float(getattr(T, name)(x, y)) / s, want, rtol=1e-6)
+        np.testing.assert_allclose(float(T.cosine_distance(x, x + y)), ssd.cosine(np.float64(x), np.float64(x + y)),
+                                   rtol=1e-6)
+        np.testing.assert_allclose(float(T.sphere_geodesic(x, y)), np.pi / 2, rtol=1e-6)
+    assert float(T.euclidean(np.array([3e-25, 4e-25], np.float32), np.zeros(2, np.float32))) > 0
+    # the zero matrix: spectral norm 0 (the power iteration stops, no 0/0)
+    assert float(T.spectral_norm(np.zeros((3, 3), dtype), jax.random.key(0))) == 0.0

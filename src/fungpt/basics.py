@@ -92,9 +92,9 @@ def lcm(a, b):
 @checked_jit('axis', 'keepdims')
 def logsumexp(x, axis=None, keepdims=False):
     """log sum_i exp(x_i) = m + log sum_i exp(x_i - m), m = max x_i: no overflow, and all -inf
-    gives -inf. The gradient is softmax(x)."""
+    gives -inf, as does an empty reduction (scipy's value). The gradient is softmax(x)."""
     x = as_float(x)
-    m = jnp.max(x, axis=axis, keepdims=True)
+    m = jnp.max(x, axis=axis, keepdims=True, initial=-jnp.inf)
     # m is a shift that cancels exactly; it needs no gradient (and must be finite to subtract).
     m = lax.stop_gradient(jnp.where(jnp.isfinite(m), m, 0))
     out = jnp.log(jnp.sum(jnp.exp(x - m), axis=axis, keepdims=True)) + m
@@ -204,7 +204,7 @@ def bisect(f, lo, hi, xtol=None, maxiter=200):
 def newton(f, x0, fprime=None, xtol=None, maxiter=50):
     """Newton's method x <- x - f(x) / f'(x): quadratic convergence near a simple root.
     f' defaults to `fungpt.grad(f)`. Stops when |step| <= xtol (1 + |x|); a zero or non-finite
-    derivative stops it unconverged. Jittable."""
+    derivative stops it unconverged (root NaN, converged False). Jittable."""
     if fprime is None:
         from fungpt.autodiff import grad
         fprime = grad(f)
@@ -222,8 +222,10 @@ def newton(f, x0, fprime=None, xtol=None, maxiter=50):
         return x - step, step, it + 1
 
     x, step, it = lax.while_loop(cond, body, (x0, jnp.zeros_like(x0), jnp.zeros((), jnp.int32)))
-    ok = jnp.abs(step) <= tol * (1 + jnp.abs(x))
-    return RootResult(jnp.where(jnp.isfinite(step), x, jnp.nan), ok, it)
+    finite = jnp.isfinite(step) & jnp.isfinite(x)
+    # |inf| <= tol (1 + |inf|) holds, so a zero derivative would pass the step test: check finiteness.
+    ok = finite & (jnp.abs(step) <= tol * (1 + jnp.abs(x)))
+    return RootResult(jnp.where(finite, x, jnp.nan), ok, it)
 
 
 def secant(f, x0, x1, xtol=None, maxiter=100):
@@ -286,9 +288,12 @@ def invert(f, y, lo, hi, xtol=None):
 @checked_jit()
 def polyval(c, x):
     """p(x) by Horner's rule p = (...((c_0 x + c_1) x + c_2) ...) x + c_n: n multiply-adds and a
-    backward-stable evaluation. c (n + 1,), x any shape."""
+    backward-stable evaluation. c (n + 1,), x any shape; no coefficients is the zero polynomial
+    (numpy's value)."""
     c = as_vector(c, "c")
     x = as_float(x, "x")
+    if c.shape[0] == 0:
+        return jnp.zeros(x.shape, jnp.result_type(c, x))
     return lax.fori_loop(1, c.shape[0], lambda i, p: p * x + c[i], jnp.broadcast_to(c[0], x.shape))
 
 
@@ -393,8 +398,10 @@ def polyfactor(c, tol=None):
 def quadratic_roots(a, b, c):
     """Roots of a x^2 + b x + c (a != 0) without cancellation: q = -(b + sign(b) sqrt(b^2 - 4ac))/2,
     x1 = q / a, x2 = c / q (the textbook (-b ± sqrt(d)) / 2a loses all digits of the small root
-    when b^2 >> |4ac|). Complex results (a conjugate pair when b^2 < 4ac). A concrete a = 0 is an
-    error (the equation is linear: x = -c / b)."""
+    when b^2 >> |4ac|). Nothing is squared unscaled: with g = 2 sqrt(a) sqrt(c) (so g^2 = 4ac) and
+    s = max(|b|, |g|), sqrt(d) = s sqrt((b/s)^2 - (g/s)^2), so the roots are accurate whenever they
+    are representable (b = 2e19 in float32, 1e200 in float64). Complex results (a conjugate pair
+    when b^2 < 4ac). A concrete a = 0 is an error (the equation is linear: x = -c / b)."""
     _check_nonzero("a", a, "with a = 0 the equation is linear, b x + c = 0, with the one root -c / b")
     return _quadratic_roots(a, b, c)
 
@@ -404,8 +411,11 @@ def _quadratic_roots(a, b, c):
     a, b, c = (as_float(v, n) for v, n in ((a, "a"), (b, "b"), (c, "c")))
     ct = {jnp.dtype("float32"): jnp.complex64, jnp.dtype("float64"): jnp.complex128}.get(a.dtype, a.dtype)
     a, b, c = a.astype(ct), b.astype(ct), c.astype(ct)
-    sd = jnp.sqrt(b * b - 4 * a * c)
-    q = -(b + jnp.where(jnp.real(b) >= 0, 1, -1).astype(ct) * sd) / 2
+    g = 2 * jnp.sqrt(a) * jnp.sqrt(c)
+    s = jnp.maximum(jnp.abs(b), jnp.abs(g))
+    s = jnp.where(s == 0, 1, s).astype(ct)
+    sd = s * jnp.sqrt((b / s) ** 2 - (g / s) ** 2)
+    q = -(b / 2 + jnp.where(jnp.real(b) >= 0, 1, -1).astype(ct) * (sd / 2))
     return q / a, jnp.where(q == 0, 0, c / jnp.where(q == 0, 1, q))
 
 

@@ -19,6 +19,7 @@ from jax import lax
 from jax.flatten_util import ravel_pytree
 
 from fungpt._arrays import as_float, as_matrix, as_vector, checked_jit
+from fungpt.calculus import derivative
 from fungpt.linalg.factor import (
     LU,
     cholesky,
@@ -177,10 +178,15 @@ def relative_error(approx, exact):
 @checked_jit('stable')
 def one_minus_cos_over_x2(x, stable=True):
     """(1 - cos x) / x^2, which tends to 1/2 as x -> 0. The naive form loses every digit to
-    cancellation for |x| < sqrt(eps); the stable form uses 1 - cos x = 2 sin^2(x/2)."""
+    cancellation for |x| < sqrt(eps) (and is NaN at 0); the stable form uses 1 - cos x = 2 sin^2(x/2),
+    is 1/2 at x = 0 (the limit, with derivative 0), and is accurate to a few ulps for every finite x."""
     x = as_float(x)
     if stable:
-        s = jnp.sin(x / 2) / x
+        # Below sqrt(eps) the series 1/2 - x^2/24 + ... is 1/2 to the last bit; taking it there also
+        # keeps x/2 from flushing to zero at the smallest normals (XLA on CPU flushes subnormals).
+        small = jnp.abs(x) < math.sqrt(float(jnp.finfo(x.dtype).eps))
+        xs = jnp.where(small, 1, x)
+        s = jnp.where(small, 0.5, jnp.sin(xs / 2) / xs)
         return 2 * s * s
     return (1 - jnp.cos(x)) / (x * x)
 
@@ -237,16 +243,12 @@ _SCHEMES = {"forward": 1, "backward": 1, "central": 2}
 def finite_difference(f, x, h, scheme="central"):
     """Derivative of a scalar function f at x by differences:
     forward (f(x+h) - f(x))/h, error O(h) + O(eps/h); central (f(x+h) - f(x-h))/(2h),
-    error O(h^2) + O(eps/h). `x` and `h` broadcast (vectorised over many x or many h)."""
+    error O(h^2) + O(eps/h). `x` and `h` broadcast (vectorised over many x or many h) for an
+    elementwise f. This is `fungpt.calculus.derivative(f, x, method=scheme, h=h)` (chapter 3 owns
+    finite differences; h is rounded so that x ± h is representable)."""
     if scheme not in _SCHEMES:
         raise ValueError(f"scheme must be one of {sorted(_SCHEMES)}, got {scheme!r}")
-    x = as_float(x, "x")
-    h = jnp.asarray(h, x.dtype)
-    if scheme == "forward":
-        return (f(x + h) - f(x)) / h
-    if scheme == "backward":
-        return (f(x) - f(x - h)) / h
-    return (f(x + h) - f(x - h)) / (2 * h)
+    return derivative(f, as_float(x, "x"), method=scheme, h=h)
 
 
 def optimal_step(dtype, scheme="central"):

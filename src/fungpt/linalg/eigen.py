@@ -18,7 +18,6 @@ from fungpt._arrays import (
     hypot,
     norm2,
     range_scale,
-    safe_sqrt,
     set_row,
 )
 from fungpt.linalg.factor import householder, lu_factor, qr_householder, solve_triangular
@@ -126,8 +125,9 @@ def _jacobi_rotation(app, aqq, apq):
     # The rotation (c, s) that zeroes apq in [[app, apq], [apq, aqq]] (Golub & Van Loan 8.5.2):
     # t = tan(theta) = sign(d) 2 apq / (|d| + sqrt(d^2 + 4 apq^2)), d = aqq - app, the smaller root;
     # written without dividing by apq so converged (apq = 0) pairs give exactly c = 1, s = 0.
+    # hypot, not sqrt(d^2 + 4 apq^2): in the SVD the entries are already squares (Gram entries).
     d = aqq - app
-    den = jnp.abs(d) + safe_sqrt(d * d + 4 * apq * apq)
+    den = jnp.abs(d) + hypot(d, 2 * apq)
     t = jnp.where(den == 0, 0, jnp.where(d >= 0, 2, -2) * apq / jnp.where(den == 0, 1, den))
     c = 1 / jnp.sqrt(1 + t * t)
     return c, t * c
@@ -246,6 +246,8 @@ def hessenberg(a):
     a = as_matrix(a, "a", square=True)
     n = a.shape[0]
     rows = jnp.arange(n)
+    if n <= 2:
+        return a, jnp.eye(n, dtype=a.dtype)    # already Hessenberg (and 0 x 0 stays empty)
 
     def step(j, carry):
         h, q = carry
@@ -255,7 +257,7 @@ def hessenberg(a):
         q = q - beta * (q @ v)[:, None] * jnp.conj(v)[None, :]
         return h, q
 
-    h, q = lax.fori_loop(0, max(n - 2, 0), step, (a, jnp.eye(n, dtype=a.dtype)))
+    h, q = lax.fori_loop(0, n - 2, step, (a, jnp.eye(n, dtype=a.dtype)))
     return jnp.triu(h, -1), q
 
 
@@ -356,6 +358,8 @@ def eig(a):
 def _triangular_eigenvectors(t, z):
     n = t.shape[0]
     w = jnp.diagonal(t)
+    if n == 0:
+        return w, t
     smin = jnp.maximum(eps(t.dtype) * norm2(t), jnp.finfo(t.dtype).tiny)
     cols = jnp.arange(n)
 

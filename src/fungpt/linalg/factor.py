@@ -73,7 +73,9 @@ def solve_triangular(t, b, lower=True, unit_diagonal=False):
     if b.dtype != t.dtype:
         raise TypeError(f"t and b must share a dtype, got {t.dtype} and {b.dtype}")
     n = t.shape[0]
-    bm = b.reshape(n, -1)
+    if n == 0:
+        return b                                 # no unknowns: the empty solution
+    bm = b[:, None] if b.ndim == 1 else b
     diag = jnp.ones(n, t.dtype) if unit_diagonal else jnp.diagonal(t)
     off = t - jnp.diag(jnp.diagonal(t))
 
@@ -94,6 +96,8 @@ def cholesky(a):
     Not positive definite -> NaN in L (as jnp.linalg.cholesky); only the lower triangle is read."""
     a = as_matrix(a, "a", square=True)
     rows = jnp.arange(a.shape[0])
+    if a.shape[0] == 0:
+        return a                         # 0 x 0: the empty factor (numpy's value)
 
     def step(j, l):
         lj = l[j]                      # entries < j are done, the rest still 0
@@ -140,6 +144,8 @@ def qr_householder(a, mode="reduced"):
     m, n = a.shape
     k = min(m, n)
     rows = jnp.arange(m)
+    if k == 0:
+        return _empty_qr(a, mode)
 
     def step(j, carry):
         r, q = carry
@@ -153,6 +159,14 @@ def qr_householder(a, mode="reduced"):
     if mode == "reduced":
         return q[:, :k], r[:k]
     return q, r
+
+
+def _empty_qr(a, mode):
+    # An empty A (m or n = 0) is already triangular: Q = I (complete) or its first 0 columns (numpy's value).
+    m, n = a.shape
+    if mode == "reduced":
+        return jnp.zeros((m, 0), a.dtype), jnp.zeros((0, n), a.dtype)
+    return jnp.eye(m, dtype=a.dtype), a
 
 
 def _givens_schedule(m, n):
@@ -174,6 +188,8 @@ def qr_givens(a, mode="reduced"):
         raise TypeError("qr_givens takes real matrices; use qr_householder for complex ones")
     m, n = a.shape
     rows = jnp.arange(m, dtype=jnp.int32)    # the schedule is int32 too
+    if min(m, n) == 0:
+        return _empty_qr(a, mode)
 
     def rotate(carry, ij):
         r, q = carry

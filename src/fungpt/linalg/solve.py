@@ -68,6 +68,8 @@ def inverse(a):
     a = as_matrix(a, "a", square=True)
     n = a.shape[0]
     rows = jnp.arange(n)
+    if n == 0:
+        return a                             # the inverse of the 0 x 0 matrix (numpy's value)
     aug = jnp.concatenate([a, jnp.eye(n, dtype=a.dtype)], axis=1)
 
     def step(k, aug):
@@ -95,6 +97,8 @@ def rref(a, tol=None):
     m, n = a.shape
     tol = default_rank_tol(a) if tol is None else tol
     rows = jnp.arange(m)
+    if m == 0 or n == 0:
+        return a, jnp.zeros(n, bool), jnp.zeros((), rows.dtype)
 
     def step(j, carry):
         r, piv, k = carry
