@@ -330,3 +330,25 @@ def test_empty_logsumexp_and_polyval_follow_scipy_and_numpy(dtype):
     x = np.array([0.5, 2.0], dtype)
     np.testing.assert_array_equal(bm.polyval(np.zeros(0, dtype), x), np.polyval(np.zeros(0), x))
     close(bm.polyval(np.array([2.0], dtype), x), [2.0, 2.0], EPS[dtype])     # degree 0, 1 coefficient
+
+
+def test_invert_is_a_checked_monotone_inverse_vs_sympy():
+    import sympy as sp
+    t = sp.Symbol("t", real=True)
+    ys = [-5.25, -0.5, 0.0, 0.75, 3.0, 9.5]
+    exact = [float(sp.real_roots(sp.Poly(t**3 + t - sp.Rational(y), t))[0].evalf(30)) for y in ys]
+    cubic = lambda x: x**3 + x
+    got = jax.jit(jax.vmap(lambda y: bm.invert(cubic, y, -3.0, 3.0)))(jnp.asarray(ys))
+    close(got, exact, 4 * EPS[F64], atol=4 * EPS[F64])
+    # the Newton polish adds the last digits: bisection alone to xtol = 1e-6 is ~1e-7 off
+    coarse = jax.vmap(lambda y: bm.invert(cubic, y, -3.0, 3.0, xtol=1e-6, polish=0))(jnp.asarray(ys))
+    polished = jax.vmap(lambda y: bm.invert(cubic, y, -3.0, 3.0, xtol=1e-6, polish=3))(jnp.asarray(ys))
+    assert np.max(np.abs(np.asarray(coarse) - exact)) > 1e-9
+    close(polished, exact, 4 * EPS[F64], atol=4 * EPS[F64])
+    # a decreasing function, against sympy's closed-form inverse
+    y = 0.3
+    close(bm.invert(lambda x: jnp.exp(-x), y, -2.0, 5.0), float(-sp.log(sp.Rational(3, 10)).evalf(30)), 4 * EPS[F64])
+    # not monotone on the interval, or y outside the range: NaN, not a plausible number
+    assert np.isnan(float(bm.invert(jnp.sin, 0.5, -3.0, 3.0)))
+    assert np.isnan(float(bm.invert(cubic, 40.0, -3.0, 3.0)))
+    assert [int(bm.is_monotone(f, -1.0, 1.0)) for f in (jnp.tanh, lambda x: -x, jnp.cos)] == [1, -1, 0]

@@ -19,7 +19,7 @@ from jax import lax
 from fungpt._arrays import as_float, as_vector, checked_jit
 
 __all__ = [
-    "RootResult", "bisect", "companion", "compose", "gcd", "graph", "invert", "ipow", "lcm",
+    "RootResult", "bisect", "companion", "compose", "gcd", "graph", "invert", "ipow", "is_monotone", "lcm",
     "log1mexp", "log_add_exp", "log_base", "log_sigmoid", "logsumexp", "newton", "polyder",
     "polydiv", "polyfactor", "polymul", "polyroots", "polyval", "power_mean", "quadratic_roots",
     "secant", "sigmoid", "softplus", "solve_abs_inequality",
@@ -274,11 +274,37 @@ def graph(f, lo, hi, num=256):
     return x, jax.vmap(f)(x)
 
 
-def invert(f, y, lo, hi, xtol=None):
-    """The inverse function f^-1(y) of a continuous monotone f on [lo, hi], by bisection on
-    f(x) - y. Scalar y (vmap for many). Returns NaN when y is outside f([lo, hi])."""
+def is_monotone(f, lo, hi, num=65):
+    """+1 if f is strictly increasing on the grid of `num` points of [lo, hi], -1 if strictly
+    decreasing, 0 otherwise (a sampled check: it can miss wiggles between grid points). f on scalars."""
+    _, y = graph(f, lo, hi, num)
+    d = jnp.diff(y)
+    return jnp.where(jnp.all(d > 0), 1, jnp.where(jnp.all(d < 0), -1, 0)).astype(jnp.int32)
+
+
+def invert(f, y, lo, hi, xtol=None, polish=2, num=65):
+    """The inverse function x = f^-1(y) of a continuous strictly monotone f on [lo, hi].
+
+    Checked: f must be strictly monotone on a grid of `num` points (`is_monotone`), else NaN; y
+    outside f([lo, hi]) (the range) gives NaN. Bisection on f(x) - y brackets the root to xtol;
+    then `polish` Newton steps x <- x - (f(x) - y) / f'(x) (f' by `fungpt.grad`), each kept only if
+    it stays in [lo, hi] and does not increase |f(x) - y|: the last bits come from Newton's
+    quadratic convergence, the safety from the bracket. Scalar y (vmap for many). Jits and vmaps.
+    """
+    from fungpt.autodiff import grad
     y = as_float(y, "y")
-    return bisect(lambda x: f(x) - y, lo, hi, xtol).root
+    lo, hi = as_float(lo, "lo"), as_float(hi, "hi")
+    x = bisect(lambda x: f(x) - y, lo, hi, xtol).root
+    fprime = grad(f)
+    for _ in range(polish):
+        r = f(x) - y
+        d = fprime(x)
+        ok_d = jnp.isfinite(d) & (d != 0)
+        step = jnp.where(ok_d, r / jnp.where(ok_d, d, 1), 0)
+        cand = x - step
+        better = (cand >= lo) & (cand <= hi) & (jnp.abs(f(cand) - y) <= jnp.abs(r))
+        x = jnp.where(better, cand, x)
+    return jnp.where(is_monotone(f, lo, hi, num) != 0, x, jnp.nan)
 
 
 # --------------------------------------------------------------------------------------------

@@ -64,6 +64,8 @@ SAMPLES = {
                                   argnum=1),
     "fungpt.basics.invert": Sample(lambda key: (jnp.tanh, 0.5 * jax.random.uniform(key), -3.0, 3.0), static=(0,),
                                    argnum=1),
+    "fungpt.basics.is_monotone": Sample(lambda key: (jnp.tanh, -1.0 - jax.random.uniform(key), 2.0), static=(0,),
+                                        argnum=1),
     "fungpt.basics.power_mean": Sample(lambda key: (jnp.exp(jax.random.normal(key, (5,))), 2.0), static=(1,)),
     "fungpt.basics.solve_abs_inequality": Sample(lambda key: (1.0 + jax.random.uniform(key), 0.5, 2.0)),
     "fungpt.linalg.vector_norm": Sample(_normal()),
