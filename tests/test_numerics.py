@@ -346,3 +346,23 @@ def test_one_minus_cos_over_x2_everywhere_vs_mpmath(dtype):
     np.testing.assert_allclose(got, want, rtol=8 * fi.eps, atol=0)
     assert float(jax.grad(nm.one_minus_cos_over_x2)(dtype(0.0))) == 0.0    # even function: f'(0) = 0
     assert np.isnan(float(nm.one_minus_cos_over_x2(dtype(0.0), stable=False)))   # what the naive form gives
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_csr_matvec_matches_scipy_sparse(dtype):
+    import scipy.sparse as sps
+    rng = np.random.default_rng(11)
+    a = (rng.standard_normal((9, 6)) * (rng.uniform(size=(9, 6)) < 0.3)).astype(dtype)
+    a[4] = 0                                                    # an empty row
+    a[:, 2] = 0                                                 # an empty column
+    m, ref = nm.csr_from_dense(a), sps.csr_matrix(a)
+    np.testing.assert_array_equal(m.indptr, ref.indptr)
+    np.testing.assert_array_equal(m.indices, ref.indices)
+    np.testing.assert_array_equal(m.data, ref.data)
+    xs = rng.standard_normal((3, 6)).astype(dtype)
+    got = jax.jit(jax.vmap(nm.csr_matvec, in_axes=(None, 0)))(m, xs)
+    close(got, (ref @ xs.T).T, ALG[dtype])
+    g = jax.grad(lambda x: jnp.sum(nm.csr_matvec(m, x) ** 2))(xs[0])       # d/dx |A x|^2 = 2 A^T A x
+    close(g, 2 * a.T @ (a @ xs[0]), 10 * ALG[dtype])
+    with pytest.raises(ValueError, match="shape"):
+        nm.csr_matvec(m, np.ones(5, dtype))

@@ -269,3 +269,20 @@ def test_metrics_hold_across_the_dtype_range(dtype):
     assert float(T.euclidean(np.array([3e-25, 4e-25], np.float32), np.zeros(2, np.float32))) > 0
     # the zero matrix: spectral norm 0 (the power iteration stops, no 0/0)
     assert float(T.spectral_norm(np.zeros((3, 3), dtype), jax.random.key(0))) == 0.0
+
+
+def test_pac_bound_holds_by_exact_binomial_enumeration():
+    # Independent of the formula: the exact binomial tail P(err̂ < p - gap) for every true error p on a
+    # grid, times |H| (the union bound), must stay below δ; and Hoeffding's gap is within ~2x of the
+    # smallest gap that is valid for one hypothesis (the exact quantile), so it is not vacuous.
+    from scipy.stats import binom
+    ps = np.linspace(0.005, 0.995, 199)
+    for n in (20, 100, 1000):
+        for n_h in (1, 10, 1000):
+            delta = 0.05
+            gap = T.pac_bound(0.0, n, n_h, delta)
+            k_below = np.ceil(n * (ps - gap)) - 1                      # largest k with k / n < p - gap
+            tail = binom.cdf(k_below, n, ps)
+            assert n_h * tail.max() <= delta, (n, n_h)
+        exact = max(p - binom.ppf(0.05, n, p) / n for p in ps)        # the exact one-hypothesis gap
+        assert exact <= T.pac_bound(0.0, n, 1, 0.05) <= 2.5 * exact + 1 / n

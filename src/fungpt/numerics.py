@@ -15,6 +15,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 from jax.flatten_util import ravel_pytree
 
@@ -32,7 +33,8 @@ from fungpt.linalg.factor import (
 )
 
 __all__ = [
-    "LU", "FloatInfo", "GradCheck", "blocked_matmul", "cholesky", "contraction_path", "einsum",
+    "CSR", "LU", "FloatInfo", "GradCheck", "blocked_matmul", "cholesky", "contraction_path", "csr_from_dense",
+    "csr_matvec", "einsum",
     "finite_difference", "float_info", "gradient_check", "householder", "kahan_sum", "lu", "lu_factor",
     "machine_epsilon", "matmul_flops", "matrix_chain_order", "multi_dot", "naive_sum",
     "nextafter", "one_minus_cos_over_x2", "optimal_step", "pairwise_sum", "qr_givens",
@@ -329,6 +331,38 @@ def blocked_matmul(a, b, block=64):
     c0 = jnp.zeros((mb, nb, block, block), a.dtype)
     c, _ = lax.scan(step, c0, (at, bt))
     return c.transpose(0, 2, 1, 3).reshape(mb * block, nb * block)[:m, :n]
+
+
+@functools.partial(jax.tree_util.register_dataclass, data_fields=["data", "indices", "indptr"],
+                   meta_fields=["shape"])
+@dataclasses.dataclass(frozen=True)
+class CSR:
+    """Compressed sparse rows, a pytree whose `shape` is static: row i holds data[indptr[i]:indptr[i+1]]
+    at columns indices[indptr[i]:indptr[i+1]]."""
+    data: jax.Array     # (nnz,) the nonzero values, row by row
+    indices: jax.Array  # (nnz,) int32 column of each value
+    indptr: jax.Array   # (m + 1,) int32 start of each row in data (indptr[m] = nnz)
+    shape: tuple        # (m, n)
+
+
+def csr_from_dense(a):
+    """The CSR form of a concrete matrix (m, n): the nonzeros in row-major order (as
+    `scipy.sparse.csr_matrix`). Eager: nnz decides the shapes."""
+    a = np.asarray(as_matrix(a, "a"))
+    rows, cols = np.nonzero(a)
+    indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=a.shape[0]))])
+    return CSR(jnp.asarray(a[rows, cols]), jnp.asarray(cols, jnp.int32), jnp.asarray(indptr, jnp.int32), tuple(a.shape))
+
+
+def csr_matvec(m, x):
+    """y = A x for A in CSR form: y_i = sum_{k in row i} data_k x_{indices_k}, as one gather, one
+    multiply and one segment sum: 2 nnz flops and ~nnz (12 bytes) of memory traffic instead of the
+    dense 2 m n flops. Jits (the CSR arrays are traced, `shape` static), vmaps over x, differentiates."""
+    x = as_vector(x, "x")
+    if x.shape[0] != m.shape[1]:
+        raise ValueError(f"x must have shape ({m.shape[1]},), got {x.shape}")
+    row_of = jnp.searchsorted(m.indptr, jnp.arange(m.data.shape[0]), side="right") - 1
+    return jax.ops.segment_sum(m.data * x[m.indices], row_of, num_segments=m.shape[0])
 
 
 def matrix_chain_order(dims):

@@ -146,9 +146,9 @@ def _gendot(n, log2_cond, rng, dtype):
     x[:n2] = ((2 * rng.uniform(size=n2) - 1) * 2.0**e).astype(dtype)
     y[:n2] = ((2 * rng.uniform(size=n2) - 1) * 2.0**e).astype(dtype)
     for i, ei in enumerate(np.round(np.linspace(b, 0, n - n2)).astype(int), start=n2):
-        x[i] = dtype((2 * rng.uniform() - 1) * 2.0**ei)
+        x[i] = dtype.type((2 * rng.uniform() - 1) * 2.0**ei)
         partial = mpmath.fsum(mpmath.mpf(float(a)) * mpmath.mpf(float(c)) for a, c in zip(x[:i], y[:i], strict=True))
-        y[i] = dtype(((2 * rng.uniform() - 1) * 2.0**ei - float(partial)) / x[i])
+        y[i] = dtype.type(((2 * rng.uniform() - 1) * 2.0**ei - float(partial)) / x[i])
     p = rng.permutation(n)
     return x[p].astype(dtype), y[p].astype(dtype)
 

@@ -28,6 +28,15 @@ def _pair(key, shapes=((5, 6), (6, 3))):
     return jax.random.normal(ka, shapes[0]), jax.random.normal(kb, shapes[1])
 
 
+def _csr(key):
+    # a fixed sparsity pattern (so two keys give the same shapes) with random values
+    from fungpt import numerics
+    pattern = numerics.csr_from_dense(jnp.eye(5) + jnp.eye(5, k=2))
+    kd, kx = jax.random.split(key)
+    m = numerics.CSR(jax.random.normal(kd, pattern.data.shape), pattern.indices, pattern.indptr, pattern.shape)
+    return m, jax.random.normal(kx, (5,))
+
+
 SAMPLES = {
     "fungpt.numerics.nextafter": Sample(lambda key: (jax.random.normal(key, (4,)), jnp.ones(4))),
     "fungpt.numerics.ulp": Sample(_vec()),
@@ -46,5 +55,6 @@ SAMPLES = {
     "fungpt.numerics.cholesky": Sample(_spd),
     "fungpt.numerics.blocked_matmul": Sample(lambda key: (*_pair(key), 4), static=(2,)),
     "fungpt.numerics.multi_dot": Sample(lambda key: (*_pair(key), jax.random.normal(key, (3, 2)))),
+    "fungpt.numerics.csr_matvec": Sample(_csr, argnum=1),
     "fungpt.numerics.einsum": Sample(lambda key: ("ij,jk->ik", *_pair(key)), static=(0,), argnum=1),
 }
