@@ -7,6 +7,8 @@
 4. Quadrature: error vs evaluations for trapezoid (n^-2), Simpson (n^-4), Gauss-Legendre (spectral),
    and Monte Carlo (n^-1/2) vs quasi-Monte Carlo (~n^-1) in 3-D.
 5. Taylor polynomials of sin and their error vs distance (slope order+1).
+6. Forward vs reverse accumulation of a Jacobian (ch03_jacobian_cost.png): jacfwd costs one pass per
+   input, jacrev one per output; timed on the machine the experiment runs on (noisy when shared).
 
 Run: .venv/bin/python experiments/ch03_calculus.py [--quick] [--out experiments/out]
 """
@@ -137,6 +139,52 @@ def taylor(quick):
     return dxs, out
 
 
+def jacobian_costs(quick):
+    """Median seconds of the full Jacobian of f(x) = tanh(W x), W (m, n), by forward mode (n jvps,
+    `fungpt.jacfwd`) and reverse mode (m vjps, `fungpt.jacrev`): sweep n with m fixed, then m with n fixed."""
+    import statistics
+
+    def timed(fn, x, reps):
+        jax.block_until_ready(fn(x))
+        ts = []
+        for _ in range(reps):
+            t = time.perf_counter()
+            jax.block_until_ready(fn(x))
+            ts.append(time.perf_counter() - t)
+        return statistics.median(ts)
+
+    sizes, fixed, reps = ([4, 32, 128] if quick else [4, 16, 64, 256, 1024]), 16, (3 if quick else 15)
+    rows = {"vary n (inputs), m = 16": [], "vary m (outputs), n = 16": []}
+    for k in sizes:
+        for label, (m, n) in (("vary n (inputs), m = 16", (fixed, k)), ("vary m (outputs), n = 16", (k, fixed))):
+            w = jax.random.normal(jax.random.key(m * 7919 + n), (m, n)) / np.sqrt(n)
+            x = jnp.linspace(-1.0, 1.0, n)
+            f = lambda v, w=w: jnp.tanh(w @ v)
+            fwd = jax.jit(lambda v, f=f: C.jacobian(f, v, mode="forward"))
+            rev = jax.jit(lambda v, f=f: C.jacobian(f, v, mode="reverse"))
+            rows[label].append((k, timed(fwd, x, reps), timed(rev, x, reps)))
+    return rows
+
+
+def jacobian_plot(out, rows):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
+    for a, (label, pts) in zip(ax, rows.items(), strict=True):
+        k, fwd, rev = (np.array(c) for c in zip(*pts, strict=True))
+        a.loglog(k, fwd * 1e3, "o-", ms=3, label="forward (jacfwd: one jvp per input)")
+        a.loglog(k, rev * 1e3, "s-", ms=3, label="reverse (jacrev: one vjp per output)")
+        a.set(xlabel=label.split(",")[0].replace("vary ", ""), title=f"J of tanh(W x): {label}")
+        a.legend(fontsize=7)
+    ax[0].set_ylabel("milliseconds (median, jitted)")
+    fig.tight_layout()
+    fig.savefig(out / "ch03_jacobian_cost.png", dpi=80)
+    plt.close(fig)
+
+
 def limit_plots(out, levels):
     """The Richardson tableau |T[k, j] - L| for a limit that exists, and the error estimates of three
     that do not (where `limit` answers NaN)."""
@@ -257,9 +305,11 @@ def main(argv=None):
     plots(out, hs, errs, one_d, nd, dxs, tay)       # --quick: the same figures from fewer points
     limit_plots(out, 6 if args.quick else 10)
     critical_point_plot(out, *newton_paths(args.quick))
+    jac = jacobian_costs(args.quick)
+    jacobian_plot(out, jac)
     result = {"best_step_and_error": best, "limits": lims, "critical_points": cps, "quadrature_1d": one_d,
               "quadrature_3d": nd, "taylor_slopes": {k: v["slope"] for k, v in tay.items()},
-              "seconds": time.perf_counter() - t0}
+              "jacobian_seconds_k_fwd_rev": jac, "seconds": time.perf_counter() - t0}
     (out / "ch03_calculus.json").write_text(json.dumps(result, indent=1))
     print("best step and error per difference quotient:", json.dumps(best))
     print("limits:", json.dumps(lims, indent=1))

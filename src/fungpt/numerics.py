@@ -21,16 +21,9 @@ from jax.flatten_util import ravel_pytree
 
 from fungpt._arrays import as_float, as_matrix, as_vector, checked_jit
 from fungpt.calculus import derivative
-from fungpt.linalg.factor import (
-    LU,
-    cholesky,
-    householder,
-    lu,
-    lu_factor,
-    qr_givens,
-    qr_householder,
-    solve_triangular,
-)
+
+# The factorizations are owned by chapter 2; chapter 6 re-exports them under its own names.
+from fungpt.linalg.factor import LU, cholesky, householder, lu, lu_factor, qr_givens, qr_householder, solve_triangular
 
 __all__ = [
     "CSR", "LU", "FloatInfo", "GradCheck", "blocked_matmul", "cholesky", "contraction_path", "csr_from_dense",
