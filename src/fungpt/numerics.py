@@ -354,7 +354,7 @@ def csr_matvec(m, x):
     x = as_vector(x, "x")
     if x.shape[0] != m.shape[1]:
         raise ValueError(f"x must have shape ({m.shape[1]},), got {x.shape}")
-    row_of = jnp.searchsorted(m.indptr, jnp.arange(m.data.shape[0]), side="right") - 1
+    row_of = jnp.searchsorted(m.indptr, jnp.arange(m.data.shape[0], dtype=m.indptr.dtype), side="right") - 1
     return jax.ops.segment_sum(m.data * x[m.indices], row_of, num_segments=m.shape[0])
 
 

@@ -378,7 +378,7 @@ def test_bad_input_raises_clear_errors():
 def test_experiment_runs_quick(tmp_path):
     import importlib.util
     import pathlib
-    path = pathlib.Path(__file__).resolve().parents[1] / "experiments" / "ch02_linalg.py"
+    path = pathlib.Path(__file__).resolve().parents[2] / "experiments" / "ch02_linalg.py"
     spec = importlib.util.spec_from_file_location("ch02_linalg", path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
