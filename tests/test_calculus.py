@@ -486,12 +486,13 @@ def test_one_owner_for_hvp_newton_and_critical_point_kinds():
     assert int(C.classify_critical_point(f, jnp.zeros(3))[0]) == C.SADDLE
     assert int(optim.classify_critical_point(f, jnp.zeros(3))) == C.SADDLE
     assert int(C.classify_critical_point(lambda v: v[0] ** 2 + v[1] ** 4, jnp.zeros(2))[0]) == C.DEGENERATE
-    # the Newton path ends where newton_critical_point stops (Himmelblau's saddle near (-0.27, -0.92))
+    # the Newton path ends where newton_critical_point stops (Himmelblau's local maximum near (-0.27, -0.92))
     h = lambda v: (v[0] ** 2 + v[1] - 11) ** 2 + (v[0] + v[1] ** 2 - 7) ** 2
     path = C.newton_path(h, jnp.array([-0.3, -0.9]), steps=12)
     cp = C.newton_critical_point(h, jnp.array([-0.3, -0.9]))
     np.testing.assert_allclose(path[-1], cp.x, rtol=1e-12)
-    assert int(cp.kind) == C.SADDLE and path.shape == (13, 2)
+    assert int(cp.kind) == C.MAXIMUM and path.shape == (13, 2)
+    np.testing.assert_allclose(path[-1], [-0.270845, -0.923039], atol=1e-6)     # the known maximum
     np.testing.assert_allclose(jax.grad(h)(path[-1]), 0, atol=1e-10)
     # numerics' finite difference is calculus.derivative
     x = jnp.linspace(0.1, 1.0, 4)
