@@ -24,7 +24,7 @@ def _well(key, n=4):
 
 def _sym(key, n=4):
     a = jax.random.normal(key, (n, n))
-    return a + a.T + jnp.diag(jnp.arange(n) * 3.0)   # well-separated eigenvalues
+    return a + a.T + jnp.diag(3.0 * jnp.arange(n, dtype=a.dtype))   # well-separated eigenvalues
 
 
 def _mat_vec(key, shape=(5, 3)):

@@ -8,7 +8,7 @@ Loops are `lax.fori_loop`/`lax.scan` with static trip counts wherever a gradient
 algorithm itself. Only the nonsymmetric QR algorithm (`schur`, `eig`) iterates to convergence
 with `lax.while_loop` (forward-mode and values only). Every 2-norm is scaled before squaring
 (`fungpt._arrays.norm2`), and `eigh`/`svd` scale the matrix by a power of two, so results hold
-across the dtype's whole range. Modules: `vectors`, `factor`, `solve`, `eigen`, `spaces`.
+across the dtype's whole range. Modules: `vectors`, `factor`, `elimination`, `eigen`, `spaces`.
 """
 from fungpt.linalg.eigen import (
     Eigenpair,
@@ -24,8 +24,8 @@ from fungpt.linalg.eigen import (
     spectral_norm,
     svd,
 )
+from fungpt.linalg.elimination import Solution, det, gaussian_elimination, inverse, rref, slogdet, solve
 from fungpt.linalg.factor import LU, cholesky, householder, lu, lu_factor, qr_givens, qr_householder, solve_triangular
-from fungpt.linalg.solve import Solution, det, gaussian_elimination, inverse, rref, slogdet, solve
 from fungpt.linalg.spaces import (
     coordinates,
     in_span,

@@ -20,8 +20,8 @@ from fungpt._arrays import (
     range_scale,
     set_row,
 )
+from fungpt.linalg.elimination import inverse
 from fungpt.linalg.factor import householder, lu_factor, qr_householder, solve_triangular
-from fungpt.linalg.solve import inverse
 
 # --------------------------------------------------------------------------------------------
 # Eigenvalues: power and inverse iteration

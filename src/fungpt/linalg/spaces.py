@@ -13,8 +13,8 @@ from fungpt._arrays import (
     eps,
 )
 from fungpt.linalg.eigen import svd
+from fungpt.linalg.elimination import rref
 from fungpt.linalg.factor import qr_householder, solve_triangular
-from fungpt.linalg.solve import rref
 from fungpt.linalg.vectors import vector_norm
 
 
