@@ -141,12 +141,12 @@ def roofline_figure(out, sizes, densities, n_sparse, rates, sparse):
         ax[0].semilogx(sizes, v, "o-", ms=3, label=k)
     ax[0].axhline(peak, color="gray", ls=":", label=f"best measured: {peak:.1f} GFLOP/s")
     ax[0].set(xlabel="n (n x n @ n x n, float32)", ylabel="GFLOP/s", ylim=(0, None),
-              title="matmul rate: small n is overhead-bound;\nour tiles are ordinary XLA ops (no register blocking)")
+              title="matmul GFLOP/s against n (median, jitted);\nmeasured on this machine, noisy when it is shared")
     ax[0].legend(fontsize=7)
     for k, v in sparse.items():
         ax[1].loglog(densities, np.asarray(v) * 1e6, "o-", ms=3, label=k)
     ax[1].set(xlabel="density nnz / n^2", ylabel="microseconds (median)",
-              title=f"matvec, n = {n_sparse}: CSR costs ~nnz, dense ~n^2")
+              title=f"matvec time against density, n = {n_sparse}:\ndense does n^2 work, CSR ~nnz plus gather overhead")
     ax[1].legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(out / "ch06_roofline.png", dpi=80)
