@@ -344,8 +344,8 @@ def test_one_minus_cos_over_x2_everywhere_vs_mpmath(dtype):
     want = np.array([mp(float(x)) for x in xs])
     got = jax.jit(nm.one_minus_cos_over_x2)(xs)
     np.testing.assert_allclose(got, want, rtol=8 * fi.eps, atol=0)
-    assert float(jax.grad(nm.one_minus_cos_over_x2)(dtype(0.0))) == 0.0    # even function: f'(0) = 0
-    assert np.isnan(float(nm.one_minus_cos_over_x2(dtype(0.0), stable=False)))   # what the naive form gives
+    assert float(jax.grad(nm.one_minus_cos_over_x2)(dtype.type(0.0))) == 0.0    # even function: f'(0) = 0
+    assert np.isnan(float(nm.one_minus_cos_over_x2(dtype.type(0.0), stable=False)))   # what the naive form gives
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
