@@ -175,3 +175,14 @@ def test_compensated_dot_is_accurate_to_cond_one_over_eps_vs_mpmath(dtype):
     assert float(la.dot(x, y)) == (0.0 if dtype == F32 else 1.0)       # 1e8 + 1 rounds to 1e8 in float32
     with pytest.raises(TypeError, match="real"):
         la.dot(np.ones(2, np.complex64), np.ones(2, np.complex64), compensated=True)
+
+
+def test_triple_product_is_the_signed_volume_and_complex_dot_does_not_conjugate():
+    rng = np.random.default_rng(4)
+    u, v, w = rng.standard_normal((3, 3))
+    close(float(la.triple_product(u, v, w)), np.linalg.det(np.stack([u, v, w])), ALG[F64])
+    close(float(la.triple_product(v, u, w)), -np.linalg.det(np.stack([u, v, w])), ALG[F64])   # orientation
+    assert float(la.triple_product(u, v, u + 2 * v)) == pytest.approx(0.0, abs=1e-12)          # coplanar
+    a, b = rng.standard_normal((2, 4)) + 1j * rng.standard_normal((2, 4))
+    close(complex(la.dot(a, b)), complex(np.dot(a, b)), ALG[F64])                # bilinear, as numpy.dot
+    close(complex(la.dot(np.conj(a), b)), complex(np.vdot(a, b)), ALG[F64])      # the Hermitian product

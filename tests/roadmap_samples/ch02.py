@@ -51,6 +51,7 @@ SAMPLES = {
     "fungpt.linalg.coordinates": Sample(_mat_vec),
     "fungpt.linalg.dot": Sample(_vecs()),
     "fungpt.linalg.cross": Sample(_vecs(3)),
+    "fungpt.linalg.triple_product": Sample(_vecs(3, 3)),
     "fungpt.linalg.matmul": Sample(lambda key: (jax.random.normal(key, (3, 4)), jax.random.normal(key, (4, 2)))),
     "fungpt.linalg.inverse": Sample(lambda key: (_well(key),)),
     "fungpt.linalg.transpose": Sample(_mat((3, 4))),

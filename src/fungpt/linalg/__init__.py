@@ -45,6 +45,7 @@ from fungpt.linalg.vectors import (
     project_onto_vector,
     trace,
     transpose,
+    triple_product,
     vector_norm,
 )
 
@@ -54,5 +55,5 @@ __all__ = [
     "householder", "in_span", "inverse", "inverse_iteration", "linearly_independent", "lstsq", "lu",
     "lu_factor", "matmul", "matrix_norm", "orthogonality_loss", "power_iteration", "project_onto_subspace",
     "project_onto_vector", "qr_givens", "qr_householder", "rank", "rref", "schur", "slogdet", "solve",
-    "solve_triangular", "spectral_norm", "svd", "trace", "transpose", "vector_norm",
+    "solve_triangular", "spectral_norm", "svd", "trace", "transpose", "triple_product", "vector_norm",
 ]

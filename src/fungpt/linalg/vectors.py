@@ -90,6 +90,13 @@ def cross(u, v):
     return jnp.stack([u[1] * v[2] - u[2] * v[1], u[2] * v[0] - u[0] * v[2], u[0] * v[1] - u[1] * v[0]])
 
 
+@checked_jit()
+def triple_product(u, v, w):
+    """u . (v x w) = det [u v w]: the signed volume of the parallelepiped spanned by three 3-vectors
+    (positive for a right-handed triple, 0 when they are coplanar)."""
+    return dot(u, cross(v, w))
+
+
 @checked_jit('ord')
 def vector_norm(x, ord=2):
     """||x||_p = (sum |x_i|^p)^(1/p) for p >= 1; ord inf / -inf: max / min |x_i|; ord 0: count of
