@@ -5,6 +5,9 @@
 2. Root finding: error per iteration of bisection (linear), secant (order 1.618) and Newton
    (quadratic) on Wallis's cubic x^3 - 2x - 5.
 3. The quadratic formula: the textbook small root of x^2 + b x + 1 vs the stable one, as b grows.
+4. Functions and their inverses (ch01_inverses.png): each graph and its inverse from
+   `basics.invert` (bisection, then Newton polish) are mirror images about y = x; the error of the
+   inverse with and without the Newton polish.
 
     .venv/bin/python experiments/ch01_basics.py [--quick] [--out experiments/out]
 
@@ -75,6 +78,50 @@ def quadratic(bs):
     return np.array(naive), np.array(stable)
 
 
+INVERTIBLE = {  # name: (f, [lo, hi], closed-form inverse)
+    "exp": (jnp.exp, (-2.0, 1.5), np.log),
+    "x^3 + x": (lambda x: x**3 + x, (-1.5, 1.5), None),
+    "tanh": (jnp.tanh, (-2.5, 2.5), np.arctanh),
+    "softplus": (basics.softplus, (-3.0, 2.0), lambda y: np.log(np.expm1(y))),
+}
+
+
+def inverses_figure(out, n):
+    fig, ax = plt.subplots(1, 2, figsize=(10, 4.2))
+    errors = {}
+    for (name, (f, (lo, hi), inv)), c in zip(INVERTIBLE.items(), plt.rcParams["axes.prop_cycle"].by_key()["color"],
+                                              strict=False):
+        x, y = basics.graph(f, lo, hi, n)
+        y = np.asarray(y)
+        ys = jnp.asarray(np.linspace(y.min(), y.max(), n)[1:-1])
+        xs = np.asarray(jax.vmap(lambda v, f=f, lo=lo, hi=hi: basics.invert(f, v, lo, hi))(ys))
+        ax[0].plot(x, y, color=c, lw=1.5, label=name)
+        ax[0].plot(ys, xs, color=c, lw=1.5, ls="--")
+        if inv is not None:
+            ref = inv(np.asarray(ys))
+            coarse = np.asarray(jax.vmap(lambda v, f=f, lo=lo, hi=hi: basics.invert(f, v, lo, hi, xtol=1e-5,
+                                                                                     polish=0))(ys))
+            polished = np.asarray(jax.vmap(lambda v, f=f, lo=lo, hi=hi: basics.invert(f, v, lo, hi, xtol=1e-5,
+                                                                                       polish=2))(ys))
+            ax[1].semilogy(ys, np.maximum(np.abs(coarse - ref), 1e-18), ":", color=c, label=f"{name}: bisection")
+            ax[1].semilogy(ys, np.maximum(np.abs(polished - ref), 1e-18), "-", color=c,
+                           label=f"{name}: + 2 Newton steps")
+            errors[name] = {"bisection_xtol_1e-5": float(np.max(np.abs(coarse - ref))),
+                            "polished": float(np.max(np.abs(polished - ref)))}
+    lim = (-3.2, 4.7)
+    ax[0].plot(lim, lim, color="gray", lw=0.8, ls=":")
+    ax[0].set(xlim=lim, ylim=lim, aspect="equal",
+              title="f (solid) and invert(f) (dashed):\nmirror images about y = x")
+    ax[0].legend(fontsize=7, loc="lower right")
+    ax[1].set(xlabel="y", ylabel="|invert(f)(y) - f^-1(y)| (closed form)", ylim=(1e-18, 1e-3),
+              title="the bracket gives xtol, Newton the last digits")
+    ax[1].legend(fontsize=6)
+    fig.tight_layout()
+    fig.savefig(out / "ch01_inverses.png", dpi=80)
+    plt.close(fig)
+    return errors
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fewer points (a few seconds)")
@@ -116,6 +163,7 @@ def main(argv=None):
                      "ours_finite": bool(np.isfinite(ours_sp).all())},
         "roots_abs_error_after_5_iterations": {k: h[4] for k, h in hist.items()},
         "quadratic_small_root_rel_error_at_b_1e8": {"naive": float(q_naive[-1]), "stable": float(q_stable[-1])},
+        "inverse_max_abs_error": inverses_figure(out, 40 if args.quick else 200),
     }
     (out / "ch01_basics.json").write_text(json.dumps(summary, indent=2))
     print(json.dumps(summary, indent=2))

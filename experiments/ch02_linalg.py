@@ -6,6 +6,10 @@
 3. Gram-Schmidt: loss of orthogonality ||Q^T Q - I|| against cond(A) — classical ~ eps cond^2,
    modified ~ eps cond, Householder ~ eps.
 4. Accuracy of our det / solve / inverse / eigh / svd against jnp.linalg on random matrices.
+5. At the extremes (ch02_extremes.png): norms and singular values of c x, c A across float32's whole
+   range — scaled (ours) vs squaring first (sum of squares, Gram matrix) — and dot products against
+   their condition number: the plain sum loses digits like eps cond, compensated Dot2 holds to
+   cond ~ 1/eps (mpmath is the reference).
 
     .venv/bin/python experiments/ch02_linalg.py [--quick] [--out experiments/out]
 
@@ -26,6 +30,88 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from fungpt import linalg, numerics  # noqa: E402
+
+
+def scale_errors(cs):
+    """Relative error of ||c x|| and sigma_max(c A) in float32 for each scale c: ours vs squaring first."""
+    rng = np.random.default_rng(0)
+    x, a = rng.standard_normal(6), rng.standard_normal((5, 4))
+    ref_n, ref_s = np.linalg.norm(x), np.linalg.norm(a, 2)
+    out = {k: [] for k in ("norm (ours)", "sqrt(sum x^2)", "svd (ours)", "sqrt(eig(A^T A))")}
+    for c in cs:
+        cx, ca = jnp.asarray(x * c, jnp.float32), jnp.asarray(a * c, jnp.float32)
+        rel = lambda v, ref: min(abs(float(v) / c - ref) / ref, 1.0) if np.isfinite(float(v)) else 1.0
+        out["norm (ours)"].append(rel(linalg.vector_norm(cx), ref_n))
+        out["sqrt(sum x^2)"].append(rel(jnp.sqrt(jnp.sum(cx * cx)), ref_n))
+        out["svd (ours)"].append(rel(linalg.svd(ca, compute_uv=False)[0], ref_s))
+        out["sqrt(eig(A^T A))"].append(rel(jnp.sqrt(jnp.max(jnp.linalg.eigvalsh(ca.T @ ca))), ref_s))
+    return out
+
+
+def gendot(n, log2_cond, rng, dtype):
+    """Ill-conditioned dot products (Ogita, Rump & Oishi's GenDot), exact sums in mpmath."""
+    import mpmath
+    mpmath.mp.prec = 4000
+    n2, b = n // 2, log2_cond / 2
+    e = np.round(rng.uniform(0, 1, n2) * b).astype(int)
+    e[0], e[-1] = round(b) + 1, 0
+    x, y = np.zeros(n), np.zeros(n)
+    x[:n2] = ((2 * rng.uniform(size=n2) - 1) * 2.0**e).astype(dtype)
+    y[:n2] = ((2 * rng.uniform(size=n2) - 1) * 2.0**e).astype(dtype)
+    for i, ei in enumerate(np.round(np.linspace(b, 0, n - n2)).astype(int), start=n2):
+        x[i] = dtype((2 * rng.uniform() - 1) * 2.0**ei)
+        part = mpmath.fsum(mpmath.mpf(float(p)) * mpmath.mpf(float(q)) for p, q in zip(x[:i], y[:i], strict=True))
+        y[i] = dtype(((2 * rng.uniform() - 1) * 2.0**ei - float(part)) / x[i])
+    x, y = x.astype(dtype), y.astype(dtype)
+    exact = mpmath.fsum(mpmath.mpf(float(p)) * mpmath.mpf(float(q)) for p, q in zip(x, y, strict=True))
+    absum = mpmath.fsum(abs(mpmath.mpf(float(p)) * mpmath.mpf(float(q))) for p, q in zip(x, y, strict=True))
+    return x, y, float(exact), float(2 * absum / abs(exact))
+
+
+def dot_errors(log2_conds, dtype, n=24):
+    rng = np.random.default_rng(1)
+    rows = []
+    for lc in log2_conds:
+        x, y, exact, cond = gendot(n, lc, rng, dtype)
+        plain = abs(float(linalg.dot(jnp.asarray(x), jnp.asarray(y))) - exact) / abs(exact)
+        dot2 = abs(float(linalg.dot(jnp.asarray(x), jnp.asarray(y), compensated=True)) - exact) / abs(exact)
+        rows.append((cond, plain, dot2))
+    return np.array(rows)
+
+
+def extremes_figure(out, q):
+    cs = np.logspace(-37, 37, 12 if q else 75)    # below ~1e-38 float32 is subnormal: XLA on CPU flushes it
+    errs = scale_errors(cs)
+    dots = {d: dot_errors(np.linspace(5, 50 if d == np.float32 else 110, 6 if q else 24), d)
+            for d in (np.float32, np.float64)}
+    fig, ax = plt.subplots(1, 2, figsize=(11, 3.8))
+    for k, v in errs.items():
+        ax[0].loglog(cs, np.maximum(v, 1e-9), "o-" if "ours" in k else "x--", ms=3, label=k)
+    ax[0].axvspan(1e-19, 1e19, color="0.93", zorder=0)
+    ax[0].set(xlabel="scale c", ylabel="relative error (clipped at 1)", ylim=(1e-9, 3),
+              title="float32: ||c x|| and sigma_max(c A)\n(shaded: where squaring first is safe)")
+    ax[0].legend(fontsize=7)
+    for d, rows in dots.items():
+        eps = float(np.finfo(d).eps)
+        name = np.dtype(d).name
+        ax[1].loglog(rows[:, 0], np.clip(rows[:, 1], 1e-18, 1), "x", label=f"plain dot, {name} (clipped at 1)")
+        ax[1].loglog(rows[:, 0], np.maximum(rows[:, 2], 1e-18), "o", ms=4, label=f"Dot2, {name}")
+        cgrid = np.logspace(0, np.log10(rows[:, 0].max()), 50)
+        ax[1].loglog(cgrid, np.minimum(eps * cgrid, 10), ":", color="gray", lw=0.8)
+        ax[1].loglog(cgrid, np.minimum(eps + eps**2 * cgrid, 10), "-", color="gray", lw=0.6)
+    ax[1].set(xlabel="condition number 2 sum|x_i y_i| / |x . y|", ylabel="relative error", ylim=(1e-18, 10),
+              title="dot products vs mpmath (dotted: eps cond;\nsolid: eps + eps^2 cond, the Dot2 bound)")
+    ax[1].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out / "ch02_extremes.png", dpi=80)
+    plt.close(fig)
+    return {"max_rel_error_ours_norm_svd": max(max(errs["norm (ours)"]), max(errs["svd (ours)"])),
+            "dot2_worst_error_over_bound": {np.dtype(d).name: _worst_over_bound(r, d) for d, r in dots.items()}}
+
+
+def _worst_over_bound(rows, dtype):
+    eps = float(np.finfo(dtype).eps)
+    return float(np.max(rows[:, 2] / (eps + eps**2 * rows[:, 0])))
 
 
 def power_iteration_curves(n, iters, ratios):
@@ -146,6 +232,7 @@ def main(argv=None):
         "svd_compression": {str(k): {"rel_error": e, "eckart_young": ey} for k, (e, ey) in errs.items()},
         "orthogonality_loss_at_max_cond": {k: v[-1] for k, v in ortho.items()} | {"cond": float(conds[-1])},
         "max_rel_diff_vs_jnp_linalg": acc,
+        "extremes": extremes_figure(out, q),
     }
     (out / "ch02_linalg.json").write_text(json.dumps(summary, indent=2))
     print(json.dumps(summary, indent=2))

@@ -7,6 +7,8 @@
 4. Quadrature: error vs evaluations for trapezoid (n^-2), Simpson (n^-4), Gauss-Legendre (spectral),
    and Monte Carlo (n^-1/2) vs quasi-Monte Carlo (~n^-1) in 3-D.
 5. Taylor polynomials of sin and their error vs distance (slope order+1).
+6. Forward vs reverse accumulation of a Jacobian (ch03_jacobian_cost.png): jacfwd costs one pass per
+   input, jacrev one per output; timed on the machine the experiment runs on (noisy when shared).
 
 Run: .venv/bin/python experiments/ch03_calculus.py [--quick] [--out experiments/out]
 
@@ -78,6 +80,28 @@ def critical_points(quick):
     return {f"({x:+.6f}, {y:+.6f})": k for (x, y), k in sorted(found.items())}
 
 
+def newton_paths(quick):
+    """Newton paths (fixed steps, `newton_path`) from a grid of starts, and the classified end points."""
+    g = np.linspace(-1.8, 1.8, 4 if quick else 7)
+    starts = jnp.asarray(np.stack(np.meshgrid(g, g), -1).reshape(-1, 2))
+    paths = jax.jit(jax.vmap(lambda s: C.newton_path(field, s, steps=8)))(starts)
+    kinds = jax.jit(jax.vmap(lambda x: C.classify_critical_point(field, x)[0]))(paths[:, -1])
+    return np.asarray(paths), np.asarray(kinds)
+
+
+def richardson_tableau(f, x0, side, levels):
+    """Neville's table T[k, j] for a one-sided limit (rows: h0/2^k; columns: extrapolation order)."""
+    sign = 1.0 if side == "right" else -1.0
+    hs = 0.125 / 2.0 ** np.arange(levels)
+    g = np.asarray(jax.vmap(lambda h: f(x0 + sign * h))(jnp.asarray(hs)))
+    t = np.full((levels, levels), np.nan)
+    t[:, 0] = g
+    for k in range(1, levels):
+        for j in range(1, k + 1):
+            t[k, j] = t[k, j - 1] + (t[k, j - 1] - t[k - 1, j - 1]) / (2.0**j - 1)
+    return t
+
+
 def quadrature_errors(quick):
     exact = math.e - 1
     ns = [2, 4, 8, 16, 32, 64, 128] if not quick else [4, 16]
@@ -116,6 +140,112 @@ def taylor(quick):
         slope = np.polyfit(np.log(dxs[ok]), np.log(err[ok]), 1)[0]
         out[k] = {"coefficients": np.asarray(c).tolist(), "errors": err.tolist(), "slope": float(slope)}
     return dxs, out
+
+
+def jacobian_costs(quick):
+    """Median seconds of the full Jacobian of f(x) = tanh(W x), W (m, n), by forward mode (n jvps,
+    `fungpt.jacfwd`) and reverse mode (m vjps, `fungpt.jacrev`): sweep n with m fixed, then m with n fixed."""
+    import statistics
+
+    def timed(fn, x, reps):
+        jax.block_until_ready(fn(x))
+        ts = []
+        for _ in range(reps):
+            t = time.perf_counter()
+            jax.block_until_ready(fn(x))
+            ts.append(time.perf_counter() - t)
+        return statistics.median(ts)
+
+    sizes, fixed, reps = ([4, 32, 128] if quick else [4, 16, 64, 256, 1024]), 16, (3 if quick else 15)
+    rows = {"vary n (inputs), m = 16": [], "vary m (outputs), n = 16": []}
+    for k in sizes:
+        for label, (m, n) in (("vary n (inputs), m = 16", (fixed, k)), ("vary m (outputs), n = 16", (k, fixed))):
+            w = jax.random.normal(jax.random.key(m * 7919 + n), (m, n)) / np.sqrt(n)
+            x = jnp.linspace(-1.0, 1.0, n)
+            f = lambda v, w=w: jnp.tanh(w @ v)
+            fwd = jax.jit(lambda v, f=f: C.jacobian(f, v, mode="forward"))
+            rev = jax.jit(lambda v, f=f: C.jacobian(f, v, mode="reverse"))
+            rows[label].append((k, timed(fwd, x, reps), timed(rev, x, reps)))
+    return rows
+
+
+def jacobian_plot(out, rows):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
+    for a, (label, pts) in zip(ax, rows.items(), strict=True):
+        k, fwd, rev = (np.array(c) for c in zip(*pts, strict=True))
+        a.loglog(k, fwd * 1e3, "o-", ms=3, label="forward (jacfwd: one jvp per input)")
+        a.loglog(k, rev * 1e3, "s-", ms=3, label="reverse (jacrev: one vjp per output)")
+        a.set(xlabel=label.split(",")[0].replace("vary ", ""), title=f"J of tanh(W x): {label}")
+        a.legend(fontsize=7)
+    ax[0].set_ylabel("milliseconds (median, jitted)")
+    fig.tight_layout()
+    fig.savefig(out / "ch03_jacobian_cost.png", dpi=80)
+    plt.close(fig)
+
+
+def limit_plots(out, levels):
+    """The Richardson tableau |T[k, j] - L| for a limit that exists, and the error estimates of three
+    that do not (where `limit` answers NaN)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    t = richardson_tableau(lambda x: jnp.expm1(x) / x, 0.0, "right", levels)
+    fig, ax = plt.subplots(1, 2, figsize=(10, 3.8))
+    im = ax[0].imshow(np.log10(np.maximum(np.abs(t - 1.0), 1e-17)), cmap="viridis", vmin=-17, vmax=0)
+    ax[0].set(xlabel="extrapolation column j", ylabel="row k (h = 2^-k / 8)",
+              title="Richardson tableau: log10 |T[k, j] - 1|\nfor (e^x - 1)/x as x -> 0+")
+    fig.colorbar(im, ax=ax[0])
+    cases = {"(e^x-1)/x (exists)": lambda x: jnp.expm1(x) / x, "sign(x), both sides": jnp.sign,
+             "sin(1/x)": lambda x: jnp.sin(1 / x), "1/x": lambda x: 1 / x}
+    for name, f in cases.items():
+        errs, vals = [], []
+        for n in range(2, levels + 1):
+            side = "both" if "sign" in name else "right"
+            v, e = C.limit(f, jnp.asarray(0.0), side=side, levels=n)
+            errs.append(max(float(e), 1e-17))
+            vals.append(float(v))
+        ax[1].semilogy(range(2, levels + 1), errs, "o-", ms=3,
+                       label=f"{name}: {'NaN (no limit)' if np.isnan(vals[-1]) else round(vals[-1], 12)}")
+    ax[1].axhline(float(np.finfo(np.float64).eps) ** 0.25, color="gray", ls=":", lw=0.8)
+    ax[1].set(xlabel="levels", ylabel="error estimate |T[n,n] - T[n-1,n-1]|",
+              title="limit(): converging tables vs 'does not exist'\n(dotted: the eps^(1/4) threshold)")
+    ax[1].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out / "ch03_limits.png", dpi=80)
+    plt.close(fig)
+
+
+def critical_point_plot(out, paths, kinds):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    g = np.linspace(-2.2, 2.2, 200)
+    xx, yy = np.meshgrid(g, g)
+    fig, ax = plt.subplots(figsize=(5.2, 4.6))
+    ax.contour(xx, yy, xx**3 - 3 * xx - yy**3 + 3 * yy, levels=25, cmap="coolwarm", linewidths=0.7)
+    colors = {C.MINIMUM: "tab:blue", C.MAXIMUM: "tab:red", C.SADDLE: "tab:green", C.DEGENERATE: "k"}
+    for path, kind in zip(paths, kinds, strict=True):
+        ok = np.all(np.isfinite(path)) and np.all(np.abs(path) < 3)
+        if ok:
+            ax.plot(path[:, 0], path[:, 1], "-", color="gray", lw=0.6)
+            ax.plot(*path[-1], "o", color=colors[int(kind)], ms=7)
+    for k, c in colors.items():
+        ax.plot([], [], "o", color=c, label=["minimum", "maximum", "saddle", "degenerate"][k])
+    ax.set(xlim=(-2.2, 2.2), ylim=(-2.2, 2.2), title="Newton on grad f = 0 finds every kind\n"
+           "f = x^3 - 3x - y^3 + 3y (gray: paths; color: Hessian test)")
+    ax.legend(fontsize=7, loc="lower left")
+    fig.tight_layout()
+    fig.savefig(out / "ch03_critical_points.png", dpi=80)
+    plt.close(fig)
 
 
 def plots(out, hs, errs, one_d, nd, dxs, tay):
@@ -175,11 +305,14 @@ def main(argv=None):
     cps = critical_points(args.quick)
     one_d, nd = quadrature_errors(args.quick)
     dxs, tay = taylor(args.quick)
-    if not args.quick:  # the figures need the full sweeps; --quick checks the numbers only
-        plots(out, hs, errs, one_d, nd, dxs, tay)
+    plots(out, hs, errs, one_d, nd, dxs, tay)       # --quick: the same figures from fewer points
+    limit_plots(out, 6 if args.quick else 10)
+    critical_point_plot(out, *newton_paths(args.quick))
+    jac = jacobian_costs(args.quick)
+    jacobian_plot(out, jac)
     result = {"best_step_and_error": best, "limits": lims, "critical_points": cps, "quadrature_1d": one_d,
               "quadrature_3d": nd, "taylor_slopes": {k: v["slope"] for k, v in tay.items()},
-              "seconds": time.perf_counter() - t0}
+              "jacobian_seconds_k_fwd_rev": jac, "seconds": time.perf_counter() - t0}
     (out / "ch03_calculus.json").write_text(json.dumps(result, indent=1))
     print("best step and error per difference quotient:", json.dumps(best))
     print("limits:", json.dumps(lims, indent=1))

@@ -114,6 +114,49 @@ def matmul_timings(sizes, reps):
     return rows
 
 
+def roofline(sizes, densities, n_sparse, reps):
+    """GFLOP/s of jitted jnp.dot and our blocked_matmul (float32) against n, with the best rate seen
+    (the machine's measured peak for this library); and dense vs CSR matvec time against density."""
+    rates = {"jnp.dot (XLA's GEMM)": [], "numerics.blocked_matmul (block 32)": []}
+    for n in sizes:
+        rng = np.random.default_rng(n)
+        a, b = (jnp.asarray(rng.standard_normal((n, n)).astype(np.float32)) for _ in range(2))
+        flops = numerics.matmul_flops(n, n, n)
+        rates["jnp.dot (XLA's GEMM)"].append(flops / _median_time(jax.jit(jnp.dot), a, b, reps=reps) / 1e9)
+        rates["numerics.blocked_matmul (block 32)"].append(
+            flops / _median_time(lambda x, y: numerics.blocked_matmul(x, y, block=32), a, b, reps=reps) / 1e9)
+    rng = np.random.default_rng(0)
+    dense_mv = jax.jit(jnp.dot)
+    sparse = {"dense matvec": [], "CSR matvec": []}
+    x = jnp.asarray(rng.standard_normal(n_sparse).astype(np.float32))
+    for d in densities:
+        a = (rng.standard_normal((n_sparse, n_sparse)) * (rng.uniform(size=(n_sparse, n_sparse)) < d))
+        a = a.astype(np.float32)
+        csr = numerics.csr_from_dense(a)
+        sparse["dense matvec"].append(_median_time(dense_mv, jnp.asarray(a), x, reps=reps))
+        sparse["CSR matvec"].append(_median_time(jax.jit(numerics.csr_matvec), csr, x, reps=reps))
+    return rates, sparse
+
+
+def roofline_figure(out, sizes, densities, n_sparse, rates, sparse):
+    fig, ax = plt.subplots(1, 2, figsize=(11, 3.8))
+    peak = max(max(v) for v in rates.values())
+    for k, v in rates.items():
+        ax[0].semilogx(sizes, v, "o-", ms=3, label=k)
+    ax[0].axhline(peak, color="gray", ls=":", label=f"best measured: {peak:.1f} GFLOP/s")
+    ax[0].set(xlabel="n (n x n @ n x n, float32)", ylabel="GFLOP/s", ylim=(0, None),
+              title="matmul GFLOP/s against n (median, jitted);\nmeasured on this machine, noisy when it is shared")
+    ax[0].legend(fontsize=7)
+    for k, v in sparse.items():
+        ax[1].loglog(densities, np.asarray(v) * 1e6, "o-", ms=3, label=k)
+    ax[1].set(xlabel="density nnz / n^2", ylabel="microseconds (median)",
+              title=f"matvec time against density, n = {n_sparse}:\ndense does n^2 work, CSR ~nnz plus gather overhead")
+    ax[1].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out / "ch06_roofline.png", dpi=80)
+    plt.close(fig)
+
+
 def chain(reps):
     dims = [400, 20, 400, 10, 300]
     rng = np.random.default_rng(5)
@@ -143,6 +186,11 @@ def main(argv=None):
     checks = gradient_checks(q)
     timings = matmul_timings([32] if q else [32, 64, 128, 256, 512], 3 if q else 15)
     ch = chain(3 if q else 15)
+    sizes = [16, 64, 128] if q else [16, 32, 64, 128, 256, 512, 1024]
+    densities = [0.01, 0.1, 0.5] if q else [0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0]
+    n_sparse = 256 if q else 2048
+    rates, sparse = roofline(sizes, densities, n_sparse, 3 if q else 9)
+    roofline_figure(out, sizes, densities, n_sparse, rates, sparse)
 
     fig, ax = plt.subplots(1, 2, figsize=(10, 3.6))
     for k, v in sums.items():
@@ -169,6 +217,7 @@ def main(argv=None):
         "gradient_check_rel_error_fungpt_grad": checks,
         "matmul_seconds_median": timings,
         "matrix_chain": ch,
+        "roofline_gflops": {"sizes": sizes, **rates}, "csr_vs_dense_seconds": {"densities": densities, **sparse},
         "note": "timings: medians in one process on a shared 2-core CPU (jax 0.10.2); noisy",
     }
     (out / "ch06_numerics.json").write_text(json.dumps(summary, indent=2))

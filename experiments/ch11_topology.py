@@ -11,6 +11,7 @@ On an accelerator: the shapes of the curves do not change; the values move withi
 products default to bfloat16 precision).
 """
 import argparse
+import functools
 import json
 import math
 import pathlib
@@ -108,6 +109,36 @@ def rademacher(quick):
     return {"n": ns, "estimate": est, "bound": bound}
 
 
+def metrics(out, quick):
+    """Unit balls {x : d(x, 0) <= 1} of the Minkowski distances (p < 1 is not a metric: its ball is not
+    convex and the triangle inequality fails), and the worst triangle violation against p on random points."""
+    g = np.linspace(-1.3, 1.3, 121 if quick else 301)
+    grid = jnp.asarray(np.stack(np.meshgrid(g, g), -1).reshape(-1, 2))
+    zero = jnp.zeros((1, 2), grid.dtype)
+    ps = [0.5, 1.0, 2.0, 4.0]
+    fig, ax = plt.subplots(1, 2, figsize=(9.5, 4))
+    for p, c in zip(ps, ["tab:red", "tab:blue", "tab:green", "tab:purple"], strict=True):
+        d = np.asarray(T.pairwise_distances(grid, zero, functools.partial(T.minkowski, p=p))).reshape(len(g), len(g))
+        ax[0].contour(g, g, d, levels=[1.0], colors=c)
+        ax[0].plot([], [], color=c, label=f"p = {p}" + (" (not a metric)" if p < 1 else ""))
+    d = np.asarray(T.pairwise_distances(grid, zero, T.chebyshev)).reshape(len(g), len(g))
+    ax[0].contour(g, g, d, levels=[1.0], colors="k")
+    ax[0].plot([], [], color="k", label="p = inf (Chebyshev)")
+    ax[0].set(aspect="equal", title="unit balls of the Minkowski distances d_p")
+    ax[0].legend(fontsize=7, loc="lower left")
+    pts = jax.random.normal(jax.random.key(0), (24 if quick else 60, 3))
+    pgrid = np.linspace(0.25, 3.0, 12 if quick else 45)
+    tri = [float(T.metric_axiom_violations(functools.partial(T.minkowski, p=float(p)), pts)["triangle"]) for p in pgrid]
+    ax[1].plot(pgrid, tri, "o-", ms=3)
+    ax[1].axvline(1.0, color="gray", ls=":")
+    ax[1].set(xlabel="p", ylabel="max d(x,z) - d(x,y) - d(y,z)",
+              title="triangle inequality on random points:\nbroken exactly for p < 1")
+    fig.tight_layout()
+    fig.savefig(out / "ch11_metrics.png", dpi=90)
+    plt.close(fig)
+    return {"max_triangle_violation_p_ge_1": max(t for p, t in zip(pgrid, tri, strict=True) if p >= 1)}
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small sizes (a smoke run)")
@@ -115,7 +146,8 @@ def main(argv=None):
     args = ap.parse_args(argv)
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    res = {"quick": args.quick, "swiss_roll_corr": swiss(out, args.quick), "lipschitz": lipschitz(args.quick)}
+    res = {"quick": args.quick, "swiss_roll_corr": swiss(out, args.quick), "lipschitz": lipschitz(args.quick),
+           "metrics": metrics(out, args.quick)}
     rf, rad = random_features(args.quick), rademacher(args.quick)
     res["random_features"], res["rademacher"] = rf, rad
     res["pac_sample_size_eps0.05_delta0.05_H1e6"] = T.pac_sample_size(0.05, 0.05, 1e6)

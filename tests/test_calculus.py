@@ -404,9 +404,9 @@ def test_bad_inputs_raise_clear_errors():
     with pytest.raises(ValueError, match="side"):
         C.limit(jnp.sin, 0.0, side="up")
     with pytest.raises(ValueError, match="method"):
-        C.derivative(jnp.sin, 1.0, method="backward")
-    with pytest.raises(ValueError, match="scalar x"):
-        C.derivative(jnp.sin, jnp.ones(3))
+        C.derivative(jnp.sin, 1.0, method="sideways")
+    with pytest.raises(ValueError, match=r"shape \(d,\)"):
+        C.partial_derivative(jnp.sum, jnp.ones((2, 2)), 0)
     with pytest.raises(ValueError, match="even"):
         C.simpson(jnp.sin, 0.0, 1.0, 7)
     with pytest.raises(ValueError, match="positive int"):
@@ -429,3 +429,72 @@ def test_experiment_runs_quick(tmp_path):
     spec.loader.exec_module(module)
     module.main(["--quick", "--out", str(tmp_path)])
     assert (tmp_path / "ch03_calculus.json").exists()
+
+
+# --------------------------------------------------------------------------- extremes and one owner (issues 13, 17)
+
+NO_LIMIT = [  # (jax function, sympy expression, side): sympy says the limit at 0 does not exist
+    (jnp.sign, sp.sign(x_sym), "both"),
+    (lambda x: jnp.sin(1 / x), sp.sin(1 / x_sym), "both"),
+    (lambda x: jnp.sin(1 / x), sp.sin(1 / x_sym), "right"),
+    (lambda x: 1 / x, 1 / x_sym, "right"),
+]
+
+
+def _sympy_limit_exists(expr, side):
+    try:
+        value = sp.limit(expr, x_sym, 0, {"both": "+-", "right": "+", "left": "-"}[side])
+    except ValueError:      # sympy: "The limit does not exist since left hand limit = ... "
+        return False
+    return value.is_finite and not isinstance(value, sp.AccumBounds)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_limits_that_do_not_exist_are_nan_not_a_number(dtype):
+    z = jnp.zeros((), dtype)
+    for f, expr, side in NO_LIMIT:
+        assert not _sympy_limit_exists(expr, side)
+        value, err = jax.jit(lambda z, f=f, side=side: C.limit(f, z, side=side))(z)
+        assert np.isnan(float(value)) and float(err) > 0, (expr, side, value, err)
+    # the one-sided limits of the jump do exist, exactly
+    assert float(C.limit(jnp.sign, z, side="right")[0]) == 1.0
+    assert float(C.limit(jnp.sign, z, side="left")[0]) == -1.0
+    assert float(C.limit(jnp.abs, z)[0]) == 0.0                 # |x|: a kink, the limit exists
+    assert not bool(C.is_continuous(lambda x: jnp.sin(1 / x), z))
+    assert not bool(C.is_continuous(jnp.sign, z))
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_derivative_broadcasts_and_backward_differences(dtype):
+    x = np.linspace(-2, 2, 7).astype(dtype)
+    for method in ("forward", "backward", "central"):
+        got = C.derivative(jnp.sin, x, method=method)
+        assert got.shape == x.shape and got.dtype == dtype
+        np.testing.assert_allclose(got, np.cos(x.astype(np.float64)), rtol=0, atol=FD_TOL["forward"][dtype])
+    # backward really looks back: a kink at 0 gives the left slope
+    assert float(C.derivative(jnp.abs, jnp.zeros((), dtype), method="backward")) == -1.0
+    assert float(C.derivative(jnp.abs, jnp.zeros((), dtype), method="forward")) == 1.0
+
+
+def test_one_owner_for_hvp_newton_and_critical_point_kinds():
+    from fungpt import numerics, optim
+    assert optim.hvp is C.hessian_vector_product and optim.newton is C.newton_path
+    assert (optim.MINIMUM, optim.MAXIMUM, optim.SADDLE, optim.DEGENERATE) == (C.MINIMUM, C.MAXIMUM, C.SADDLE,
+                                                                              C.DEGENERATE)
+    # a saddle with a flat direction is a saddle (curvature of both signs), not "degenerate"
+    f = lambda v: v[0] ** 2 - v[1] ** 2 + 0 * v[2]
+    assert int(C.classify_critical_point(f, jnp.zeros(3))[0]) == C.SADDLE
+    assert int(optim.classify_critical_point(f, jnp.zeros(3))) == C.SADDLE
+    assert int(C.classify_critical_point(lambda v: v[0] ** 2 + v[1] ** 4, jnp.zeros(2))[0]) == C.DEGENERATE
+    # the Newton path ends where newton_critical_point stops (Himmelblau's local maximum near (-0.27, -0.92))
+    h = lambda v: (v[0] ** 2 + v[1] - 11) ** 2 + (v[0] + v[1] ** 2 - 7) ** 2
+    path = C.newton_path(h, jnp.array([-0.3, -0.9]), steps=12)
+    cp = C.newton_critical_point(h, jnp.array([-0.3, -0.9]))
+    np.testing.assert_allclose(path[-1], cp.x, rtol=1e-12)
+    assert int(cp.kind) == C.MAXIMUM and path.shape == (13, 2)
+    np.testing.assert_allclose(path[-1], [-0.270845, -0.923039], atol=1e-6)     # the known maximum
+    np.testing.assert_allclose(jax.grad(h)(path[-1]), 0, atol=1e-10)
+    # numerics' finite difference is calculus.derivative
+    x = jnp.linspace(0.1, 1.0, 4)
+    np.testing.assert_array_equal(numerics.finite_difference(jnp.exp, x, 1e-4, "backward"),
+                                  C.derivative(jnp.exp, x, method="backward", h=1e-4))

@@ -16,20 +16,15 @@ from hypothesis import strategies as st
 import fungpt
 from fungpt import linalg as la
 from fungpt import numerics as nm
+from tests.helpers import ALG, F32, F64, close
 
-F32, F64 = np.dtype("float32"), np.dtype("float64")
 DTYPES = [F32, F64]
 SLOW_F32 = [pytest.param(F32, marks=pytest.mark.slow), F64]     # float32 twin runs with -m slow
-ALG_TOL = {F32: 1e-4, F64: 1e-11}
 SEEDS = st.integers(0, 2**31 - 1)
 
 
 def _rand(seed, shape, dtype=F64):
     return np.random.default_rng(seed).standard_normal(shape).astype(dtype)
-
-
-def _close(got, want, tol, atol=None):
-    np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=tol, atol=tol if atol is None else atol)
 
 
 # ---------------------------------------------------------------- floating point
@@ -64,7 +59,7 @@ def test_ulp_matches_spacing_and_cancellation(dtype):
     exact = np.array([float((1 - mpmath.cos(mpmath.mpf(float(v)))) / mpmath.mpf(float(v)) ** 2) for v in xs])
     stable = np.asarray(nm.one_minus_cos_over_x2(xs), F64)
     naive = np.asarray(nm.one_minus_cos_over_x2(xs, stable=False), F64)
-    _close(stable, exact, 4 * np.finfo(dtype).eps)
+    close(stable, exact, 4 * np.finfo(dtype).eps)
     assert np.asarray(nm.relative_error(naive, exact))[-1] > 0.1
 
 
@@ -89,7 +84,7 @@ def test_kahan_beats_naive_on_a_hard_sum():
     naive, kahan = float(nm.naive_sum(x)), float(nm.kahan_sum(x))
     assert abs(kahan - exact) <= 2 * np.finfo(F32).eps * exact
     assert abs(naive - exact) > 100 * abs(kahan - exact)
-    _close(nm.pairwise_sum(x[:5]), math.fsum(x[:5].astype(F64)), 1e-7)   # non power-of-two length
+    close(nm.pairwise_sum(x[:5]), math.fsum(x[:5].astype(F64)), 1e-7)   # non power-of-two length
 
 
 # ---------------------------------------------------------------- numerical differentiation
@@ -101,14 +96,14 @@ def test_finite_difference_error_vs_step(dtype):
     eps = float(np.finfo(dtype).eps)
     err = lambda h, s: abs(float(nm.finite_difference(jnp.sin, x, h, s)) - exact)
     h_c, h_f = nm.optimal_step(dtype, "central"), nm.optimal_step(dtype, "forward")
-    _close(h_c, eps ** (1 / 3), 1e-12)
+    close(h_c, eps ** (1 / 3), 1e-12)
     assert err(h_c, "central") <= 10 * eps ** (2 / 3)     # the bottom of the V
     assert err(h_f, "forward") <= 10 * eps ** (1 / 2)
     assert err(h_c, "central") < err(1e-1, "central")      # truncation dominates at large h
     assert err(h_c, "central") < err(eps, "central")       # rounding dominates at tiny h
     if dtype == F64:                                       # orders of accuracy: halve h, error / 2 or / 4
-        _close(err(1e-2, "forward") / err(5e-3, "forward"), 2, 0.05)
-        _close(err(1e-2, "central") / err(5e-3, "central"), 4, 0.05)
+        close(err(1e-2, "forward") / err(5e-3, "forward"), 2, 0.05)
+        close(err(1e-2, "central") / err(5e-3, "central"), 4, 0.05)
     with pytest.raises(ValueError, match="scheme"):
         nm.finite_difference(jnp.sin, x, 1e-3, "sideways")
 
@@ -123,7 +118,7 @@ def test_gradient_check_passes_fungpt_grad_and_catches_a_wrong_gradient():
     p = {"w": _rand(1, (3, 4)), "x": _rand(2, 4), "b": _rand(3, 4)}
     ok = nm.gradient_check(_loss, p, grad_fn=fungpt.grad)
     assert ok.rel_error < 1e-8, ok.rel_error
-    _close(ok.analytic, jax.flatten_util.ravel_pytree(jax.grad(_loss)(p))[0], 1e-12)
+    close(ok.analytic, jax.flatten_util.ravel_pytree(jax.grad(_loss)(p))[0], 1e-12)
     # A gradient 0.1% wrong in one coordinate must fail loudly.
     def wrong(f):
         def g(p):
@@ -141,13 +136,13 @@ def test_gradient_check_passes_fungpt_grad_and_catches_a_wrong_gradient():
 def test_lu_pa_equals_lu(seed):
     a = _rand(seed, (5, 5))
     perm, l, u = nm.lu(a)
-    _close(a[np.asarray(perm)], np.asarray(l) @ np.asarray(u), 1e-12, atol=1e-12)
+    close(a[np.asarray(perm)], np.asarray(l) @ np.asarray(u), 1e-12, atol=1e-12)
     _, l_ref, u_ref = scipy.linalg.lu(a)                # a = P L U
     atol = 1e-14 * np.linalg.cond(a)                        # same pivots; rounding may differ
-    _close(l, l_ref, 0, atol=atol)
-    _close(u, u_ref, 0, atol=atol * np.abs(a).max())
+    close(l, l_ref, 0, atol=atol)
+    close(u, u_ref, 0, atol=atol * np.abs(a).max())
     assert np.all(np.abs(np.asarray(l)) <= 1 + 1e-15)       # partial pivoting bounds the multipliers
-    _close(np.triu(np.asarray(u)), u, 0)
+    close(np.triu(np.asarray(u)), u, 0)
 
 
 @pytest.mark.parametrize("dtype", SLOW_F32)
@@ -156,14 +151,14 @@ def test_solve_triangular_and_cholesky(dtype):
     b = _rand(6, (5, 2), dtype)
     for lower in (True, False):
         tt = t if lower else t.T
-        _close(nm.solve_triangular(tt, b, lower=lower),
-               scipy.linalg.solve_triangular(tt.astype(F64), b.astype(F64), lower=lower), ALG_TOL[dtype])
-    _close(nm.solve_triangular(t, b[:, 0], unit_diagonal=True),
+        close(nm.solve_triangular(tt, b, lower=lower),
+               scipy.linalg.solve_triangular(tt.astype(F64), b.astype(F64), lower=lower), ALG[dtype])
+    close(nm.solve_triangular(t, b[:, 0], unit_diagonal=True),
            scipy.linalg.solve_triangular(t.astype(F64), b[:, 0].astype(F64), lower=True, unit_diagonal=True),
-           ALG_TOL[dtype])
+           ALG[dtype])
     x = _rand(7, (5, 5))
     spd = (x @ x.T + 5 * np.eye(5)).astype(dtype)
-    _close(nm.cholesky(spd), np.linalg.cholesky(spd.astype(F64)), ALG_TOL[dtype])
+    close(nm.cholesky(spd), np.linalg.cholesky(spd.astype(F64)), ALG[dtype])
     assert np.isnan(np.asarray(nm.cholesky(-spd))).any()    # not positive definite: NaN, as jnp
 
 
@@ -176,12 +171,12 @@ def test_qr_matches_numpy(dtype, qr):
     q, r = qr(a)
     q_ref, r_ref = np.linalg.qr(a.astype(F64))
     signs = np.sign(np.diag(np.asarray(r, F64))) * np.sign(np.diag(r_ref))
-    _close(np.asarray(q) * signs[None, :], q_ref, ALG_TOL[dtype], atol=ALG_TOL[dtype])
-    _close(np.asarray(r) * signs[:, None], r_ref, ALG_TOL[dtype], atol=ALG_TOL[dtype])
+    close(np.asarray(q) * signs[None, :], q_ref, ALG[dtype], atol=ALG[dtype])
+    close(np.asarray(r) * signs[:, None], r_ref, ALG[dtype], atol=ALG[dtype])
     qc, rc = qr(a, mode="complete")
-    _close(np.asarray(qc).T @ np.asarray(qc), np.eye(6), ALG_TOL[dtype], atol=ALG_TOL[dtype])
-    _close(np.asarray(qc) @ np.asarray(rc), a, ALG_TOL[dtype], atol=ALG_TOL[dtype])
-    _close(np.tril(np.asarray(rc), -1), 0, 0)
+    close(np.asarray(qc).T @ np.asarray(qc), np.eye(6), ALG[dtype], atol=ALG[dtype])
+    close(np.asarray(qc) @ np.asarray(rc), a, ALG[dtype], atol=ALG[dtype])
+    close(np.tril(np.asarray(rc), -1), 0, 0)
 
 
 @settings(max_examples=10, deadline=None)
@@ -190,19 +185,19 @@ def test_qr_orthogonal_property(seed):
     a = _rand(seed, (6, 4))
     for qr in (nm.qr_householder, nm.qr_givens):
         q, r = qr(a)
-        _close(np.asarray(q).T @ np.asarray(q), np.eye(4), 1e-13, atol=1e-13)
-        _close(np.asarray(q) @ np.asarray(r), a, 1e-12, atol=1e-12)
+        close(np.asarray(q).T @ np.asarray(q), np.eye(4), 1e-13, atol=1e-13)
+        close(np.asarray(q) @ np.asarray(r), a, 1e-12, atol=1e-12)
 
 
 def test_qr_householder_complex_and_wide():
     rng = np.random.default_rng(9)
     a = rng.standard_normal((5, 5)) + 1j * rng.standard_normal((5, 5))
     q, r = nm.qr_householder(a)
-    _close(np.asarray(q).conj().T @ np.asarray(q), np.eye(5), 1e-13, atol=1e-13)
-    _close(np.asarray(q) @ np.asarray(r), a, 1e-12, atol=1e-12)
+    close(np.asarray(q).conj().T @ np.asarray(q), np.eye(5), 1e-13, atol=1e-13)
+    close(np.asarray(q) @ np.asarray(r), a, 1e-12, atol=1e-12)
     wide = _rand(10, (4, 6))
     q, r = nm.qr_householder(wide)
-    _close(np.asarray(q) @ np.asarray(r), wide, 1e-12, atol=1e-12)
+    close(np.asarray(q) @ np.asarray(r), wide, 1e-12, atol=1e-12)
 
 
 # ---------------------------------------------------------------- efficient matrix operations
@@ -210,7 +205,7 @@ def test_qr_householder_complex_and_wide():
 @pytest.mark.parametrize("dtype", SLOW_F32)
 def test_blocked_matmul(dtype):
     a, b = _rand(11, (37, 20), dtype), _rand(12, (20, 29), dtype)
-    _close(nm.blocked_matmul(a, b, block=16), a.astype(F64) @ b.astype(F64), TOL[dtype], atol=TOL[dtype])
+    close(nm.blocked_matmul(a, b, block=16), a.astype(F64) @ b.astype(F64), TOL[dtype], atol=TOL[dtype])
     assert nm.matmul_flops(37, 20, 29) == 2 * 37 * 20 * 29
 
 
@@ -233,11 +228,11 @@ def test_matrix_chain_order_is_optimal(dims):
 
 def test_multi_dot_and_einsum_contraction_order():
     mats = [_rand(i, s) for i, s in enumerate([(10, 30), (30, 5), (5, 60), (60, 2)])]
-    _close(nm.multi_dot(*mats), np.linalg.multi_dot(mats), 1e-12)
+    close(nm.multi_dot(*mats), np.linalg.multi_dot(mats), 1e-12)
     subs = "ij,jk,kl,lm->im"
     flops, _ = nm.contraction_path(subs, *(m.shape for m in mats))
     assert flops == nm.matrix_chain_order([10, 30, 5, 60, 2])[0]
-    _close(nm.einsum(subs, *mats), np.einsum(subs, *mats), 1e-12)
+    close(nm.einsum(subs, *mats), np.einsum(subs, *mats), 1e-12)
     # A general network: ours is no worse than numpy's optimal path under our cost model.
     shapes = [(4, 8, 3), (8, 5), (3, 5, 6), (6, 2)]
     ops = [_rand(20 + i, s) for i, s in enumerate(shapes)]
@@ -245,7 +240,7 @@ def test_multi_dot_and_einsum_contraction_order():
     ours, _ = nm.contraction_path(subs, *shapes)
     path, _ = np.einsum_path(subs, *ops, optimize="optimal")
     assert ours <= _numpy_path_cost(subs, shapes, path[1:])
-    _close(nm.einsum(subs, *ops), np.einsum(subs, *ops), 1e-12)
+    close(nm.einsum(subs, *ops), np.einsum(subs, *ops), 1e-12)
 
 
 def _numpy_path_cost(subs, shapes, path):
@@ -302,12 +297,12 @@ def test_gradient_check_on_our_det_through_lu():
 def test_factorization_gradients_match_jnp_linalg():
     a, m = _rand(30, (5, 5)), _rand(31, (6, 4))
     spd = lambda a: a @ a.T + 5 * jnp.eye(5)
-    _close(jax.jit(fungpt.grad(lambda a: jnp.sum(nm.cholesky(spd(a)))))(a),
+    close(jax.jit(fungpt.grad(lambda a: jnp.sum(nm.cholesky(spd(a)))))(a),
            jax.grad(lambda a: jnp.sum(jnp.linalg.cholesky(spd(a))))(a), 1e-10)
     for qr in (nm.qr_householder, nm.qr_givens):       # |R| is sign-convention free
-        _close(jax.jit(fungpt.grad(lambda m: jnp.sum(jnp.abs(qr(m)[1]))))(m),
+        close(jax.jit(fungpt.grad(lambda m: jnp.sum(jnp.abs(qr(m)[1]))))(m),
                jax.grad(lambda m: jnp.sum(jnp.abs(jnp.linalg.qr(m)[1])))(m), 1e-10)
-    _close(jax.jit(fungpt.grad(lambda x: jnp.sum(nm.blocked_matmul(x, m, block=4))))(m.T),
+    close(jax.jit(fungpt.grad(lambda x: jnp.sum(nm.blocked_matmul(x, m, block=4))))(m.T),
            jax.grad(lambda x: jnp.sum(x @ m))(m.T), 1e-12)
 
 
@@ -330,3 +325,44 @@ def test_empty_inputs_follow_the_empty_sum_and_product():
     assert float(la.det(np.zeros((0, 0)))) == np.linalg.det(np.zeros((0, 0)))
     sign, logabs = la.slogdet(np.zeros((0, 0)))
     assert (float(sign), float(logabs)) == tuple(np.linalg.slogdet(np.zeros((0, 0))))
+
+
+# ---------------------------------------------------------------- extremes (issue 17)
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_one_minus_cos_over_x2_everywhere_vs_mpmath(dtype):
+    fi = np.finfo(dtype)
+    xs = np.array([0.0, float(fi.tiny), 1e-30 if dtype == np.float32 else 1e-300, 1e-8, 1e-3, 0.5, 1.0, 3.0,
+                   100.0, 1e6], dtype)
+    xs = np.concatenate([xs, -xs[1:]])
+    def mp(x):  # 1 - cos x cancels ~2 |log10 x| digits: work with that many more
+        if x == 0:
+            return 0.5
+        with mpmath.workdps(40 + int(2 * abs(math.log10(abs(x))))):
+            return float((1 - mpmath.cos(mpmath.mpf(x))) / mpmath.mpf(x) ** 2)
+
+    want = np.array([mp(float(x)) for x in xs])
+    got = jax.jit(nm.one_minus_cos_over_x2)(xs)
+    np.testing.assert_allclose(got, want, rtol=8 * fi.eps, atol=0)
+    assert float(jax.grad(nm.one_minus_cos_over_x2)(dtype.type(0.0))) == 0.0    # even function: f'(0) = 0
+    assert np.isnan(float(nm.one_minus_cos_over_x2(dtype.type(0.0), stable=False)))   # what the naive form gives
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_csr_matvec_matches_scipy_sparse(dtype):
+    import scipy.sparse as sps
+    rng = np.random.default_rng(11)
+    a = (rng.standard_normal((9, 6)) * (rng.uniform(size=(9, 6)) < 0.3)).astype(dtype)
+    a[4] = 0                                                    # an empty row
+    a[:, 2] = 0                                                 # an empty column
+    m, ref = nm.csr_from_dense(a), sps.csr_matrix(a)
+    np.testing.assert_array_equal(m.indptr, ref.indptr)
+    np.testing.assert_array_equal(m.indices, ref.indices)
+    np.testing.assert_array_equal(m.data, ref.data)
+    xs = rng.standard_normal((3, 6)).astype(dtype)
+    got = jax.jit(jax.vmap(nm.csr_matvec, in_axes=(None, 0)))(m, xs)
+    close(got, (ref @ xs.T).T, ALG[dtype])
+    g = jax.grad(lambda x: jnp.sum(nm.csr_matvec(m, x) ** 2))(xs[0])       # d/dx |A x|^2 = 2 A^T A x
+    close(g, 2 * a.T @ (a @ xs[0]), 10 * ALG[dtype])
+    with pytest.raises(ValueError, match="shape"):
+        nm.csr_matvec(m, np.ones(5, dtype))

@@ -250,3 +250,40 @@ def test_experiment_runs_quick(tmp_path):
     spec.loader.exec_module(module)
     module.main(["--quick", "--out", str(tmp_path)])
     assert (tmp_path / "ch11_topology.json").exists() and (tmp_path / "ch11_generalization.png").exists()
+
+
+# --------------------------------------------------------------------------- extremes (issue 17)
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=str)
+def test_metrics_hold_across_the_dtype_range(dtype):
+    # the sum of squares under/overflows at these scales; the scaled norm does not
+    scales = [1e-30, 1e-25, 1.0, 1e20, 1e30] if dtype == np.float32 else [1e-250, 1.0, 1e250]
+    for s in scales:
+        x, y = np.array([3 * s, 0, 0], dtype), np.array([0, 4 * s, 0], dtype)
+        ref = {"euclidean": 5.0, "minkowski": 5.0, "manhattan": 7.0, "chebyshev": 4.0}
+        for name, want in ref.items():
+            np.testing.assert_allclose(float(getattr(T, name)(x, y)) / s, want, rtol=1e-6)
+        # scipy's own cosine overflows here (it squares first); the angle of (3, 0) and (3, 4) is exact: 1 - 3/5
+        np.testing.assert_allclose(float(T.cosine_distance(x, x + y)), ssd.cosine([3.0, 0, 0], [3.0, 4, 0]),
+                                   rtol=1e-6)
+        np.testing.assert_allclose(float(T.sphere_geodesic(x, y)), np.pi / 2, rtol=1e-6)
+    assert float(T.euclidean(np.array([3e-25, 4e-25], np.float32), np.zeros(2, np.float32))) > 0
+    # the zero matrix: spectral norm 0 (the power iteration stops, no 0/0)
+    assert float(T.spectral_norm(np.zeros((3, 3), dtype), jax.random.key(0))) == 0.0
+
+
+def test_pac_bound_holds_by_exact_binomial_enumeration():
+    # Independent of the formula: the exact binomial tail P(err̂ < p - gap) for every true error p on a
+    # grid, times |H| (the union bound), must stay below δ; and Hoeffding's gap is within ~2x of the
+    # smallest gap that is valid for one hypothesis (the exact quantile), so it is not vacuous.
+    from scipy.stats import binom
+    ps = np.linspace(0.005, 0.995, 199)
+    for n in (20, 100, 1000):
+        for n_h in (1, 10, 1000):
+            delta = 0.05
+            gap = T.pac_bound(0.0, n, n_h, delta)
+            k_below = np.ceil(n * (ps - gap)) - 1                      # largest k with k / n < p - gap
+            tail = binom.cdf(k_below, n, ps)
+            assert n_h * tail.max() <= delta, (n, n_h)
+        exact = max(p - binom.ppf(0.05, n, p) / n for p in ps)        # the exact one-hypothesis gap
+        assert exact <= T.pac_bound(0.0, n, 1, 0.05) <= 2.5 * exact + 1 / n

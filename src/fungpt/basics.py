@@ -16,10 +16,10 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from fungpt.numerics import _as_float, _as_vector, _jit
+from fungpt._arrays import as_float, as_vector, checked_jit
 
 __all__ = [
-    "RootResult", "bisect", "companion", "compose", "gcd", "graph", "invert", "ipow", "lcm",
+    "RootResult", "bisect", "companion", "compose", "gcd", "graph", "invert", "ipow", "is_monotone", "lcm",
     "log1mexp", "log_add_exp", "log_base", "log_sigmoid", "logsumexp", "newton", "polyder",
     "polydiv", "polyfactor", "polymul", "polyroots", "polyval", "power_mean", "quadratic_roots",
     "secant", "sigmoid", "softplus", "solve_abs_inequality",
@@ -30,12 +30,12 @@ __all__ = [
 # Arithmetic, exponents, logarithms
 # --------------------------------------------------------------------------------------------
 
-@_jit()
+@checked_jit()
 def ipow(x, n):
     """x^n for an integer n (array or int, may be negative) by repeated squaring:
     x^n = prod over the set bits b of n of x^(2^b). ~2 log2|n| multiplies instead of |n| - 1;
     the rounding error bound stays ~|n| eps (each squaring doubles a relative error)."""
-    x = _as_float(x)
+    x = as_float(x)
     n = jnp.asarray(n)
     if not jnp.issubdtype(n.dtype, jnp.integer):
         raise TypeError(f"ipow needs an integer exponent, got dtype {n.dtype}")
@@ -53,14 +53,14 @@ def ipow(x, n):
     return jnp.where(neg, 1 / jnp.where(neg, r, 1), r)
 
 
-@_jit()
+@checked_jit()
 def log_base(x, base):
     """log_b x = ln x / ln b."""
-    x = _as_float(x)
+    x = as_float(x)
     return jnp.log(x) / jnp.log(jnp.asarray(base, x.dtype))
 
 
-@_jit()
+@checked_jit()
 def gcd(a, b):
     """Greatest common divisor by Euclid's algorithm, gcd(a, b) = gcd(b, a mod b), elementwise on
     integer arrays; gcd(0, 0) = 0. At most ~1.44 log2(min) + 2 steps (Lamé)."""
@@ -77,7 +77,7 @@ def gcd(a, b):
     return lax.while_loop(lambda ab: jnp.any(ab[1] != 0), body, (a, b))[0]
 
 
-@_jit()
+@checked_jit()
 def lcm(a, b):
     """Least common multiple |a b| / gcd(a, b) (0 when either is 0)."""
     g = gcd(a, b)
@@ -89,22 +89,22 @@ def lcm(a, b):
 # Stable log-space arithmetic
 # --------------------------------------------------------------------------------------------
 
-@_jit('axis', 'keepdims')
+@checked_jit('axis', 'keepdims')
 def logsumexp(x, axis=None, keepdims=False):
     """log sum_i exp(x_i) = m + log sum_i exp(x_i - m), m = max x_i: no overflow, and all -inf
-    gives -inf. The gradient is softmax(x)."""
-    x = _as_float(x)
-    m = jnp.max(x, axis=axis, keepdims=True)
+    gives -inf, as does an empty reduction (scipy's value). The gradient is softmax(x)."""
+    x = as_float(x)
+    m = jnp.max(x, axis=axis, keepdims=True, initial=-jnp.inf)
     # m is a shift that cancels exactly; it needs no gradient (and must be finite to subtract).
     m = lax.stop_gradient(jnp.where(jnp.isfinite(m), m, 0))
     out = jnp.log(jnp.sum(jnp.exp(x - m), axis=axis, keepdims=True)) + m
     return out if keepdims else jnp.squeeze(out, axis=axis)
 
 
-@_jit()
+@checked_jit()
 def log_add_exp(a, b):
     """log(e^a + e^b) = max(a, b) + log1p(e^-|a - b|), exact for a = b = ±inf."""
-    a, b = _as_float(a, "a"), _as_float(b, "b")
+    a, b = as_float(a, "a"), as_float(b, "b")
     d = jnp.where(a == b, 0, -jnp.abs(a - b))
     return jnp.maximum(a, b) + jnp.log1p(jnp.exp(d))
 
@@ -115,37 +115,37 @@ def _neg_abs(x):
     return pos, jnp.where(pos, -x, x)
 
 
-@_jit()
+@checked_jit()
 def softplus(x):
     """log(1 + e^x) = max(x, 0) + log1p(e^-|x|): never overflows, exact to the ulp for large |x|."""
-    x = _as_float(x)
+    x = as_float(x)
     pos, xs = _neg_abs(x)
     return jnp.where(pos, x, 0) + jnp.log1p(jnp.exp(xs))
 
 
-@_jit()
+@checked_jit()
 def sigmoid(x):
     """1 / (1 + e^-x), evaluated through e^-|x| so neither branch overflows."""
-    x = _as_float(x)
+    x = as_float(x)
     pos, xs = _neg_abs(x)
     e = jnp.exp(xs)
     return jnp.where(pos, 1 / (1 + e), e / (1 + e))
 
 
-@_jit()
+@checked_jit()
 def log_sigmoid(x):
     """log sigmoid(x) = -softplus(-x); accurate where 1/(1 + e^-x) rounds to 1 or 0."""
-    return -softplus(-_as_float(x))
+    return -softplus(-as_float(x))
 
 
 _LN2 = math.log(2.0)
 
 
-@_jit()
+@checked_jit()
 def log1mexp(x):
     """log(1 - e^x) for x <= 0 (Mächler 2012): log(-expm1(x)) for x > -ln 2, log1p(-e^x) below.
     Either form alone loses all digits at one end. x > 0 gives NaN; x = 0 gives -inf."""
-    x = _as_float(x)
+    x = as_float(x)
     near = x > -_LN2
     x1, x2 = jnp.where(near, x, -1), jnp.where(near, -1, x)
     return jnp.where(near, jnp.log(-jnp.expm1(x1)), jnp.log1p(-jnp.exp(x2)))
@@ -169,7 +169,7 @@ def bisect(f, lo, hi, xtol=None, maxiter=200):
     """Root of a continuous f on [lo, hi] with f(lo) f(hi) <= 0, by halving the bracket:
     |error| <= (hi - lo) / 2^k. Stops when hi - lo <= xtol (1 + |mid|) or f(mid) = 0.
     Not bracketed: root NaN, converged False. Jittable (`lax.while_loop`)."""
-    lo, hi = _as_float(lo, "lo"), _as_float(hi, "hi")
+    lo, hi = as_float(lo, "lo"), as_float(hi, "hi")
     lo, hi = jnp.broadcast_arrays(lo, hi)
     if lo.shape:
         raise ValueError(f"bisect takes scalar lo and hi (vmap for many), got shape {lo.shape}")
@@ -204,11 +204,11 @@ def bisect(f, lo, hi, xtol=None, maxiter=200):
 def newton(f, x0, fprime=None, xtol=None, maxiter=50):
     """Newton's method x <- x - f(x) / f'(x): quadratic convergence near a simple root.
     f' defaults to `fungpt.grad(f)`. Stops when |step| <= xtol (1 + |x|); a zero or non-finite
-    derivative stops it unconverged. Jittable."""
+    derivative stops it unconverged (root NaN, converged False). Jittable."""
     if fprime is None:
         from fungpt.autodiff import grad
         fprime = grad(f)
-    x0 = _as_float(x0, "x0")
+    x0 = as_float(x0, "x0")
     tol = _xtol(x0.dtype, xtol)
 
     def cond(c):
@@ -222,14 +222,16 @@ def newton(f, x0, fprime=None, xtol=None, maxiter=50):
         return x - step, step, it + 1
 
     x, step, it = lax.while_loop(cond, body, (x0, jnp.zeros_like(x0), jnp.zeros((), jnp.int32)))
-    ok = jnp.abs(step) <= tol * (1 + jnp.abs(x))
-    return RootResult(jnp.where(jnp.isfinite(step), x, jnp.nan), ok, it)
+    finite = jnp.isfinite(step) & jnp.isfinite(x)
+    # |inf| <= tol (1 + |inf|) holds, so a zero derivative would pass the step test: check finiteness.
+    ok = finite & (jnp.abs(step) <= tol * (1 + jnp.abs(x)))
+    return RootResult(jnp.where(finite, x, jnp.nan), ok, it)
 
 
 def secant(f, x0, x1, xtol=None, maxiter=100):
     """Secant method x_{k+1} = x_k - f(x_k) (x_k - x_{k-1}) / (f(x_k) - f(x_{k-1})): Newton with a
     difference quotient, order (1 + sqrt 5)/2 ~ 1.618, one f evaluation per step. Jittable."""
-    x0, x1 = _as_float(x0, "x0"), _as_float(x1, "x1")
+    x0, x1 = as_float(x0, "x0"), as_float(x1, "x1")
     tol = _xtol(x0.dtype, xtol)
 
     def small(x, step):
@@ -268,43 +270,72 @@ def compose(*fs):
 def graph(f, lo, hi, num=256):
     """The graph {(x, f(x))} sampled at `num` evenly spaced x in [lo, hi]; f on scalars (vmapped).
     Returns (x (num,), y (num, ...))."""
-    x = jnp.linspace(_as_float(lo, "lo"), _as_float(hi, "hi"), num)
+    x = jnp.linspace(as_float(lo, "lo"), as_float(hi, "hi"), num)
     return x, jax.vmap(f)(x)
 
 
-def invert(f, y, lo, hi, xtol=None):
-    """The inverse function f^-1(y) of a continuous monotone f on [lo, hi], by bisection on
-    f(x) - y. Scalar y (vmap for many). Returns NaN when y is outside f([lo, hi])."""
-    y = _as_float(y, "y")
-    return bisect(lambda x: f(x) - y, lo, hi, xtol).root
+def is_monotone(f, lo, hi, num=65):
+    """+1 if f is strictly increasing on the grid of `num` points of [lo, hi], -1 if strictly
+    decreasing, 0 otherwise (a sampled check: it can miss wiggles between grid points). f on scalars."""
+    _, y = graph(f, lo, hi, num)
+    d = jnp.diff(y)
+    return jnp.where(jnp.all(d > 0), 1, jnp.where(jnp.all(d < 0), -1, 0)).astype(jnp.int32)
+
+
+def invert(f, y, lo, hi, xtol=None, polish=2, num=65):
+    """The inverse function x = f^-1(y) of a continuous strictly monotone f on [lo, hi].
+
+    Checked: f must be strictly monotone on a grid of `num` points (`is_monotone`), else NaN; y
+    outside f([lo, hi]) (the range) gives NaN. Bisection on f(x) - y brackets the root to xtol;
+    then `polish` Newton steps x <- x - (f(x) - y) / f'(x) (f' by `fungpt.grad`), each kept only if
+    it stays in [lo, hi] and does not increase |f(x) - y|: the last bits come from Newton's
+    quadratic convergence, the safety from the bracket. Scalar y (vmap for many). Jits and vmaps.
+    """
+    from fungpt.autodiff import grad
+    y = as_float(y, "y")
+    lo, hi = as_float(lo, "lo"), as_float(hi, "hi")
+    x = bisect(lambda x: f(x) - y, lo, hi, xtol).root
+    fprime = grad(f)
+    for _ in range(polish):
+        r = f(x) - y
+        d = fprime(x)
+        ok_d = jnp.isfinite(d) & (d != 0)
+        step = jnp.where(ok_d, r / jnp.where(ok_d, d, 1), 0)
+        cand = x - step
+        better = (cand >= lo) & (cand <= hi) & (jnp.abs(f(cand) - y) <= jnp.abs(r))
+        x = jnp.where(better, cand, x)
+    return jnp.where(is_monotone(f, lo, hi, num) != 0, x, jnp.nan)
 
 
 # --------------------------------------------------------------------------------------------
 # Polynomials (coefficients highest degree first: p(x) = c_0 x^n + ... + c_n)
 # --------------------------------------------------------------------------------------------
 
-@_jit()
+@checked_jit()
 def polyval(c, x):
     """p(x) by Horner's rule p = (...((c_0 x + c_1) x + c_2) ...) x + c_n: n multiply-adds and a
-    backward-stable evaluation. c (n + 1,), x any shape."""
-    c = _as_vector(c, "c")
-    x = _as_float(x, "x")
+    backward-stable evaluation. c (n + 1,), x any shape; no coefficients is the zero polynomial
+    (numpy's value)."""
+    c = as_vector(c, "c")
+    x = as_float(x, "x")
+    if c.shape[0] == 0:
+        return jnp.zeros(x.shape, jnp.result_type(c, x))
     return lax.fori_loop(1, c.shape[0], lambda i, p: p * x + c[i], jnp.broadcast_to(c[0], x.shape))
 
 
-@_jit()
+@checked_jit()
 def polyder(c):
     """Coefficients of p'(x): d/dx sum c_k x^(n-k) = sum (n - k) c_k x^(n-k-1)."""
-    c = _as_vector(c, "c")
+    c = as_vector(c, "c")
     n = c.shape[0] - 1
     return c[:-1] * jnp.arange(n, 0, -1).astype(c.dtype)
 
 
-@_jit()
+@checked_jit()
 def polymul(a, b):
     """Coefficients of a(x) b(x): the convolution (a * b)_k = sum_i a_i b_{k-i}, written as the
     Toeplitz matrix T_kj = a_{k-j} times b. Shapes (n + 1,), (m + 1,) -> (n + m + 1,)."""
-    a, b = _as_vector(a, "a"), _as_vector(b, "b")
+    a, b = as_vector(a, "a"), as_vector(b, "b")
     if a.dtype != b.dtype:
         raise TypeError(f"a and b must share a dtype, got {a.dtype} and {b.dtype}")
     k = np.arange(a.shape[0] + b.shape[0] - 1)[:, None] - np.arange(b.shape[0])[None, :]
@@ -313,11 +344,11 @@ def polymul(a, b):
     return toeplitz @ b
 
 
-@_jit()
+@checked_jit()
 def polydiv(a, b):
     """Long division a(x) = q(x) b(x) + r(x), deg r < deg b (b_0 != 0):
     q_i = rem_i / b_0, rem <- rem - q_i x^(n-m-i) b. Returns (q (n - m + 1,), r (m,)), m = deg b."""
-    a, b = _as_vector(a, "a"), _as_vector(b, "b")
+    a, b = as_vector(a, "a"), as_vector(b, "b")
     if a.dtype != b.dtype:
         raise TypeError(f"a and b must share a dtype, got {a.dtype} and {b.dtype}")
     n, m = a.shape[0] - 1, b.shape[0] - 1
@@ -349,16 +380,16 @@ def companion(c):
     its characteristic polynomial is p / c_0, so its eigenvalues are the roots of p. (n, n).
     A concrete leading coefficient c_0 = 0 is an error (shapes are static, so it cannot be dropped
     as `numpy.roots` does): pass the coefficients from the first nonzero one."""
-    c = _as_vector(c, "c")
+    c = as_vector(c, "c")
     if c.shape[0] >= 1:
         _check_nonzero("the leading coefficient c[0]", c[0],
                        "strip leading zeros (the degree is len(c) - 1, and c[0] = 0 would divide by 0)")
     return _companion(c)
 
 
-@_jit()
+@checked_jit()
 def _companion(c):
-    c = _as_vector(c, "c")
+    c = as_vector(c, "c")
     n = c.shape[0] - 1
     if n < 1:
         raise ValueError(f"a polynomial of degree >= 1 is needed, got {c.shape[0]} coefficients")
@@ -377,7 +408,7 @@ def polyfactor(c, tol=None):
     quadratic x^2 - 2 Re(z) x + |z|^2 from a conjugate pair z, z̄. Static shapes: returns
     (c_0, factors (n, 3)), each row [a, b, c] = a x^2 + b x + c; unused rows are [0, 0, 1].
     A root is real when |Im z| <= tol max(1, |z|) (default sqrt(eps): multiple roots split)."""
-    c = _as_vector(c, "c")
+    c = as_vector(c, "c")
     z = polyroots(c)
     tol = math.sqrt(float(jnp.finfo(c.dtype).eps)) if tol is None else tol
     re, im = jnp.real(z), jnp.imag(z)
@@ -393,19 +424,24 @@ def polyfactor(c, tol=None):
 def quadratic_roots(a, b, c):
     """Roots of a x^2 + b x + c (a != 0) without cancellation: q = -(b + sign(b) sqrt(b^2 - 4ac))/2,
     x1 = q / a, x2 = c / q (the textbook (-b ± sqrt(d)) / 2a loses all digits of the small root
-    when b^2 >> |4ac|). Complex results (a conjugate pair when b^2 < 4ac). A concrete a = 0 is an
-    error (the equation is linear: x = -c / b)."""
+    when b^2 >> |4ac|). Nothing is squared unscaled: with g = 2 sqrt(a) sqrt(c) (so g^2 = 4ac) and
+    s = max(|b|, |g|), sqrt(d) = s sqrt((b/s)^2 - (g/s)^2), so the roots are accurate whenever they
+    are representable (b = 2e19 in float32, 1e200 in float64). Complex results (a conjugate pair
+    when b^2 < 4ac). A concrete a = 0 is an error (the equation is linear: x = -c / b)."""
     _check_nonzero("a", a, "with a = 0 the equation is linear, b x + c = 0, with the one root -c / b")
     return _quadratic_roots(a, b, c)
 
 
-@_jit()
+@checked_jit()
 def _quadratic_roots(a, b, c):
-    a, b, c = (_as_float(v, n) for v, n in ((a, "a"), (b, "b"), (c, "c")))
+    a, b, c = (as_float(v, n) for v, n in ((a, "a"), (b, "b"), (c, "c")))
     ct = {jnp.dtype("float32"): jnp.complex64, jnp.dtype("float64"): jnp.complex128}.get(a.dtype, a.dtype)
     a, b, c = a.astype(ct), b.astype(ct), c.astype(ct)
-    sd = jnp.sqrt(b * b - 4 * a * c)
-    q = -(b + jnp.where(jnp.real(b) >= 0, 1, -1).astype(ct) * sd) / 2
+    g = 2 * jnp.sqrt(a) * jnp.sqrt(c)
+    s = jnp.maximum(jnp.abs(b), jnp.abs(g))
+    s = jnp.where(s == 0, 1, s).astype(ct)
+    sd = s * jnp.sqrt((b / s) ** 2 - (g / s) ** 2)
+    q = -(b / 2 + jnp.where(jnp.real(b) >= 0, 1, -1).astype(ct) * (sd / 2))
     return q / a, jnp.where(q == 0, 0, c / jnp.where(q == 0, 1, q))
 
 
@@ -413,13 +449,13 @@ def _quadratic_roots(a, b, c):
 # Inequalities and absolute value
 # --------------------------------------------------------------------------------------------
 
-@_jit('p')
+@checked_jit('p')
 def power_mean(x, p, w=None):
     """Weighted power mean M_p(x) = (sum_i w_i x_i^p)^(1/p) of x_i > 0 (weights default 1/n);
     M_0 = exp(sum w_i log x_i) (geometric), M_inf = max, M_-inf = min. Monotone in p, which
     contains the AM-GM-HM inequality M_-1 <= M_0 <= M_1."""
-    x = _as_vector(x, "x")
-    w = jnp.full_like(x, 1 / x.shape[0]) if w is None else _as_vector(w, "w")
+    x = as_vector(x, "x")
+    w = jnp.full_like(x, 1 / x.shape[0]) if w is None else as_vector(w, "w")
     if w.shape != x.shape or w.dtype != x.dtype:
         raise ValueError(f"w must match x: {x.shape} {x.dtype}, got {w.shape} {w.dtype}")
     if p == jnp.inf:
@@ -432,11 +468,11 @@ def power_mean(x, p, w=None):
     return jnp.exp(logsumexp(p * jnp.log(x) + jnp.log(w)) / p)
 
 
-@_jit()
+@checked_jit()
 def solve_abs_inequality(a, b, c):
     """Solution set of |a x - b| <= c: the interval [lo, hi] = [(b - c)/a, (b + c)/a] (ends swapped
     for a < 0); for a = 0 all x when |b| <= c. Returns (lo, hi, nonempty); empty when c < 0."""
-    a, b, c = _as_float(a, "a"), _as_float(b, "b"), _as_float(c, "c")
+    a, b, c = as_float(a, "a"), as_float(b, "b"), as_float(c, "c")
     nz = a != 0
     sa = jnp.where(nz, a, 1)
     e1, e2 = (b - c) / sa, (b + c) / sa

@@ -23,6 +23,7 @@ __all__ = [
     "chain_rule_vjp", "classify_critical_point", "derivative", "directional_derivative",
     "extrema_on_interval", "gauss_legendre", "gauss_legendre_nodes", "gradient", "halton", "hessian",
     "hessian_vector_product", "is_continuous", "jacobian", "limit", "monte_carlo", "newton_critical_point",
+    "newton_path", "newton_step",
     "numerical_gradient", "numerical_jacobian", "partial_derivative", "quasi_monte_carlo", "simpson",
     "taylor_coefficients", "taylor_polynomial", "taylor_remainder_bound", "tensor_product_rule", "trapezoid",
 ]
@@ -46,16 +47,33 @@ def _check_choice(name, value, choices):
 
 # ---------------------------------------------------------------------------------------------- limits
 
-def limit(f, x0, *, side="both", h0=0.125, levels=8):
-    """lim_{x→x0} f(x) by Richardson extrapolation of samples that approach x0.
+def _richardson(g, p):
+    # Neville's table on samples g_k = g(h0 / 2^k); returns the last diagonal entry and |T[n,n] - T[n-1,n-1]|.
+    row = [g[0]]
+    for k in range(1, g.shape[0]):
+        new = [g[k]]
+        for j in range(1, k + 1):
+            new.append(new[j - 1] + (new[j - 1] - row[j - 1]) / (2.0 ** (p * j) - 1))
+        prev, row = row, new
+    return row[-1], jnp.abs(row[-1] - prev[-1])
 
-    Samples g(h_k) at h_k = h0 / 2^k, k = 0..levels-1, with g(h) = f(x0 + h) (side="right"),
-    f(x0 - h) ("left") or (f(x0 + h) + f(x0 - h)) / 2 ("both"), and removes the error terms
-    g(h) = L + c_1 h^p + c_2 h^{2p} + ... with Neville's table
-    T[k, j] = T[k, j-1] + (T[k, j-1] - T[k-1, j-1]) / (2^{p j} - 1),
-    p = 1 one-sided, p = 2 for the symmetric mean (odd powers cancel). f is never evaluated at x0.
 
-    Args: f scalar -> scalar; x0 scalar. Returns (L, err) with err = |T[n,n] - T[n-1,n-1]|.
+def limit(f, x0, *, side="both", h0=0.125, levels=8, rtol=None):
+    """lim_{x→x0} f(x) by Richardson extrapolation of samples that approach x0, or NaN when the
+    samples show that it does not exist.
+
+    Samples g(h_k) at h_k = h0 / 2^k, k = 0..levels-1, with g(h) = f(x0 + h) (side="right") or
+    f(x0 - h) ("left"), and removes the error terms g(h) = L + c_1 h + c_2 h^2 + ... with Neville's
+    table T[k, j] = T[k, j-1] + (T[k, j-1] - T[k-1, j-1]) / (2^j - 1); err = |T[n,n] - T[n-1,n-1]|.
+    A one-sided limit exists (numerically) when err <= rtol (1 + |L|), rtol = eps^(1/4) by default
+    (f64 1.2e-4, f32 1.9e-2): sin(1/x) or 1/x at 0 fail it and give NaN. side="both" is the mean of
+    the two one-sided limits, which must agree within rtol (1 + |L|) + their errors (sign(x) at 0:
+    NaN, the jump has no limit). f is never evaluated at x0. The expansion assumes integer powers
+    of h: a limit approached like h^(1/2) (sqrt at 0) or with damped oscillation (x sin(1/x) at 0)
+    is outside its range (NaN, or a loose value with a large err): err is an estimate, not a proof.
+
+    Args: f scalar -> scalar; x0 scalar. Returns (L, err), err the Richardson error estimate
+    (kept when L is NaN, to show how far from converging the table was). Jits and vmaps.
     Cost: ``levels`` (one-sided) or 2·levels evaluations of f.
     """
     _check_choice("side", side, ("left", "right", "both"))
@@ -64,27 +82,28 @@ def limit(f, x0, *, side="both", h0=0.125, levels=8):
     x0 = _float(x0)
     if x0.ndim != 0:
         raise ValueError(f"limit takes a scalar x0, got shape {x0.shape}")
-    hs = h0 / 2.0 ** np.arange(levels)
-    hs = jnp.asarray(hs, x0.dtype)
-    if side == "right":
-        g, p = jax.vmap(lambda h: f(x0 + h))(hs), 1
-    elif side == "left":
-        g, p = jax.vmap(lambda h: f(x0 - h))(hs), 1
-    else:
-        g, p = jax.vmap(lambda h: (f(x0 + h) + f(x0 - h)) / 2)(hs), 2
-    row = [g[0]]
-    for k in range(1, levels):
-        new = [g[k]]
-        for j in range(1, k + 1):
-            new.append(new[j - 1] + (new[j - 1] - row[j - 1]) / (2.0 ** (p * j) - 1))
-        prev, row = row, new
-    return row[-1], jnp.abs(row[-1] - prev[-1])
+    rtol = _eps(x0) ** 0.25 if rtol is None else rtol
+    hs = jnp.asarray(h0 / 2.0 ** np.arange(levels), x0.dtype)
+
+    def one_sided(sign):
+        value, err = _richardson(jax.vmap(lambda h: f(x0 + sign * h))(hs), 1)
+        return value, err, err <= rtol * (1 + jnp.abs(value))
+
+    if side != "both":
+        value, err, ok = one_sided(1 if side == "right" else -1)
+        return jnp.where(ok, value, jnp.nan), err
+    (lv, le, lok), (rv, re, rok) = one_sided(-1), one_sided(1)
+    value = (lv + rv) / 2
+    agree = jnp.abs(lv - rv) <= rtol * (1 + jnp.abs(value)) + le + re
+    err = jnp.maximum(jnp.maximum(le, re), jnp.abs(lv - rv) / 2)
+    return jnp.where(lok & rok & agree, value, jnp.nan), err
 
 
 def is_continuous(f, x0, *, rtol=None, **limit_kw):
     """Whether f is continuous at x0: lim_{x→x0-} f = lim_{x→x0+} f = f(x0), to within
     rtol·(1 + |f(x0)|) plus the limits' own error estimates. rtol defaults to eps^(1/2).
-    Returns a bool scalar (False when f(x0) is undefined, e.g. nan)."""
+    Returns a bool scalar: False when a one-sided limit does not exist (`limit` gives NaN:
+    sin(1/x) at 0) or f(x0) is undefined (NaN)."""
     x0 = _float(x0)
     rtol = _eps(x0) ** 0.5 if rtol is None else rtol
     left, el = limit(f, x0, side="left", **limit_kw)
@@ -96,29 +115,33 @@ def is_continuous(f, x0, *, rtol=None, **limit_kw):
 
 # ----------------------------------------------------------------------------------------- derivatives
 
-_DEFAULT_STEP = {"forward": lambda eps: eps ** 0.5, "central": lambda eps: eps ** (1 / 3),
-                 "complex": lambda eps: eps ** 2}
+_DEFAULT_STEP = {"forward": lambda eps: eps ** 0.5, "backward": lambda eps: eps ** 0.5,
+                 "central": lambda eps: eps ** (1 / 3), "complex": lambda eps: eps ** 2}
 
 
 def derivative(f, x, *, method="central", h=None):
-    """f'(x) of a scalar function by a difference quotient.
+    """f'(x) of a scalar function by a difference quotient (the one finite-difference routine of
+    fungpt; `fungpt.numerics.finite_difference` calls it).
 
     forward:  (f(x+h) - f(x)) / h              error O(h) + O(eps/h),   default h = eps^(1/2)·max(1,|x|)
+    backward: (f(x) - f(x-h)) / h              error O(h) + O(eps/h),   default as forward
     central:  (f(x+h) - f(x-h)) / (2h)         error O(h^2) + O(eps/h), default h = eps^(1/3)·max(1,|x|)
     complex:  Im f(x + i h) / h                error O(h^2), no cancellation, default h = eps^2·max(1,|x|);
               needs f real-analytic and written with complex-safe operations.
-    For forward/central, h is rounded so that x + h is exactly representable.
+    For the difference methods h is rounded so that x ± h is exactly representable. x is a scalar,
+    or an array (broadcast with h) when f is elementwise: many points or many steps at once.
     """
     _check_choice("method", method, tuple(_DEFAULT_STEP))
     x = _float(x)
-    if x.ndim != 0:
-        raise ValueError(f"derivative takes a scalar x, got shape {x.shape}; use partial_derivative")
     if h is None:
         h = _DEFAULT_STEP[method](_eps(x)) * jnp.maximum(1, jnp.abs(x))
     h = jnp.asarray(h, x.dtype)
     if method == "complex":
         cdtype = jnp.complex128 if x.dtype == jnp.float64 else jnp.complex64
         return jnp.imag(f(x.astype(cdtype) + 1j * h.astype(cdtype))) / h
+    if method == "backward":
+        h = x - (x - h)
+        return (f(x) - f(x - h)) / h
     h = (x + h) - x
     if method == "forward":
         return (f(x + h) - f(x)) / h
@@ -214,7 +237,9 @@ def hessian(f, x):
 
 
 def hessian_vector_product(f, x, v):
-    """H(x) v = d/dt ∇f(x + t v)|_{t=0}: one jvp of the gradient, O(cost of f), without forming H."""
+    """H(x) v = d/dt ∇f(x + t v)|_{t=0}: one ``fungpt.jvp`` of ``fungpt.grad(f)`` (forward over
+    reverse), O(cost of f) and O(n) memory, without forming H. x and v are pytrees of one structure
+    (arrays, or a network's parameters); f returns a scalar. `fungpt.optim.hvp` is this function."""
     return autodiff.jvp(autodiff.grad(f), (x,), (v,))[1]
 
 
@@ -234,9 +259,10 @@ class CriticalPoint(NamedTuple):
 
 def classify_critical_point(f, x, *, tol=None):
     """Second-derivative test at a critical point x (shape (d,)): the eigenvalues λ of the Hessian
-    (``fungpt.hessian``) decide MINIMUM (all λ > τ), MAXIMUM (all λ < -τ), SADDLE (some λ > τ and some
-    λ < -τ), otherwise DEGENERATE (the test is inconclusive). τ = tol·max(1, max|λ|), tol defaults to
-    eps^(1/2). Returns (kind int32, eigenvalues ascending)."""
+    (``fungpt.hessian``) decide SADDLE (some λ > τ and some λ < -τ: directions of both curvatures,
+    whatever the others are), MINIMUM (all λ > τ), MAXIMUM (all λ < -τ), otherwise DEGENERATE (the
+    test is inconclusive). τ = tol·max(1, max|λ|), tol defaults to eps^(1/2). Returns (kind int32,
+    eigenvalues ascending). `fungpt.optim.classify_critical_point` returns this kind alone."""
     x = _float(x)
     if x.ndim != 1:
         raise ValueError(f"classify_critical_point takes x of shape (d,), got {x.shape}")
@@ -246,9 +272,36 @@ def classify_critical_point(f, x, *, tol=None):
     tau = tol * jnp.maximum(1, jnp.max(jnp.abs(lam)))
     pos, neg = jnp.any(lam > tau), jnp.any(lam < -tau)
     small = jnp.any(jnp.abs(lam) <= tau)
-    kind = jnp.where(small, DEGENERATE,
-                     jnp.where(pos & neg, SADDLE, jnp.where(pos, MINIMUM, MAXIMUM)))
+    kind = jnp.where(pos & neg, SADDLE,
+                     jnp.where(small, DEGENERATE, jnp.where(pos, MINIMUM, MAXIMUM)))
     return kind.astype(jnp.int32), lam
+
+
+def _check_start(x0, name):
+    x0 = _float(x0)
+    if x0.ndim != 1:
+        raise ValueError(f"{name} takes x0 of shape (d,), got {x0.shape}")
+    return x0
+
+
+def newton_step(f, x):
+    """The Newton step for ∇f(x) = 0: Δ = H(x)^{-1} ∇f(x) (Gaussian elimination with partial
+    pivoting, chapter 2), ∇f and H from fungpt's autodiff; the next iterate is x - Δ. x: (d,)."""
+    return linalg.solve(autodiff.hessian(f)(x), autodiff.grad(f)(x))
+
+
+def newton_path(f, x0, steps=20):
+    """`steps` Newton steps x ← x - H(x)^{-1} ∇f(x) from x0 (d,); returns the path (steps + 1, d).
+    A fixed trip count (``lax.scan``), so it also differentiates; `newton_critical_point` is the
+    version that stops on convergence and classifies. `fungpt.optim.newton` is this function."""
+    x0 = _check_start(x0, "newton_path")
+
+    def step(x, _):
+        x = x - newton_step(f, x)
+        return x, x
+
+    _, path = jax.lax.scan(step, x0, None, length=steps)
+    return jnp.concatenate([x0[None], path])
 
 
 def newton_critical_point(f, x0, *, tol=None, max_iter=50):
@@ -260,14 +313,12 @@ def newton_critical_point(f, x0, *, tol=None, max_iter=50):
     to eps^(1/2), after which one more step reaches ~eps), or after max_iter steps, or on a singular H.
     x0: (d,). Returns a `CriticalPoint`. Runs in a ``lax.while_loop``: jit- and vmap-friendly.
     """
-    x0 = _float(x0)
-    if x0.ndim != 1:
-        raise ValueError(f"newton_critical_point takes x0 of shape (d,), got {x0.shape}")
+    x0 = _check_start(x0, "newton_critical_point")
     tol = _eps(x0) ** 0.5 if tol is None else tol
-    g, h = autodiff.grad(f), autodiff.hessian(f)
+    g = autodiff.grad(f)
 
     def step(x):
-        return linalg.solve(h(x), g(x))  # Gaussian elimination with partial pivoting (chapter 2)
+        return newton_step(f, x)
 
     def cond(state):
         x, dx, it = state

@@ -20,6 +20,8 @@ import numpy as np
 from jax import lax
 
 import fungpt
+from fungpt._arrays import norm2
+from fungpt.linalg import spectral_norm  # owned by chapter 2; re-exported here
 
 # ---------------------------------------------------------------------------------------------------
 # Metric spaces.
@@ -34,17 +36,10 @@ def _pair(x, y, name):
     return x, y
 
 
-def _norm2(v):
-    # ‖v‖₂ with a finite gradient at v = 0 (sqrt's derivative is infinite there; the subgradient 0 is used).
-    sq = jnp.sum(v * v)
-    safe = jnp.where(sq > 0, sq, jnp.ones_like(sq))
-    return jnp.where(sq > 0, jnp.sqrt(safe), jnp.zeros_like(sq))
-
-
 def euclidean(x, y) -> jax.Array:
     """``d(x, y) = ‖x - y‖₂ = sqrt(Σ (x_i - y_i)²)``; x, y shape (d,)."""
     x, y = _pair(x, y, "euclidean")
-    return _norm2(x - y)
+    return norm2(x - y)
 
 
 def manhattan(x, y) -> jax.Array:
@@ -73,15 +68,15 @@ def minkowski(x, y, p: float = 2.0) -> jax.Array:
 def cosine_distance(x, y) -> jax.Array:
     """``d(x, y) = 1 - ⟨x, y⟩ / (‖x‖‖y‖)``. Not a metric: d(x, 2x) = 0 and the triangle inequality fails."""
     x, y = _pair(x, y, "cosine_distance")
-    return 1 - jnp.dot(x, y) / (_norm2(x) * _norm2(y))
+    return 1 - jnp.dot(x / norm2(x), y / norm2(y))  # normalise first: ‖x‖‖y‖ overflows at 1e20 in float32
 
 
 def sphere_geodesic(x, y) -> jax.Array:
     """Great-circle distance between the directions of x and y on the unit sphere: the angle
     ``θ = arccos⟨x̂, ŷ⟩``, computed as ``2·atan2(‖x̂ - ŷ‖, ‖x̂ + ŷ‖)`` (accurate near 0 and π too)."""
     x, y = _pair(x, y, "sphere_geodesic")
-    u, v = x / _norm2(x), y / _norm2(y)
-    return 2 * jnp.arctan2(_norm2(u - v), _norm2(u + v))
+    u, v = x / norm2(x), y / norm2(y)
+    return 2 * jnp.arctan2(norm2(u - v), norm2(u + v))
 
 
 @functools.partial(jax.jit, static_argnames="metric")
@@ -149,7 +144,7 @@ def _continuity_delta(f, x0, eps, key, delta_max, n_halvings, n_samples):
 
     def worst(delta):
         xs = x0[None, :] + (delta * radii)[:, None] * dirs
-        gap = jax.vmap(lambda x: _norm2(jnp.ravel(jnp.asarray(f(x)) - f0)))(xs)
+        gap = jax.vmap(lambda x: norm2(jnp.ravel(jnp.asarray(f(x)) - f0)))(xs)
         return jnp.max(gap)
 
     ok = jax.vmap(worst)(deltas) < eps
@@ -308,7 +303,7 @@ def sphere_exp(p, v) -> jax.Array:
     """Exponential map of the unit sphere at p: walk the great circle from p with initial velocity v
     (tangent, ⟨p, v⟩ = 0) for length ‖v‖: ``exp_p(v) = cos‖v‖·p + sin‖v‖·v/‖v‖``."""
     p, v = _pair(p, v, "sphere_exp")
-    t = _norm2(v)
+    t = norm2(v)
     safe = jnp.where(t > 0, t, jnp.ones_like(t))
     sinc = jnp.where(t > 0, jnp.sin(safe) / safe, jnp.ones_like(t))  # sin t / t → 1 as t → 0
     return jnp.cos(t) * p + sinc * v
@@ -321,7 +316,7 @@ def sphere_log(p, q) -> jax.Array:
     p, q = _pair(p, q, "sphere_log")
     th = sphere_geodesic(p, q)
     w = q - jnp.cos(th) * p
-    nw = _norm2(w)
+    nw = norm2(w)
     safe = jnp.where(nw > 0, nw, jnp.ones_like(nw))
     return jnp.where(nw > 0, th / safe, jnp.zeros_like(nw)) * w
 
@@ -330,27 +325,11 @@ def sphere_log(p, q) -> jax.Array:
 # Lipschitz mappings.
 
 
-def spectral_norm(W, key, n_iter: int = 100) -> jax.Array:
-    """Largest singular value ``σ₁(W) = max ‖Wx‖/‖x‖`` by power iteration on WᵀW: v ← WᵀWv/‖WᵀWv‖.
-
-    W (m, n). Converges like (σ₂/σ₁)^{2·n_iter}; `jnp.linalg.norm(W, 2)` is the exact (SVD) answer.
-    """
-    W = jnp.asarray(W)
-    if W.ndim != 2:
-        raise ValueError(f"spectral_norm: expected a matrix, got shape {W.shape}")
-    v = jax.random.normal(key, (W.shape[1],), W.dtype)
-
-    def step(_, v):
-        w = W.T @ (W @ v)
-        return w / _norm2(w)
-
-    v = lax.fori_loop(0, n_iter, step, v / _norm2(v))
-    return _norm2(W @ v)
-
-
-def spectral_normalize(W, key, n_iter: int = 100) -> jax.Array:
-    """``W / σ₁(W)``: a linear map with Lipschitz constant 1 (Miyato et al. 2018, spectral normalization)."""
-    return W / spectral_norm(W, key, n_iter)
+def spectral_normalize(W, key, iters: int = 100) -> jax.Array:
+    """``W / σ₁(W)``: a linear map with Lipschitz constant 1 (Miyato et al. 2018, spectral normalization);
+    σ₁ by `fungpt.linalg.spectral_norm` (power iteration on WᵀW, `iters` steps). A zero W has no
+    normalisation: NaN."""
+    return W / spectral_norm(W, key, iters)
 
 
 def lipschitz_upper_bound(weights: Sequence) -> jax.Array:
@@ -398,7 +377,7 @@ def rademacher_linear(X, bound: float, key, n_draws: int = 1000) -> jax.Array:
         raise ValueError(f"rademacher_linear: need X (n, d) and bound >= 0, got {X.shape}, {bound!r}")
     sig = jax.random.rademacher(key, (n_draws, X.shape[0]), X.dtype)
     sums = sig @ X  # (n_draws, d)
-    return jnp.asarray(bound / X.shape[0], X.dtype) * jnp.mean(jax.vmap(_norm2)(sums))
+    return jnp.asarray(bound / X.shape[0], X.dtype) * jnp.mean(jax.vmap(norm2)(sums))
 
 
 def rademacher_linear_bound(X, bound: float) -> jax.Array:

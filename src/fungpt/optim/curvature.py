@@ -8,11 +8,11 @@ import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
 import fungpt
+from fungpt.calculus import hessian_vector_product as hvp  # one HVP, owned by chapter 3
+from fungpt.linalg import power_iteration, spectral_norm  # owned by chapter 2
 
-
-def hvp(f, x, v):
-    """``∇²f(x) · v`` for ``f: pytree -> scalar``; x and v pytrees of the same structure."""
-    return fungpt.jvp(fungpt.grad(f), (x,), (v,))[1]
+__all__ = ["hessian_eigenvalues_lanczos", "hessian_top_eigenvalue", "hvp", "lanczos", "lipschitz_lower_bound",
+           "mlp_lipschitz_bound", "power_iteration", "spectral_norm"]
 
 
 def _flat(f, x):
@@ -25,25 +25,10 @@ def _unit(key, n, dtype):
     return v / jnp.linalg.norm(v)
 
 
-def power_iteration(matvec, v0: jax.Array, iters: int = 100):
-    """Dominant eigenpair of a symmetric operator: ``v ← Av/‖Av‖``; returns ``(v·Av, v)``.
-
-    Converges to the eigenvalue of largest |λ| at rate |λ₂/λ₁| per step.
-    """
-
-    def step(_, v):
-        w = matvec(v)
-        return w / jnp.linalg.norm(w)
-
-    v = jax.lax.fori_loop(0, iters, step, v0 / jnp.linalg.norm(v0))
-    return jnp.vdot(v, matvec(v)), v
-
-
 def hessian_top_eigenvalue(f, x, key, iters: int = 100):
     """Largest-magnitude eigenvalue of ∇²f(x) ("sharpness") by power iteration on `hvp`; x a pytree."""
     flat, mv = _flat(f, x)
-    lam, _ = power_iteration(mv, _unit(key, flat.size, flat.dtype), iters)
-    return lam
+    return power_iteration(mv, _unit(key, flat.size, flat.dtype), iters).value
 
 
 def lanczos(matvec, v0: jax.Array, k: int):
@@ -84,14 +69,6 @@ def hessian_eigenvalues_lanczos(f, x, key, k: int = 20):
 
 
 # --- Lipschitz continuity ----------------------------------------------------------------------
-
-
-def spectral_norm(w: jax.Array, key, iters: int = 100) -> jax.Array:
-    """``‖W‖₂ = σ_max(W)`` by power iteration on ``WᵀW`` (W (m, n)); converges from below."""
-    if w.ndim != 2:
-        raise ValueError(f"spectral_norm: expected a matrix, got shape {w.shape}")
-    lam, _ = power_iteration(lambda v: w.T @ (w @ v), _unit(key, w.shape[1], w.dtype), iters)
-    return jnp.sqrt(lam)
 
 
 def mlp_lipschitz_bound(weights, key, iters: int = 100) -> jax.Array:

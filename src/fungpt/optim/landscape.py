@@ -9,6 +9,13 @@ import jax
 import jax.numpy as jnp
 
 import fungpt
+from fungpt import calculus
+
+# Re-exported: critical points are owned by chapter 3 (one Newton solver, one classification).
+from fungpt.calculus import DEGENERATE as DEGENERATE
+from fungpt.calculus import MAXIMUM as MAXIMUM
+from fungpt.calculus import MINIMUM as MINIMUM
+from fungpt.calculus import SADDLE as SADDLE
 
 # --- convexity ---------------------------------------------------------------------------------
 
@@ -56,34 +63,16 @@ def is_convex(report: ConvexityReport, rtol: float | None = None) -> jax.Array:
 
 # --- critical points ---------------------------------------------------------------------------
 
-MINIMUM, MAXIMUM, SADDLE, DEGENERATE = 0, 1, 2, 3
 CRITICAL_KINDS = ("minimum", "maximum", "saddle", "degenerate")
 
 
-def newton(f, x0: jax.Array, steps: int = 20) -> jax.Array:
-    """Newton's method for ``∇f(x) = 0``: ``x ← x - [∇²f(x)]⁻¹ ∇f(x)``; returns the path (steps+1, n).
-
-    Converges quadratically near a non-degenerate critical point of any kind (minimum, maximum or
-    saddle): it solves for stationarity, it does not descend. O(n³) per step.
-    """
-    g, H = fungpt.grad(f), fungpt.hessian(f)
-
-    def step(x, _):
-        x = x - jnp.linalg.solve(H(x), g(x))
-        return x, x
-
-    _, path = jax.lax.scan(step, x0, None, length=steps)
-    return jnp.concatenate([x0[None], path])
+newton = calculus.newton_path  # Newton on ∇f = 0, the path (steps + 1, n)
 
 
-def classify_critical_point(f, x: jax.Array, tol: float = 1e-6) -> jax.Array:
-    """Kind of the critical point x by the Hessian's eigenvalues λ: all λ > tol → MINIMUM (0), all
-    λ < -tol → MAXIMUM (1), both signs → SADDLE (2), otherwise DEGENERATE (3). Names: CRITICAL_KINDS.
-    """
-    lam = jnp.linalg.eigvalsh(fungpt.hessian(f)(x))
-    pos, neg = jnp.all(lam > tol), jnp.all(lam < -tol)
-    mixed = jnp.any(lam > tol) & jnp.any(lam < -tol)
-    return jnp.where(pos, MINIMUM, jnp.where(neg, MAXIMUM, jnp.where(mixed, SADDLE, DEGENERATE)))
+def classify_critical_point(f, x: jax.Array, tol: float | None = None) -> jax.Array:
+    """Kind of the critical point x: `fungpt.calculus.classify_critical_point`'s kind alone, an int
+    MINIMUM (0), MAXIMUM (1), SADDLE (2) or DEGENERATE (3); names in CRITICAL_KINDS."""
+    return calculus.classify_critical_point(f, x, tol=tol)[0]
 
 
 # --- line search and gradient descent ----------------------------------------------------------
