@@ -2,9 +2,8 @@
 and the test module that checks them. `python -m fungpt.autodiff.coverage` prints it as Markdown
 (docs/autodiff_coverage.md is this output; a test keeps the two in sync)."""
 import jax
-from jax.extend.core import primitives as P
 
-from fungpt.autodiff.rules import fwd_rules, jvp_rules, rule_modules, vjp_rules
+from fungpt.autodiff.rules import all_primitives, fwd_rules, jvp_rules, rule_modules, vjp_rules
 
 # Primitives that never carry a derivative and need no rule of their own in a jaxpr we differentiate
 # (collectives, effects, RNG internals): listed so the table is complete.
@@ -15,16 +14,13 @@ _NOT_DIFFERENTIABLE_HERE = {"pmax", "pmin", "psum", "ppermute", "all_gather", "a
                             "custom_lin", "device_put"}
 
 
-# Registered in reverse mode only to raise JAX's own error (a while loop has no fixed trip count).
+# In reverse mode, raises JAX's own error once a cotangent reaches it (no fixed trip count).
 REVERSE_RAISES = {"while"}
 
 
 def rows():
     """[(primitive, reverse, forward, rule module, test file)] for every primitive JAX exports."""
-    prims = {}
-    for attr in dir(P):
-        if attr.endswith("_p"):
-            prims[getattr(P, attr).name] = getattr(P, attr)
+    prims = all_primitives()
     for table in (vjp_rules, jvp_rules, fwd_rules):
         for p in table:
             prims.setdefault(p.name, p)
@@ -49,7 +45,8 @@ def markdown() -> str:
              "", "| primitive | reverse (VJP) | forward (JVP) | rules module | tests |", "|---|---|---|---|---|"]
     for name, rev, fwd, module, test in rows():
         note = " (no derivative defined here)" if name in _NOT_DIFFERENTIABLE_HERE and not rev else ""
-        note = " (raises JAX's error: use scan or a static fori_loop)" if name in REVERSE_RAISES else note
+        if name in REVERSE_RAISES:
+            note = " (raises JAX's error once a cotangent reaches the loop: use scan or a static fori_loop)"
         lines.append(f"| `{name}` | {'yes' if rev else 'no'}{note} | {'yes' if fwd else 'no'} | "
                      f"{module and f'`rules/{module}.py`'} | {test and f'`{test}`'} |")
     n_rev = sum(r[1] for r in rows())
