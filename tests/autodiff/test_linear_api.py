@@ -4,7 +4,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from jax import lax
 
 import fungpt
 from tests.autodiff.oracle import assert_trees_close
@@ -29,7 +28,8 @@ def test_linearize_matches_jax(key):
     ref_out, ref_jvp = jax.linearize(_model, p, x)
     assert_trees_close(out, ref_out, TOL64, "primal")
     for i in range(2):  # the same linear map, applied to several tangents, jitted too
-        t = jax.tree.map(lambda a, kk=jax.random.fold_in(k, i): jax.random.normal(kk, a.shape, a.dtype), (p, x))
+        ki = jax.random.fold_in(k, i)
+        t = jax.tree.map(lambda a, ki=ki: jax.random.normal(ki, a.shape, a.dtype), (p, x))
         assert_trees_close(f_jvp(*t), ref_jvp(*t), TOL64, "tangent")
         assert_trees_close(jax.jit(f_jvp)(*t), ref_jvp(*t), TOL64, "jit(f_jvp)")
 
@@ -107,5 +107,5 @@ def test_outputs_are_jax_arrays_even_when_constant():
     outs.append(fungpt.grad(lambda x: jnp.sum(const))(x))
     outs.append(fungpt.value_and_grad(lambda x: 3.0)(x))
     outs.append(fungpt.jacrev(lambda x: const)(x))
-    for leaf in jax.tree.leaves(outs[:2] + [outs[2][0]] + outs[3:]):
+    for leaf in jax.tree.leaves([*outs[:2], outs[2][0], *outs[3:]]):
         assert isinstance(leaf, jax.Array), type(leaf)
