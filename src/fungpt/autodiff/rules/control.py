@@ -223,6 +223,16 @@ def _cond_jvp(xs, ts, *, branches, **params):
 register("cond", fwd=_cond_fwd, jvp=_cond_jvp)
 
 
+def _carry_active(body, consts_active, carry_active, xs_active=()):
+    """Fixed point: a carry is active if it starts active or an active value flows into it."""
+    while True:
+        out = propagate(body, [*consts_active, *carry_active, *xs_active])
+        new = [a or o for a, o in zip(carry_active, out[:len(carry_active)], strict=True)]
+        if new == carry_active:
+            return carry_active
+        carry_active = new
+
+
 # --- scan ----------------------------------------------------------------------------------------
 def _scan_fwd(ins, active, *, jaxpr, num_consts, num_carry, length, reverse, unroll, **params):
     body, body_consts = open_jaxpr(jaxpr)
@@ -230,46 +240,25 @@ def _scan_fwd(ins, active, *, jaxpr, num_consts, num_carry, length, reverse, unr
     c_act, x_act = active[:num_consts], active[num_consts + num_carry:]
     carry_act = [a and differentiable(v.aval) for a, v in
                  zip(active[num_consts:num_consts + num_carry], body.invars[num_consts:], strict=False)]
-    while True:  # a carry is active if it starts active or an active value flows into it
-        out_act = propagate(body, c_act + carry_act + x_act)
-        new = [a or o for a, o in zip(carry_act, out_act[:num_carry], strict=True)]
-        if new == carry_act:
-            break
-        carry_act = new
+    carry_act = _carry_active(body, c_act, carry_act, x_act)
+    out_act = propagate(body, c_act + carry_act + x_act)
     in_act = c_act + carry_act + x_act
     plan = {}
 
     def fwd_body(carry, x):
         args = [*consts, *carry, *x]
         outs, out_active, res, bwd = linearize(body, body_consts, args, in_act)
-        # Where each residual comes from: a loop-invariant const, a slice of xs, a static value, or
-        # a value computed in this iteration (stacked along the scan axis).
-        kinds, stacked, where = [], [], {}
-        for r in res:
-            ci = next((i for i, c in enumerate(consts) if r is c), None)
-            xi = next((i for i, c in enumerate(x) if r is c), None)
-            if ci is not None:
-                kinds.append(("const", ci))
-            elif xi is not None:
-                kinds.append(("x", xi))
-            elif not isinstance(r, jax.core.Tracer) or any(r is c for c in body_consts):
-                kinds.append(("static", r))
-            else:  # one stacked copy of a value however many rules read it
-                if id(r) not in where:
-                    where[id(r)] = len(stacked)
-                    stacked.append(r)
-                kinds.append(("stack", where[id(r)]))
+        kinds, stacked = _residual_kinds(res, consts, x, body_consts)
         used = _used_residuals(bwd, kinds, stacked, consts, x, outs, out_active)
-        plan.update(kinds=kinds, bwd=bwd, used=used, out_active=out_active,
+        plan.update(kinds=kinds, bwd=bwd, used=used,
                     stacked_avals=[jax.ShapeDtypeStruct(jnp.shape(s), s.dtype) for s in stacked])
         return outs[:num_carry], (outs[num_carry:], [s for s, u in zip(stacked, used, strict=True) if u])
 
     carry_out, (ys, stacked) = lax.scan(fwd_body, list(init), list(xs), length=length, reverse=reverse,
                                         unroll=unroll)
-    kinds, body_bwd, used, out_active = plan["kinds"], plan["bwd"], plan["used"], plan["out_active"]
+    kinds, body_bwd, used = plan["kinds"], plan["bwd"], plan["used"]
     stacked_avals = plan["stacked_avals"]
     n_stk = len(stacked)
-    carry_ct_act = [a and o for a, o in zip(carry_act, out_active[:num_carry], strict=True)]
     carry_avals = [jax.ShapeDtypeStruct(jnp.shape(c), c.dtype) for c in init]
     const_avals = [jax.ShapeDtypeStruct(jnp.shape(c), c.dtype) for c in consts]
 
@@ -304,8 +293,29 @@ def _scan_fwd(ins, active, *, jaxpr, num_consts, num_carry, length, reverse, unr
             length=length, reverse=not reverse, unroll=unroll)
         return [*ct_k, *ct_c, *ct_xs]
 
-    del carry_ct_act
     return [*carry_out, *ys], [*stacked, *consts, *xs], bwd, carry_act + out_act[num_carry:]
+
+
+def _residual_kinds(res, consts, x, body_consts):
+    """Where each residual of a scan body comes from: a loop-invariant const, a slice of xs, a static
+    value, or a value computed in this iteration (stacked along the scan axis, once however many
+    rules read it). Returns (kinds, values to stack)."""
+    kinds, stacked, where = [], [], {}
+    for r in res:
+        ci = next((i for i, c in enumerate(consts) if r is c), None)
+        xi = next((i for i, c in enumerate(x) if r is c), None)
+        if ci is not None:
+            kinds.append(("const", ci))
+        elif xi is not None:
+            kinds.append(("x", xi))
+        elif not isinstance(r, jax.core.Tracer) or any(r is c for c in body_consts):
+            kinds.append(("static", r))
+        else:
+            if id(r) not in where:
+                where[id(r)] = len(stacked)
+                stacked.append(r)
+            kinds.append(("stack", where[id(r)]))
+    return kinds, stacked
 
 
 def _assemble(kind, stk, consts, x):
@@ -343,15 +353,10 @@ def _scan_jvp(xs, ts, *, jaxpr, num_consts, num_carry, length, reverse, unroll, 
     body, body_consts = open_jaxpr(jaxpr)
     consts, init, xs_ = xs[:num_consts], xs[num_consts:num_consts + num_carry], xs[num_consts + num_carry:]
     tc, ti, tx = ts[:num_consts], ts[num_consts:num_consts + num_carry], ts[num_consts + num_carry:]
-    carry_nz = [t is not None for t in ti]
-    while True:
-        out_nz = propagate(body, [t is not None for t in tc] + carry_nz + [t is not None for t in tx])
-        new = [a or o for a, o in zip(carry_nz, out_nz[:num_carry], strict=True)]
-        if new == carry_nz:
-            break
-        carry_nz = new
-    t_init = [(_zeros(c) if t is None else t) if nz else None for c, t, nz in zip(init, ti, carry_nz, strict=True)]
     tx_nz = [t is not None for t in tx]
+    carry_nz = _carry_active(body, [t is not None for t in tc], [t is not None for t in ti], tx_nz)
+    out_nz = propagate(body, [t is not None for t in tc] + carry_nz + tx_nz)
+    t_init = [(_zeros(c) if t is None else t) if nz else None for c, t, nz in zip(init, ti, carry_nz, strict=True)]
 
     def body_fn(carry, x):
         c, tcar = carry
@@ -374,16 +379,6 @@ register("scan", fwd=_scan_fwd, jvp=_scan_jvp)
 
 
 # --- while: forward mode; reverse mode raises only when a cotangent reaches the loop, as in JAX ---
-def _carry_active(body, consts_active, carry_active):
-    """Fixed point: a carry is active if it starts active or an active value flows into it."""
-    while True:
-        out = propagate(body, consts_active + carry_active)
-        new = [a or o for a, o in zip(carry_active, out, strict=True)]
-        if new == carry_active:
-            return carry_active
-        carry_active = new
-
-
 def _while_fwd(ins, active, *, cond_nconsts, body_nconsts, body_jaxpr, **params):
     outs = prim("while").bind(*ins, cond_nconsts=cond_nconsts, body_nconsts=body_nconsts, body_jaxpr=body_jaxpr,
                               **params)
