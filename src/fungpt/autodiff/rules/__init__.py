@@ -73,15 +73,15 @@ _MODULES = _primitive_modules()
 
 
 def all_primitives():
-    """{name: primitive} for every primitive the installed JAX defines in the modules above."""
+    """{name: (primitive, the module of JAX that defines it)} for every primitive the installed JAX
+    defines in the modules above."""
     from jax.extend.core import Primitive
     found = {}
-    for m in _MODULES:
+    for m in sorted(_MODULES, key=lambda m: m.__name__.startswith("jax.extend")):  # defining modules first
         for attr in dir(m):
-            if attr.endswith("_p"):
-                p = getattr(m, attr, None)
-                if isinstance(p, Primitive):
-                    found.setdefault(p.name, p)
+            p = getattr(m, attr, None) if attr.endswith("_p") else None
+            if isinstance(p, Primitive) and p.name not in found:
+                found[p.name] = (p, m.__name__)
     return found
 
 
