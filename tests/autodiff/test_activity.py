@@ -7,9 +7,7 @@ import pytest
 from jax import lax
 
 import fungpt
-from tests.autodiff.oracle import assert_trees_close
-
-TOL64 = 1e-12
+from tests.autodiff.oracle import TOL64, assert_trees_close
 
 
 def _trip_count(limit):

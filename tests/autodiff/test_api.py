@@ -10,9 +10,7 @@ from jax import lax
 
 import fungpt
 from fungpt.autodiff import rules
-from tests.autodiff.oracle import assert_trees_close, check_vjp
-
-TOL64 = 1e-10
+from tests.autodiff.oracle import TOL64, assert_trees_close, check_vjp
 
 
 def mlp_loss(params, x, y):

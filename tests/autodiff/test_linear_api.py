@@ -6,9 +6,7 @@ import numpy as np
 import pytest
 
 import fungpt
-from tests.autodiff.oracle import assert_trees_close
-
-TOL64 = 1e-12
+from tests.autodiff.oracle import TOL64, assert_trees_close
 
 
 def _model(p, x):
@@ -74,7 +72,7 @@ def test_linear_transpose_matches_jax(key):
     w, v = jax.random.normal(k, (3, 4)), x
     lhs = sum(jnp.vdot(a, b) for a, b in zip(jax.tree.leaves(lin(w, v)), jax.tree.leaves(ct), strict=True))
     rhs = sum(jnp.vdot(a, b) for a, b in zip(jax.tree.leaves((w, v)), jax.tree.leaves(ours(ct)), strict=True))
-    np.testing.assert_allclose(lhs, rhs, rtol=1e-12)
+    assert_trees_close(lhs, rhs, TOL64, "<lin(w, v), ct> vs <(w, v), lin^T(ct)>")
 
 
 def test_linear_transpose_errors_as_jax():

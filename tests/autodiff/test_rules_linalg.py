@@ -15,7 +15,15 @@ from jax import lax
 
 import fungpt
 from tests.autodiff._numpy_random import numpy_random  # noqa: F401 (autouse fixture)
-from tests.autodiff.oracle import check_all, check_finite_differences, check_jvp, check_transpose_identity, check_vjp
+from tests.autodiff.oracle import (
+    TOL64,
+    assert_trees_close,
+    check_all,
+    check_finite_differences,
+    check_jvp,
+    check_transpose_identity,
+    check_vjp,
+)
 
 DTYPES = [np.float32, np.float64]
 
@@ -161,9 +169,9 @@ def test_eigh_vectors_unsymmetrized_input_catches_a_transposed_cotangent(key):
     (a,) = _sample("eigh_ct", np.float64, [symmetric_spread(4)])
     c = jax.random.normal(key, (4, 4), jnp.float64)
     f = lambda a: jnp.sum(c * _sign_fixed(lax.linalg.eigh(a, symmetrize_input=False)[::-1])[1])
-    np.testing.assert_allclose(fungpt.grad(f)(a), jax.grad(f)(a), rtol=1e-9, atol=1e-12)
+    assert_trees_close(fungpt.grad(f)(a), jax.grad(f)(a), TOL64, "grad")
     t = jax.random.normal(jax.random.fold_in(key, 1), (4, 4), jnp.float64)
-    np.testing.assert_allclose(fungpt.jvp(f, (a,), (t,))[1], jax.jvp(f, (a,), (t,))[1], rtol=1e-9)
+    assert_trees_close(fungpt.jvp(f, (a,), (t,))[1], jax.jvp(f, (a,), (t,))[1], TOL64, "jvp")
 
 
 def test_eig_eigenvectors_under_enable_eigvec_derivs(key):
@@ -209,7 +217,7 @@ def test_custom_root_differentiates_implicitly_like_jax(key):
 
     a = jnp.asarray(2.0)
     check_all(lambda a: sqrt(a) * jnp.sin(a), (a,), key)
-    np.testing.assert_allclose(fungpt.grad(sqrt)(a), 0.5 / jnp.sqrt(a), rtol=1e-12)
+    assert_trees_close(fungpt.grad(sqrt)(a), 0.5 / jnp.sqrt(a), TOL64, "d sqrt(a) / da = 1 / (2 sqrt(a))")
 
 def test_jit_and_grad_of_grad():
     rng = np.random.default_rng(1)
