@@ -107,3 +107,15 @@ def test_outputs_are_jax_arrays_even_when_constant():
     outs.append(fungpt.jacrev(lambda x: const)(x))
     for leaf in jax.tree.leaves([*outs[:2], outs[2][0], *outs[3:]]):
         assert isinstance(leaf, jax.Array), type(leaf)
+
+
+def test_linearize_composes_with_jit_vmap_and_grad():
+    f = lambda x: jnp.sin(x) * jnp.sum(x ** 2)
+    ours = lambda x: fungpt.linearize(f, x)[1](x)
+    ref = lambda x: jax.linearize(f, x)[1](x)
+    x = jnp.linspace(0.1, 1.0, 3)
+    assert_trees_close(jax.jit(ours)(x), ref(x), TOL64, "jit")
+    xs = jnp.stack([x, 2 * x])
+    assert_trees_close(jax.vmap(ours)(xs), jax.vmap(ref)(xs), TOL64, "vmap")
+    assert_trees_close(fungpt.grad(lambda x: jnp.sum(ours(x)))(x), jax.grad(lambda x: jnp.sum(ref(x)))(x), TOL64,
+                       "grad of linearize")
