@@ -2,7 +2,8 @@
 
     python experiments/autodiff_vs_jax.py [--quick] [--runs 25]
 
-For an MLP loss and the baby GPT loss (4 layers, 4 heads, 128 dims, block 64, batch 12) it times the
+For an MLP loss and the baby GPT loss (4 layers, 4 heads, 128 dims, block 64, batch 12; its layers run
+by a `lax.scan`, and unrolled: scan_unroll = n_layer) it times the
 two jitted gradients interleaved (median of --runs calls after warm-up), compiles each three times
 (median), reads XLA's memory analysis of the compiled gradient, times un-jitted calls, and reports the
 max relative gradient difference. Prints a Markdown table; writes experiments/out/autodiff_vs_jax.json.
@@ -12,6 +13,8 @@ result to compare there. The gradient difference stays at float32 rounding on a 
 products run at bfloat16 precision by default, so it grows toward 1e-3.
 """
 import argparse
+import dataclasses
+import functools
 import json
 import pathlib
 import platform
@@ -48,15 +51,18 @@ def mlp_case(key, quick):
     return "MLP " + "-".join(map(str, sizes)) + f", batch {x.shape[0]}", loss, (params, x, y)
 
 
-def gpt_case(key, quick):
+def gpt_case(key, quick, unrolled=False):
     cfg = gpt.config.baby(vocab_size=80) if not quick else gpt.GPTConfig(
         vocab_size=80, block_size=16, n_layer=2, n_head=2, n_embd=32)
+    if unrolled:
+        cfg = dataclasses.replace(cfg, scan_unroll=cfg.n_layer)
     batch = 12 if not quick else 2
     params = gpt.init_params(cfg, key)
     tokens = jax.random.randint(jax.random.fold_in(key, 1), (batch, cfg.block_size + 1), 0, cfg.vocab_size)
     x, y = tokens[:, :-1], tokens[:, 1:]
     loss = lambda params, x, y: gpt.loss(params, x, y, cfg)
-    name = f"GPT {cfg.n_layer}L {cfg.n_head}H {cfg.n_embd}d, block {cfg.block_size}, batch {batch}"
+    name = (f"GPT {cfg.n_layer}L {cfg.n_head}H {cfg.n_embd}d, block {cfg.block_size}, batch {batch}, "
+            f"layers {'unrolled' if unrolled else 'scanned'}")
     return name, loss, (params, x, y)
 
 
@@ -141,7 +147,8 @@ def main(argv=None):
     tune_malloc()  # as `fungpt train` does: XLA:CPU temporaries stop page-faulting
     runs, eager, reps = (3, 1, 1) if args.quick else (max(20, args.runs), 5, 3)
     key = jax.random.key(0)
-    rows = [measure(*case(key, args.quick), runs, eager, reps) for case in (mlp_case, gpt_case)]
+    cases = (mlp_case, gpt_case, functools.partial(gpt_case, unrolled=True))
+    rows = [measure(*case(key, args.quick), runs, eager, reps) for case in cases]
     print(f"jax {jax.__version__}, {platform.machine()}, {jax.devices()[0].device_kind}, "
           f"{len(jax.devices())} device(s)")
     print(table(rows))

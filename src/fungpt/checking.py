@@ -24,7 +24,7 @@ def _directions(key, args):
                                            for k, x in zip(keys, leaves, strict=False)])
 
 
-def check_grads(f, args, order=2, modes=("fwd", "rev"), eps=None, key=None, atol=None, rtol=None):
+def check_grads(f, args, order=2, modes=("fwd", "rev"), eps=None, key=None, rtol=None):
     """Compare fungpt's derivatives of `f` at `args` with JAX's and with central differences.
 
     For each order k = 1..order and each mode, the k-th directional derivative along a random

@@ -11,6 +11,7 @@ import fungpt
 TOL = {np.dtype("float32"): 2e-3, np.dtype("float64"): 1e-9, np.dtype("complex64"): 2e-3,
        np.dtype("complex128"): 1e-9}
 FD_TOL = {np.dtype("float64"): 1e-5}
+TOL64 = 1e-10  # two float64 programs that compute the same derivative, rounding apart
 
 
 def _tol(tree):

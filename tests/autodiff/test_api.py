@@ -10,9 +10,7 @@ from jax import lax
 
 import fungpt
 from fungpt.autodiff import rules
-from tests.autodiff.oracle import assert_trees_close, check_vjp
-
-TOL64 = 1e-10
+from tests.autodiff.oracle import TOL64, assert_trees_close, check_vjp
 
 
 def mlp_loss(params, x, y):
@@ -314,7 +312,7 @@ def test_planted_wrong_rule_is_caught(monkeypatch, key):
         except AssertionError:
             failed.append(name)
     assert failed == ["sin"], failed
-    report = fungpt.autodiff.check_grads(lambda x: jnp.sum(jnp.sin(x)), (x,), order=1, modes=("rev",))
+    report = fungpt.checking.check_grads(lambda x: jnp.sum(jnp.sin(x)), (x,), order=1, modes=("rev",))
     assert report["order 1"]["rev"]["vs_jax"] > 5e-4, report
 
 
@@ -322,7 +320,7 @@ def test_check_grads_reports_small_errors(key):
     x = jax.random.normal(key, (4,))
     w = jax.random.normal(jax.random.fold_in(key, 1), (4, 4))
     f = lambda x, w: jnp.sum(jnp.tanh(w @ x) ** 2)
-    report = fungpt.autodiff.check_grads(f, (x, w), order=2, rtol=1e-8)
+    report = fungpt.checking.check_grads(f, (x, w), order=2, rtol=1e-8)
     for entry in (report["order 1"], report["order 2"]):
         for mode in ("fwd", "rev"):
             assert entry[mode]["vs_jax"] < 1e-10 and entry[mode]["vs_fd"] < 1e-6, report

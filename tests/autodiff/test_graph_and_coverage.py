@@ -70,9 +70,23 @@ def test_coverage_rows_reflect_registries():
         assert rows[p.name][1] or p.name in coverage.REVERSE_RAISES, p.name
     for p in rules.jvp_rules:
         assert rows[p.name][2], p.name
-    # every listed test file exists
-    for _, _, _, _, test in rows.values():
+    # every listed test file exists; every primitive without both rules says why
+    for name, rev, fwd, _, test, why in rows.values():
         assert not test or (ROOT / test).exists(), test
+        assert (rev and fwd) or why, name
+
+
+# The identity-like primitives of the installed JAX (values pass through unchanged) that fungpt covers;
+# the others (pvary, reduced_vary_cast_p, with_memory_space_constraint, ...) have a reason in the doc.
+IDENTITY_LIKE = ["copy", "device_put", "layout_constraint", "name", "optimization_barrier", "reshard",
+                 "sharding_constraint", "stage", "tie"]
+
+
+def test_identity_like_primitives_have_both_rules():
+    rows = {r[0]: r for r in coverage.rows()}
+    present = [n for n in IDENTITY_LIKE if n in rules.all_primitives()]
+    assert {"name", "device_put", "copy"} <= set(present)
+    assert all(rows[n][1] and rows[n][2] for n in present), [n for n in present if not (rows[n][1] and rows[n][2])]
 
 
 def test_issue_coverage_list_has_rules():
@@ -98,3 +112,47 @@ def test_graph_of_a_gpt_style_function_counts_residual_bytes():
     assert g.residual_bytes > 0 and all(r.nbytes == int(np.prod(r.shape)) * np.dtype(r.dtype).itemsize
                                         for r in g.residuals)
     assert fungpt.autodiff.graph is graph
+
+
+# Names registered for older JAX releases that this one does not define (per JAX minor version).
+MISSING_ALLOWED = {(0, 10): {"pjit", "core_call", "mesh_cast"},
+                   (0, 7): {"pjit", "core_call", "mesh_cast", "stack", "stage", "tile", "unstack"}}
+
+
+def test_registered_primitive_names_exist():
+    """A misspelled or renamed primitive name is never silently dropped: `register` collects it."""
+    version = tuple(int(v) for v in jax.__version__.split(".")[:2])
+    allowed = MISSING_ALLOWED.get(version, set().union(*MISSING_ALLOWED.values()))
+    assert set(rules.missing) <= allowed, f"names this JAX does not define: {set(rules.missing) - allowed}"
+    before = len(rules.missing)
+    assert rules.register("no_such_primitive_xyz", vjp=lambda *a, **k: None) is None
+    assert rules.missing[before:] == ["no_such_primitive_xyz"]
+    del rules.missing[before:]
+
+
+def _autodiff_imports():
+    import ast
+    for path in sorted((ROOT / "src/fungpt/autodiff").rglob("*.py")):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                yield path, node.module, [a.name for a in node.names]
+            elif isinstance(node, ast.Import):
+                for a in node.names:
+                    yield path, a.name, []
+            elif isinstance(node, ast.Attribute) and node.attr in ("vjp", "jvp", "grad", "linear_transpose",
+                                                                    "value_and_grad", "linearize"):
+                if isinstance(node.value, ast.Name) and node.value.id == "jax":
+                    yield path, f"jax.{node.attr}", []
+
+
+def test_autodiff_imports_nothing_else_of_fungpt_and_no_jax_differentiation():
+    for path, module, names in _autodiff_imports():
+        where = path.relative_to(ROOT)
+        assert not module.startswith("fungpt.") or module.startswith("fungpt.autodiff"), f"{where}: {module}"
+        assert not (module.startswith("fungpt.") and any(n.startswith("_") for n in names)), \
+            f"{where} imports private names {names} of {module}"
+        assert "interpreters" not in module and module not in (
+            "jax.vjp", "jax.jvp", "jax.grad", "jax.linear_transpose", "jax.value_and_grad", "jax.linearize"), \
+            f"{where} uses JAX's differentiation: {module}"
+        assert not (module == "jax" and set(names) & {"vjp", "jvp", "grad", "linear_transpose", "linearize"}), where

@@ -15,7 +15,15 @@ from jax import lax
 
 import fungpt
 from tests.autodiff._numpy_random import numpy_random  # noqa: F401 (autouse fixture)
-from tests.autodiff.oracle import check_all, check_finite_differences, check_transpose_identity
+from tests.autodiff.oracle import (
+    TOL64,
+    assert_trees_close,
+    check_all,
+    check_finite_differences,
+    check_jvp,
+    check_transpose_identity,
+    check_vjp,
+)
 
 DTYPES = [np.float32, np.float64]
 
@@ -58,6 +66,12 @@ def complex_of(sample):
     return lambda rng: sample(rng) + 1j * sample(rng)
 
 
+def _sign_fixed(wv):
+    # Each eigenvector times the sign of its first entry: a smooth function of A for distinct eigenvalues.
+    w, v = wv
+    return w, v * jnp.sign(v[..., :1, :]) * jnp.arange(1.0, 1.0 + v.shape[-1], dtype=v.dtype)[None, :]
+
+
 def _lower(a):
     return jnp.tril(a) + 3 * jnp.eye(a.shape[-1], dtype=a.dtype)
 
@@ -83,7 +97,13 @@ SPECS = [
     ("qr_tall", jnp.linalg.qr, [normal(4, 3)], True),
     ("qr_wide", jnp.linalg.qr, [normal(3, 4)], True),
     ("qr_pivoting", lambda a: jsl.qr(a, pivoting=True, mode="economic")[:2], [normal(4, 3)], True),
+    ("qr_full_tall", lambda a: jnp.linalg.qr(a, mode="complete"), [normal(5, 3)], True),
+    ("qr_full_tall_batched", lambda a: jnp.linalg.qr(a, mode="complete"), [normal(2, 4, 2)], True),
     ("eigvalsh", jnp.linalg.eigvalsh, [symmetric_spread(3)], True),
+    # eigenvectors (sign-normalised by a weighted sum so the sign convention cancels), symmetrized or not
+    ("eigh_vectors", lambda a: _sign_fixed(jnp.linalg.eigh(a)), [symmetric_spread(4)], True),
+    ("eigh_vectors_unsymmetrized", lambda a: _sign_fixed(lax.linalg.eigh(a, symmetrize_input=False)[::-1]),
+     [symmetric_spread(4)], False),
     ("svd_tall", lambda a: jnp.linalg.svd(a, full_matrices=False), [distinct_singular(4, 3)], True),
     ("svd_wide", lambda a: jnp.linalg.svd(a, full_matrices=False), [distinct_singular(3, 4)], True),
     ("svdvals", lambda a: jnp.linalg.svd(a, compute_uv=False), [distinct_singular(4, 3)], True),
@@ -108,7 +128,7 @@ def _sample(name, dtype, samplers):
 
 # The default run checks these (both dtypes); the rest of the table runs with `-m slow` (make test-all).
 CORE = {"solve_matrix", "cholesky", "solve_triangular_upper_trans", "lu", "qr_tall", "eigvalsh",
-        "svd_tall"}
+        "svd_tall", "qr_full_tall", "eigh_vectors", "eigh_vectors_unsymmetrized"}
 
 
 def _params(specs, core):
@@ -141,9 +161,63 @@ def test_unsupported_cases_raise_clear_errors():
     a = jnp.asarray(np.random.default_rng(0).normal(size=(4, 3)))
     with pytest.raises(NotImplementedError, match="full_matrices"):
         fungpt.grad(lambda a: jnp.sum(jnp.linalg.svd(a)[1]))(a)
-    with pytest.raises(NotImplementedError, match="full_matrices"):
-        fungpt.grad(lambda a: jnp.sum(jnp.linalg.qr(a, mode="complete")[0]))(a)
 
+
+def test_eigh_vectors_unsymmetrized_input_catches_a_transposed_cotangent(key):
+    # With symmetrize_input=False the rule sees A itself: d/dA of sum(C * V) for a nonsymmetric
+    # perturbation direction tells V^T C apart from C^T V (jnp.linalg.eigh symmetrizes, hiding it).
+    (a,) = _sample("eigh_ct", np.float64, [symmetric_spread(4)])
+    c = jax.random.normal(key, (4, 4), jnp.float64)
+    f = lambda a: jnp.sum(c * _sign_fixed(lax.linalg.eigh(a, symmetrize_input=False)[::-1])[1])
+    assert_trees_close(fungpt.grad(f)(a), jax.grad(f)(a), TOL64, "grad")
+    t = jax.random.normal(jax.random.fold_in(key, 1), (4, 4), jnp.float64)
+    assert_trees_close(fungpt.jvp(f, (a,), (t,))[1], jax.jvp(f, (a,), (t,))[1], TOL64, "jvp")
+
+
+def test_eig_eigenvectors_under_enable_eigvec_derivs(key):
+    # JAX differentiates non-symmetric eigenvectors only when eig opts in; LAPACK's normalisation (unit
+    # norm, real largest entry) makes them a function of A. Against jax.vjp/jvp, and central differences.
+    a = jnp.asarray(np.random.default_rng(3).normal(size=(3, 3))) + jnp.diag(jnp.arange(1.0, 4.0) * 2)
+    for left in (False, True):
+        f = lambda a, left=left: [jnp.real(o) for o in lax.linalg.eig(
+            a, compute_left_eigenvectors=left, enable_eigvec_derivs=True)] + [
+            jnp.imag(o) for o in lax.linalg.eig(a, compute_left_eigenvectors=left, enable_eigvec_derivs=True)]
+        check_all(f, (a,), key)
+    with pytest.raises(NotImplementedError, match="enable_eigvec_derivs"):
+        fungpt.grad(lambda a: jnp.sum(jnp.abs(jnp.linalg.eig(a)[1])))(a)
+
+
+def _spd_matvec(x):
+    m = jnp.diag(x + 3.0) + 0.1 * jnp.outer(x, x)
+    return lambda v: m @ v
+
+
+@pytest.mark.parametrize("maxiter", [2, 50])
+def test_cg_differentiates_implicitly_like_jax(maxiter, key):
+    # A while loop runs cg; reverse mode through it would raise. JAX transposes the solve (implicit
+    # differentiation), which differs from unrolling when cg stops early (maxiter=2): so do we.
+    x = jnp.linspace(0.5, 1.5, 4)
+    f = lambda x: jax.scipy.sparse.linalg.cg(_spd_matvec(x), jnp.sin(x), maxiter=maxiter)[0]
+    if maxiter == 50:
+        check_all(f, (x,), key)
+    else:  # an inexact solve: its JVP and VJP are not exact transposes of each other (in JAX neither)
+        check_vjp(f, (x,), key)
+        check_jvp(f, (x,), key)
+
+
+def test_custom_root_differentiates_implicitly_like_jax(key):
+    # sqrt(a) by Newton's method in a while loop; the derivative comes from the implicit function theorem.
+    def newton(g, x0):
+        step = lambda x: x - g(x) / jax.grad(g)(x)
+        return lax.while_loop(lambda c: c[1] < 30, lambda c: (step(c[0]), c[1] + 1), (x0, 0))[0]
+
+    def sqrt(a):
+        g = lambda x: x ** 2 - a
+        return lax.custom_root(g, jnp.ones_like(a), newton, lambda g, y: y / (2 * jnp.sqrt(a)))
+
+    a = jnp.asarray(2.0)
+    check_all(lambda a: sqrt(a) * jnp.sin(a), (a,), key)
+    assert_trees_close(fungpt.grad(sqrt)(a), 0.5 / jnp.sqrt(a), TOL64, "d sqrt(a) / da = 1 / (2 sqrt(a))")
 
 def test_jit_and_grad_of_grad():
     rng = np.random.default_rng(1)

@@ -1,33 +1,29 @@
-"""The public transforms, with JAX's signatures: grad, value_and_grad, vjp, jvp, jacrev, jacfwd,
-hessian. Each flattens pytrees, traces to a jaxpr, and runs our interpreters on the flat lists."""
+"""The public transforms, with JAX's signatures: grad, value_and_grad, vjp, jvp, linearize,
+linear_transpose, jacrev, jacfwd, hessian. Each flattens pytrees, traces to a jaxpr, and runs our
+interpreters on the flat lists."""
 import functools
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import tree_util
+from jax.extend.core import Literal
 
 from fungpt.autodiff.forward import jvp_jaxpr
-from fungpt.autodiff.jaxpr import trace
-from fungpt.autodiff.reverse import linearize
+from fungpt.autodiff.jaxpr import bind, is_drop, is_float, read, trace
+from fungpt.autodiff.jaxpr import dtype_of as _dtype
+from fungpt.autodiff.jaxpr import zeros_like as _zeros
+from fungpt.autodiff.reverse import linearize as reverse_linearize
 
-__all__ = ["grad", "hessian", "jacfwd", "jacrev", "jvp", "value_and_grad", "vjp"]
-
-
-def _dtype(x):
-    return jnp.result_type(x) if not hasattr(x, "dtype") else x.dtype
+__all__ = ["grad", "hessian", "jacfwd", "jacrev", "jvp", "linear_transpose", "linearize", "value_and_grad", "vjp"]
 
 
 def _is_float(x):
-    return jnp.issubdtype(_dtype(x), jnp.inexact)
+    return is_float(_dtype(x))
 
 
 def _float0_zeros(x):
     return np.zeros(np.shape(x), dtype=jax.dtypes.float0)
-
-
-def _zeros(x):
-    return jnp.zeros(np.shape(x), _dtype(x))
 
 
 def _given_dtype(x):
@@ -85,7 +81,12 @@ def _argnums_tuple(argnums, nargs, name):
         if not isinstance(a, int) or not -nargs <= a < nargs:
             raise ValueError(f"{name}: argnums={argnums!r} is out of range for a function called with "
                              f"{nargs} positional arguments.")
-    return tuple(a % nargs for a in nums)
+    nums = tuple(a % nargs for a in nums)
+    if len(set(nums)) != len(nums):
+        # JAX has no check of its own: the repeated argument reaches the function as None and fails there.
+        raise TypeError(f"{name}: argnums={argnums!r} names the same argument twice; pass each argument "
+                        f"index once (JAX fails on this too).")
+    return nums
 
 
 def _vjp_flat(fun, primals, has_aux):
@@ -95,7 +96,8 @@ def _vjp_flat(fun, primals, has_aux):
     f, rebuild_aux = _traced_fun(fun, has_aux)
     closed, out_tree = trace(f, flat, in_tree)
     active = [_is_float(x) for x in flat]
-    outs, out_active, residuals, backward = linearize(closed.jaxpr, closed.consts, flat, active)
+    outs, out_active, residuals, backward = reverse_linearize(closed.jaxpr, closed.consts, flat, active)
+    outs = [jnp.asarray(o) for o in outs]  # a literal or constant output is a JAX array too
     return flat, in_tree, outs, out_tree, out_active, residuals, backward, rebuild_aux
 
 
@@ -270,6 +272,7 @@ def jvp(fun, primals, tangents, has_aux=False):
     closed, out_tree = trace(f, flat, in_tree)
     ts = [jnp.asarray(t, _dtype(x)) if _is_float(x) else None for x, t in zip(flat, tflat, strict=True)]
     outs, touts = jvp_jaxpr(closed.jaxpr, closed.consts, flat, ts)
+    outs = [jnp.asarray(o) for o in outs]
     touts = [(_zeros(o) if t is None else t) if _is_float(o) else _float0_zeros(o)
              for o, t in zip(outs, touts, strict=True)]
     if has_aux:
@@ -280,16 +283,119 @@ def jvp(fun, primals, tangents, has_aux=False):
     return tree_util.tree_unflatten(out_tree, outs), tree_util.tree_unflatten(out_tree, touts)
 
 
+def linearize(fun, *primals, has_aux=False):
+    """(f(x), f_jvp[, aux]) with f_jvp(*t) = J t, like JAX's linearize.
+
+    Our forward mode is traced as a function of (primals, tangents); equations that read no tangent
+    are evaluated once, here (partial evaluation), and f_jvp replays only the rest, which is linear in
+    the tangents. Tangents must match the primals' shapes and dtypes, as in JAX (ValueError)."""
+    flat, in_tree = tree_util.tree_flatten(primals)
+    flat = [jnp.asarray(x) for x in flat]
+    f, rebuild_aux = _traced_fun(fun, has_aux)
+    closed, out_tree = trace(f, flat, in_tree)
+    floats = [_is_float(x) for x in flat]
+
+    def both(primal_flat, tangent_flat):
+        it = iter(tangent_flat)
+        outs, touts = jvp_jaxpr(closed.jaxpr, closed.consts, primal_flat, [next(it) if a else None for a in floats])
+        return outs, [_zeros(o) if t is None else t for o, t in zip(outs, touts, strict=True) if _is_float(o)]
+
+    t_avals = [jax.ShapeDtypeStruct(x.shape, x.dtype) for x, a in zip(flat, floats, strict=True) if a]
+    jvp_closed = jax.make_jaxpr(both)(flat, t_avals)
+    outs, run_linear = _partial_eval(jvp_closed, flat, len(flat))
+    n_out = len(closed.jaxpr.outvars)
+    outs = [jnp.asarray(o) for o in outs[:n_out]]
+    if has_aux:
+        out_tree, _ = out_tree.children()
+        aux = rebuild_aux(outs[out_tree.num_leaves:])
+    n = out_tree.num_leaves
+    out = tree_util.tree_unflatten(out_tree, outs[:n])
+
+    def f_jvp(*tangents):
+        tflat, t_tree = tree_util.tree_flatten(tangents)
+        if t_tree != in_tree:
+            raise ValueError(f"linearized function called on tangents of tree {t_tree}; the primals had {in_tree}.")
+        for x, t in zip(flat, tflat, strict=True):
+            want = _tangent_dtype(x.dtype)
+            if np.shape(t) != x.shape or _given_dtype(t) != want:
+                raise ValueError(
+                    "linearized function called on tangent values inconsistent with the original primal "
+                    f"values: got tangent {_type_str(_given_dtype(t), np.shape(t))} for primal "
+                    f"{_type_str(x.dtype, x.shape)}, expected {_type_str(want, x.shape)}.")
+        got = iter(run_linear([t for t, a in zip(tflat, floats, strict=True) if a])[n_out:])
+        touts = [next(got) if _is_float(o) else _float0_zeros(o) for o in outs]
+        return tree_util.tree_unflatten(out_tree, touts[:n])
+
+    return (out, f_jvp, aux) if has_aux else (out, f_jvp)
+
+
+def _partial_eval(closed, known_args, n_known):
+    """Evaluate the equations of `closed` that depend only on its first `n_known` inputs (given), and
+    (outputs, None where they need the other inputs; run(other_inputs) -> all outputs)."""
+    jaxpr = closed.jaxpr
+    env = dict(zip(jaxpr.constvars, closed.consts, strict=True))
+    env.update(zip(jaxpr.invars[:n_known], known_args, strict=True))
+    unknown, kept = set(jaxpr.invars[n_known:]), []
+    for eqn in jaxpr.eqns:
+        if any(not isinstance(v, Literal) and v in unknown for v in eqn.invars):
+            kept.append(eqn)
+            unknown.update(eqn.outvars)
+        else:
+            for v, x in zip(eqn.outvars, bind(eqn, [read(env, v) for v in eqn.invars]), strict=True):
+                if not is_drop(v):
+                    env[v] = x
+    outs = [None if not isinstance(v, Literal) and v in unknown else read(env, v) for v in jaxpr.outvars]
+
+    def run(rest):
+        local = dict(env)
+        local.update(zip(jaxpr.invars[n_known:], rest, strict=True))
+        for eqn in kept:
+            for v, x in zip(eqn.outvars, bind(eqn, [read(local, v) for v in eqn.invars]), strict=True):
+                if not is_drop(v):
+                    local[v] = x
+        return [jnp.asarray(read(local, v)) for v in jaxpr.outvars]
+
+    return outs, run
+
+
+def linear_transpose(fun, *primals, reduce_axes=()):
+    """The transpose of a linear `fun`, like JAX's linear_transpose: t(ct) = ct^T J, a tuple shaped
+    like `primals` (arrays or ShapeDtypeStructs: only shapes and dtypes are read).
+
+    Our reverse mode linearizes `fun` at zero and pulls `ct` back; since `fun` is promised linear, its
+    VJP at any point is the transpose (fungpt does not check linearity: JAX raises on a primitive with
+    no transpose, we return the VJP at zero)."""
+    if reduce_axes:
+        raise NotImplementedError("reduce_axes argument to transpose is deprecated")
+    flat, in_tree = tree_util.tree_flatten(primals)
+    avals = [jax.ShapeDtypeStruct(np.shape(x), _given_dtype(x)) for x in flat]
+    closed, out_tree = trace(fun, avals, in_tree)
+    out_avals = [v.aval for v in closed.jaxpr.outvars]
+    in_dtypes, out_dtypes = [a.dtype for a in avals], [a.dtype for a in out_avals]
+    if not all(is_float(d) for d in in_dtypes + out_dtypes):
+        raise TypeError("linear_transpose only supports [float or complex] -> [float or complex] functions "
+                        f"in fungpt (JAX also takes integer -> integer), but got {in_dtypes} -> {out_dtypes}.")
+
+    def transposed(out_cotangent):
+        cts, ct_tree = tree_util.tree_flatten(out_cotangent)
+        if ct_tree != out_tree:
+            raise TypeError(f"cotangent tree does not match function output, expected {out_tree} but got {ct_tree}")
+        if any(np.shape(c) != a.shape or _given_dtype(c) != a.dtype for c, a in zip(cts, out_avals, strict=True)):
+            raise TypeError(f"cotangent type does not match function output, expected {out_avals} but got {cts}")
+        zeros = [_zeros(a) for a in avals]
+        _, out_active, res, backward = reverse_linearize(closed.jaxpr, closed.consts, zeros, [True] * len(zeros))
+        cts_in = backward(res, [jnp.asarray(c, a.dtype) if act else None
+                                for c, a, act in zip(cts, out_avals, out_active, strict=True)])
+        return tree_util.tree_unflatten(in_tree, [_zeros(a) if c is None else jnp.asarray(c)
+                                                  for c, a in zip(cts_in, avals, strict=True)])
+
+    return transposed
+
+
 def _as_block(block, dtype):
     # A Jacobian block of an integer/bool input (jacrev) or output (jacfwd) is zero, in that value's own
     # dtype as in JAX's jacrev/jacfwd; fungpt.vjp/jvp give float0 there, which only (co)tangents use.
     return jnp.zeros(block.shape, dtype) if block.dtype == jax.dtypes.float0 else block
-
-
-def _std_basis(x):
-    """The standard basis of x's space as a batch: shape (x.size, *x.shape)."""
-    n = int(np.prod(np.shape(x)))
-    return jnp.eye(n, dtype=_dtype(x)).reshape((n, *np.shape(x)))
 
 
 def jacrev(fun, argnums=0, has_aux=False, holomorphic=False, allow_int=False):

@@ -1,9 +1,8 @@
 """Forward mode: tangents pushed alongside primals, one equation at a time (None: a symbolic zero)."""
 from jax.extend.core import Literal
 
-from fungpt.autodiff.jaxpr import bind, differentiable, is_drop, read
-from fungpt.autodiff.reverse import no_rule_error
-from fungpt.autodiff.rules import jvp_rules
+from fungpt.autodiff.jaxpr import bind, differentiable, is_drop, no_rule_error, read
+from fungpt.autodiff.rules import jvp_rules, nograd
 
 
 def jvp_jaxpr(jaxpr, consts, primals, tangents):
@@ -18,7 +17,7 @@ def jvp_jaxpr(jaxpr, consts, primals, tangents):
     for eqn in jaxpr.eqns:
         ins = [read(env, v) for v in eqn.invars]
         tins = [None if isinstance(v, Literal) else tenv.get(v) for v in eqn.invars]
-        if all(t is None for t in tins):
+        if all(t is None for t in tins) or eqn.primitive in nograd:
             outs, touts = bind(eqn, ins), [None] * len(eqn.outvars)
         else:
             rule = jvp_rules.get(eqn.primitive)

@@ -37,9 +37,24 @@ def is_drop(v):
     return isinstance(v, DropVar)
 
 
+def dtype_of(x):
+    """The dtype of an array, aval, ShapeDtypeStruct or Python/numpy scalar."""
+    return x.dtype if hasattr(x, "dtype") else jnp.result_type(x)
+
+
+def is_float(dtype) -> bool:
+    """Whether values of `dtype` carry derivatives (real or complex floating point)."""
+    return jnp.issubdtype(dtype, jnp.inexact)
+
+
 def differentiable(aval) -> bool:
     dtype = getattr(aval, "dtype", None)
-    return dtype is not None and jnp.issubdtype(dtype, jnp.inexact)
+    return dtype is not None and is_float(dtype)
+
+
+def zeros_like(x):
+    """Zeros with the shape and dtype of an array, aval or ShapeDtypeStruct (a JAX array)."""
+    return jnp.zeros(np.shape(x) if not hasattr(x, "shape") else x.shape, dtype_of(x))
 
 
 def bind_params(primitive, params):
@@ -54,9 +69,9 @@ def bind_params(primitive, params):
 
 def bind(eqn, args):
     """Evaluate one equation as `jax.core.eval_jaxpr` does; always returns a list."""
-    got = eqn.primitive.get_bind_params(eqn.params)
-    subfuns, params = (got if isinstance(got, tuple) else ((), got))
-    out = eqn.primitive.bind(*subfuns, *args, **params)
+    subfuns, params = bind_params(eqn.primitive, eqn.params)
+    positional = [] if "subfuns" in params else subfuns  # newer JAX takes them as a keyword
+    out = eqn.primitive.bind(*positional, *args, **params)
     return list(out) if eqn.primitive.multiple_results else [out]
 
 
@@ -77,6 +92,14 @@ def eval_jaxpr(jaxpr, consts, args):
 def open_jaxpr(j):
     """(jaxpr, consts) for a ClosedJaxpr or an open Jaxpr."""
     return (j.jaxpr, list(j.consts)) if isinstance(j, ClosedJaxpr) else (j, [])
+
+
+def no_rule_error(eqn, mode):
+    """The error for a primitive without a rule in `mode`, naming the user's source line."""
+    return NotImplementedError(
+        f"fungpt has no {mode} rule for primitive '{eqn.primitive.name}' (used at {source_line(eqn)}). "
+        f"Add one with `register` in fungpt/autodiff/rules/ (see its module docstring), "
+        f"or stop differentiating through it with jax.lax.stop_gradient.")
 
 
 def source_line(eqn) -> str:

@@ -3,16 +3,17 @@ through the equations in reverse order (a jaxpr is already a topological order o
 import numpy as np
 from jax.extend.core import Literal
 
-from fungpt.autodiff.jaxpr import bind, differentiable, is_drop, literal_value, read, source_line
-from fungpt.autodiff.rules import fwd_rules, vjp_rules, zeros_like_aval
-
-
-def no_rule_error(eqn, mode):
-    name = eqn.primitive.name
-    return NotImplementedError(
-        f"fungpt has no {mode} rule for primitive '{name}' (used at {source_line(eqn)}). "
-        f"Add one to the rule table in fungpt/autodiff/rules/ (see its module docstring), "
-        f"or stop differentiating through it with jax.lax.stop_gradient.")
+from fungpt.autodiff.jaxpr import (
+    bind,
+    differentiable,
+    is_drop,
+    literal_value,
+    no_rule_error,
+    read,
+    source_line,
+    zeros_like,
+)
+from fungpt.autodiff.rules import fwd_rules, nograd, vjp_rules
 
 
 def linearize(jaxpr, consts, args, active_in):
@@ -32,12 +33,13 @@ def linearize(jaxpr, consts, args, active_in):
     for eqn in jaxpr.eqns:
         ins = [read(env, v) for v in eqn.invars]
         ins_active = [is_active(v) for v in eqn.invars]
-        if any(ins_active):
-            outs, res, bwd = _fwd(eqn, ins, ins_active)
+        if any(ins_active) and eqn.primitive not in nograd:
+            outs, res, bwd, outs_active = _fwd(eqn, ins, ins_active)
             tape.append((eqn, len(residuals), len(residuals) + len(res), bwd, ins_active))
             residuals.extend(res)
-            active.update(v for v in eqn.outvars if not is_drop(v) and differentiable(v.aval))
-        else:
+            active.update(v for v, a in zip(eqn.outvars, outs_active, strict=True)
+                          if a and not is_drop(v) and differentiable(v.aval))
+        else:  # no active input: plain primal code, no rule needed, nothing kept
             outs = bind(eqn, ins)
         for v, x in zip(eqn.outvars, outs, strict=True):
             if not is_drop(v):
@@ -82,7 +84,8 @@ def _checked(ct, v, eqn):
 def _fwd(eqn, ins, ins_active):
     p = eqn.primitive
     if p in fwd_rules:
-        return fwd_rules[p](ins, ins_active, **eqn.params)
+        outs, res, bwd, *outs_active = fwd_rules[p](ins, ins_active, **eqn.params)
+        return outs, res, bwd, (outs_active[0] if outs_active else [True] * len(eqn.outvars))
     if p not in vjp_rules:
         raise no_rule_error(eqn, "reverse-mode (VJP)")
     rule, params, multiple = vjp_rules[p], eqn.params, p.multiple_results
@@ -100,14 +103,8 @@ def _fwd(eqn, ins, ins_active):
         primals = [s if lit else next(it) for s, lit in zip(statics, is_lit, strict=True)]
         ans = list(it)
         if multiple:
-            cts = [zeros_like_aval(a) if c is None else c for c, a in zip(cts, out_avals, strict=True)]
+            cts = [zeros_like(a) if c is None else c for c, a in zip(cts, out_avals, strict=True)]
             return rule(cts, ans, *primals, **params)
         return rule(cts[0], ans[0], *primals, **params)
 
-    return outs, res, bwd
-
-
-def vjp_flat(jaxpr, consts, args, active_in):
-    """(outs, pullback) for a flat jaxpr; pullback(cts) -> cts_in."""
-    outs, out_active, residuals, backward = linearize(jaxpr, consts, args, active_in)
-    return outs, out_active, lambda cts: backward(residuals, cts)
+    return outs, res, bwd, [True] * len(outs)

@@ -7,44 +7,32 @@ from jax.extend.core import Literal
 
 from fungpt.autodiff.forward import jvp_jaxpr
 from fungpt.autodiff.jaxpr import bind_params, differentiable, eval_jaxpr, is_drop, open_jaxpr
+from fungpt.autodiff.jaxpr import zeros_like as _zeros
 from fungpt.autodiff.reverse import linearize
-from fungpt.autodiff.rules import fwd_rules, jvp_rules, prim, zeros_like_aval
-
-
-def _zeros(x):
-    return jnp.zeros(jnp.shape(x), x.dtype)
+from fungpt.autodiff.rules import nograd, prim, register
 
 
 def propagate(jaxpr, in_active):
     """Which outputs of `jaxpr` can depend on an active input (a static, conservative pass)."""
     active = {v for v, a in zip(jaxpr.invars, in_active, strict=True) if a}
     for eqn in jaxpr.eqns:
-        if any(not isinstance(v, Literal) and v in active for v in eqn.invars):
+        if eqn.primitive not in nograd and any(not isinstance(v, Literal) and v in active for v in eqn.invars):
             active.update(v for v in eqn.outvars if not is_drop(v) and differentiable(v.aval))
     return [not isinstance(v, Literal) and v in active for v in jaxpr.outvars]
-
-
-def _register(names, fwd=None, jvp=None):
-    for name in names:
-        p = prim(name)
-        if p is not None:
-            if fwd is not None:
-                fwd_rules[p] = fwd
-            if jvp is not None:
-                jvp_rules[p] = jvp
 
 
 # --- calls: jit / pjit / closed_call -----------------------------------------------------------
 _COMPILED = {}  # (call jaxpr, active pattern) -> (jaxpr kept alive, jitted forward, jitted backward)
 
 
-def _call_fwd(ins, active, **params):
+def call_fwd(ins, active, **params):
+    """Reverse mode through a call (jit, closed_call, ...): its jaxpr is linearized like the caller's."""
     closed = params.get("jaxpr", params.get("call_jaxpr"))
     jaxpr, consts = open_jaxpr(closed)
     if any(isinstance(x, jax.core.Tracer) for x in [*ins, *consts]):
         # Inside someone's trace (jit, vmap, an outer grad): inline, and let the outer trace compile.
-        outs, _, res, backward = linearize(jaxpr, consts, ins, active)
-        return outs, res, backward
+        outs, out_active, res, backward = linearize(jaxpr, consts, ins, active)
+        return outs, res, backward, out_active
     # Called eagerly: compile the forward sweep and the backward sweep of this call once each, as
     # differentiating a jitted function should, instead of dispatching its equations one by one.
     key = (id(closed), tuple(active))
@@ -52,16 +40,15 @@ def _call_fwd(ins, active, **params):
         plan = {}
 
         def fwd(ins):
-            outs, _, res, backward = linearize(jaxpr, consts, ins, active)
-            plan["backward"] = backward
+            outs, plan["out_active"], res, plan["backward"] = linearize(jaxpr, consts, ins, active)
             return outs, res
 
         if len(_COMPILED) > 256:
             _COMPILED.pop(next(iter(_COMPILED)))
-        _COMPILED[key] = (closed, jax.jit(fwd), jax.jit(lambda res, cts: plan["backward"](res, cts)))
-    _, fwd, bwd = _COMPILED[key]
+        _COMPILED[key] = (closed, jax.jit(fwd), jax.jit(lambda res, cts: plan["backward"](res, cts)), plan)
+    _, fwd, bwd, plan = _COMPILED[key]
     outs, res = fwd(list(ins))
-    return outs, res, bwd
+    return outs, res, bwd, plan["out_active"]
 
 
 def _call_jvp(xs, ts, **params):
@@ -69,7 +56,8 @@ def _call_jvp(xs, ts, **params):
     return jvp_jaxpr(jaxpr, consts, xs, ts)
 
 
-_register(["jit", "pjit", "closed_call", "core_call", "composite"], _call_fwd, _call_jvp)
+for _name in ["jit", "pjit", "closed_call", "core_call", "composite"]:
+    register(_name, fwd=call_fwd, jvp=_call_jvp)
 
 
 # --- checkpoint (remat): keep only the inputs, recompute the rest in the backward sweep ----------
@@ -91,10 +79,7 @@ def _remat_jvp(xs, ts, *, jaxpr, **_):
     return jvp_jaxpr(jaxpr, consts, xs, ts)
 
 
-_register(["remat", "checkpoint"], _remat_fwd, _remat_jvp)
-if prim("remat") is None:  # the checkpoint primitive is called remat2 in recent JAX
-    from jax._src.ad_checkpoint import remat_p as _remat_p
-    fwd_rules[_remat_p], jvp_rules[_remat_p] = _remat_fwd, _remat_jvp
+register("remat", fwd=_remat_fwd, jvp=_remat_jvp)  # jax.checkpoint; the primitive prints as remat2
 
 
 # --- custom_jvp: honour the user's JVP rule; reverse mode transposes it ------------------------
@@ -148,7 +133,7 @@ def _custom_jvp_fwd(ins, active, *, num_consts, **params):
     return outs[:n_out], res, bwd
 
 
-_register(["custom_jvp_call"], _custom_jvp_fwd, _custom_jvp_jvp)
+register("custom_jvp_call", fwd=_custom_jvp_fwd, jvp=_custom_jvp_jvp)
 
 
 # --- custom_vjp: run the user's fwd, keep its residuals, call the user's bwd --------------------
@@ -176,7 +161,7 @@ def _custom_vjp_fwd(ins, active, *, call_jaxpr, num_consts, out_trees, symbolic_
 
     def bwd(res, cts):
         if not symbolic_zeros:
-            cts = [zeros_like_aval(a) if c is None else c for c, a in zip(cts, out_avals, strict=True)]
+            cts = [_zeros(a) if c is None else c for c, a in zip(cts, out_avals, strict=True)]
         cts_in = list(bwd_fun.call_wrapped(*res, *cts))
         cts_in = cts_in[-n_in:] if len(cts_in) >= n_in else cts_in
         return [None if (c is None or _is_symbolic_zero(c)) else c for c in cts_in]
@@ -189,7 +174,7 @@ def _custom_vjp_jvp(xs, ts, **params):
                               "(JAX refuses it too: a custom_vjp rule gives no JVP).")
 
 
-_register(["custom_vjp_call", "custom_vjp_call_jaxpr"], _custom_vjp_fwd, _custom_vjp_jvp)
+register("custom_vjp_call", fwd=_custom_vjp_fwd, jvp=_custom_vjp_jvp)
 
 
 # --- cond / switch -------------------------------------------------------------------------------
@@ -214,7 +199,8 @@ def _cond_fwd(ins, active, *, branches, **params):
         got = iter(lax.switch(index, [branch(b) for b in branches], list(ops), cts))
         return [None] + [next(got) if a else None for a in op_act]
 
-    return list(outs), [index, *ops], bwd
+    out_active = [any(col) for col in zip(*[propagate(open_jaxpr(b)[0], op_act) for b in branches], strict=True)]
+    return list(outs), [index, *ops], bwd, out_active
 
 
 def _cond_jvp(xs, ts, *, branches, **params):
@@ -234,7 +220,17 @@ def _cond_jvp(xs, ts, *, branches, **params):
     return lax.switch(index, [branch(b) for b in branches], list(ops), tin)
 
 
-_register(["cond"], _cond_fwd, _cond_jvp)
+register("cond", fwd=_cond_fwd, jvp=_cond_jvp)
+
+
+def _carry_active(body, consts_active, carry_active, xs_active=()):
+    """Fixed point: a carry is active if it starts active or an active value flows into it."""
+    while True:
+        out = propagate(body, [*consts_active, *carry_active, *xs_active])
+        new = [a or o for a, o in zip(carry_active, out[:len(carry_active)], strict=True)]
+        if new == carry_active:
+            return carry_active
+        carry_active = new
 
 
 # --- scan ----------------------------------------------------------------------------------------
@@ -244,46 +240,25 @@ def _scan_fwd(ins, active, *, jaxpr, num_consts, num_carry, length, reverse, unr
     c_act, x_act = active[:num_consts], active[num_consts + num_carry:]
     carry_act = [a and differentiable(v.aval) for a, v in
                  zip(active[num_consts:num_consts + num_carry], body.invars[num_consts:], strict=False)]
-    while True:  # a carry is active if it starts active or an active value flows into it
-        out_act = propagate(body, c_act + carry_act + x_act)
-        new = [a or o for a, o in zip(carry_act, out_act[:num_carry], strict=True)]
-        if new == carry_act:
-            break
-        carry_act = new
+    carry_act = _carry_active(body, c_act, carry_act, x_act)
+    out_act = propagate(body, c_act + carry_act + x_act)
     in_act = c_act + carry_act + x_act
     plan = {}
 
     def fwd_body(carry, x):
         args = [*consts, *carry, *x]
         outs, out_active, res, bwd = linearize(body, body_consts, args, in_act)
-        # Where each residual comes from: a loop-invariant const, a slice of xs, a static value, or
-        # a value computed in this iteration (stacked along the scan axis).
-        kinds, stacked, where = [], [], {}
-        for r in res:
-            ci = next((i for i, c in enumerate(consts) if r is c), None)
-            xi = next((i for i, c in enumerate(x) if r is c), None)
-            if ci is not None:
-                kinds.append(("const", ci))
-            elif xi is not None:
-                kinds.append(("x", xi))
-            elif not isinstance(r, jax.core.Tracer) or any(r is c for c in body_consts):
-                kinds.append(("static", r))
-            else:  # one stacked copy of a value however many rules read it
-                if id(r) not in where:
-                    where[id(r)] = len(stacked)
-                    stacked.append(r)
-                kinds.append(("stack", where[id(r)]))
+        kinds, stacked = _residual_kinds(res, consts, x, body_consts)
         used = _used_residuals(bwd, kinds, stacked, consts, x, outs, out_active)
-        plan.update(kinds=kinds, bwd=bwd, used=used, out_active=out_active,
+        plan.update(kinds=kinds, bwd=bwd, used=used,
                     stacked_avals=[jax.ShapeDtypeStruct(jnp.shape(s), s.dtype) for s in stacked])
         return outs[:num_carry], (outs[num_carry:], [s for s, u in zip(stacked, used, strict=True) if u])
 
     carry_out, (ys, stacked) = lax.scan(fwd_body, list(init), list(xs), length=length, reverse=reverse,
                                         unroll=unroll)
-    kinds, body_bwd, used, out_active = plan["kinds"], plan["bwd"], plan["used"], plan["out_active"]
+    kinds, body_bwd, used = plan["kinds"], plan["bwd"], plan["used"]
     stacked_avals = plan["stacked_avals"]
     n_stk = len(stacked)
-    carry_ct_act = [a and o for a, o in zip(carry_act, out_active[:num_carry], strict=True)]
     carry_avals = [jax.ShapeDtypeStruct(jnp.shape(c), c.dtype) for c in init]
     const_avals = [jax.ShapeDtypeStruct(jnp.shape(c), c.dtype) for c in consts]
 
@@ -318,8 +293,29 @@ def _scan_fwd(ins, active, *, jaxpr, num_consts, num_carry, length, reverse, unr
             length=length, reverse=not reverse, unroll=unroll)
         return [*ct_k, *ct_c, *ct_xs]
 
-    del carry_ct_act
-    return [*carry_out, *ys], [*stacked, *consts, *xs], bwd
+    return [*carry_out, *ys], [*stacked, *consts, *xs], bwd, carry_act + out_act[num_carry:]
+
+
+def _residual_kinds(res, consts, x, body_consts):
+    """Where each residual of a scan body comes from: a loop-invariant const, a slice of xs, a static
+    value, or a value computed in this iteration (stacked along the scan axis, once however many
+    rules read it). Returns (kinds, values to stack)."""
+    kinds, stacked, where = [], [], {}
+    for r in res:
+        ci = next((i for i, c in enumerate(consts) if r is c), None)
+        xi = next((i for i, c in enumerate(x) if r is c), None)
+        if ci is not None:
+            kinds.append(("const", ci))
+        elif xi is not None:
+            kinds.append(("x", xi))
+        elif not isinstance(r, jax.core.Tracer) or any(r is c for c in body_consts):
+            kinds.append(("static", r))
+        else:
+            if id(r) not in where:
+                where[id(r)] = len(stacked)
+                stacked.append(r)
+            kinds.append(("stack", where[id(r)]))
+    return kinds, stacked
 
 
 def _assemble(kind, stk, consts, x):
@@ -357,15 +353,10 @@ def _scan_jvp(xs, ts, *, jaxpr, num_consts, num_carry, length, reverse, unroll, 
     body, body_consts = open_jaxpr(jaxpr)
     consts, init, xs_ = xs[:num_consts], xs[num_consts:num_consts + num_carry], xs[num_consts + num_carry:]
     tc, ti, tx = ts[:num_consts], ts[num_consts:num_consts + num_carry], ts[num_consts + num_carry:]
-    carry_nz = [t is not None for t in ti]
-    while True:
-        out_nz = propagate(body, [t is not None for t in tc] + carry_nz + [t is not None for t in tx])
-        new = [a or o for a, o in zip(carry_nz, out_nz[:num_carry], strict=True)]
-        if new == carry_nz:
-            break
-        carry_nz = new
-    t_init = [(_zeros(c) if t is None else t) if nz else None for c, t, nz in zip(init, ti, carry_nz, strict=True)]
     tx_nz = [t is not None for t in tx]
+    carry_nz = _carry_active(body, [t is not None for t in tc], [t is not None for t in ti], tx_nz)
+    out_nz = propagate(body, [t is not None for t in tc] + carry_nz + tx_nz)
+    t_init = [(_zeros(c) if t is None else t) if nz else None for c, t, nz in zip(init, ti, carry_nz, strict=True)]
 
     def body_fn(carry, x):
         c, tcar = carry
@@ -384,14 +375,25 @@ def _scan_jvp(xs, ts, *, jaxpr, num_consts, num_carry, length, reverse, unroll, 
     return [*c, *ys], [*tcar, *tys]
 
 
-_register(["scan"], _scan_fwd, _scan_jvp)
+register("scan", fwd=_scan_fwd, jvp=_scan_jvp)
 
 
-# --- while: forward mode only, as in JAX -------------------------------------------------------
-def _while_fwd(ins, active, **params):
-    raise ValueError("Reverse-mode differentiation does not work for lax.while_loop or lax.fori_loop "
-                     "with dynamic start/stop values. Try using lax.scan, or lax.fori_loop with static "
-                     "start/stop (fungpt follows JAX here).")
+# --- while: forward mode; reverse mode raises only when a cotangent reaches the loop, as in JAX ---
+def _while_fwd(ins, active, *, cond_nconsts, body_nconsts, body_jaxpr, **params):
+    outs = prim("while").bind(*ins, cond_nconsts=cond_nconsts, body_nconsts=body_nconsts, body_jaxpr=body_jaxpr,
+                              **params)
+    body, _ = open_jaxpr(body_jaxpr)
+    consts_act = list(active[cond_nconsts:cond_nconsts + body_nconsts])
+    carry_act = [a and differentiable(v.aval) for a, v in
+                 zip(active[cond_nconsts + body_nconsts:], body.invars[body_nconsts:], strict=True)]
+    out_active = _carry_active(body, consts_act, carry_act)
+
+    def bwd(res, cts):
+        raise ValueError("Reverse-mode differentiation does not work for lax.while_loop or lax.fori_loop "
+                         "with dynamic start/stop values. Try using lax.scan, or lax.fori_loop with static "
+                         "start/stop (fungpt follows JAX here).")
+
+    return list(outs), [], bwd, out_active
 
 
 def _while_jvp(xs, ts, *, cond_jaxpr, body_jaxpr, cond_nconsts, body_nconsts, **params):
@@ -400,13 +402,7 @@ def _while_jvp(xs, ts, *, cond_jaxpr, body_jaxpr, cond_nconsts, body_nconsts, **
     cconsts, bconsts, init = xs[:cond_nconsts], xs[cond_nconsts:cond_nconsts + body_nconsts], \
         xs[cond_nconsts + body_nconsts:]
     tb, ti = ts[cond_nconsts:cond_nconsts + body_nconsts], ts[cond_nconsts + body_nconsts:]
-    nz = [t is not None for t in ti]
-    while True:
-        out_nz = propagate(bj, [t is not None for t in tb] + nz)
-        new = [a or o for a, o in zip(nz, out_nz, strict=True)]
-        if new == nz:
-            break
-        nz = new
+    nz = _carry_active(bj, [t is not None for t in tb], [t is not None for t in ti])
     t0 = [(_zeros(c) if t is None else t) if z else None for c, t, z in zip(init, ti, nz, strict=True)]
 
     def cond_fn(carry):
@@ -421,4 +417,4 @@ def _while_jvp(xs, ts, *, cond_jaxpr, body_jaxpr, cond_nconsts, body_nconsts, **
     return c, tc
 
 
-_register(["while"], _while_fwd, _while_jvp)
+register("while", fwd=_while_fwd, jvp=_while_jvp)

@@ -11,13 +11,7 @@ from jax import lax
 
 from fungpt.autodiff.forward import jvp_jaxpr
 from fungpt.autodiff.jaxpr import open_jaxpr
-from fungpt.autodiff.rules import deflinear, jvp_rules, prim, vjp_rules
-from fungpt.autodiff.rules._jitted import jitted
-
-
-def _defrule(p, vjp, jvp):
-    if p is not None:
-        vjp_rules[p], jvp_rules[p] = jitted(vjp), jitted(jvp)
+from fungpt.autodiff.rules import deflinear, prim, register
 
 
 def _dilate(shape, dilation):
@@ -120,7 +114,7 @@ def _conv_jvp(xs, ts, **params):
     return ans, (sum(terms[1:], terms[0]) if terms else None)
 
 
-_defrule(prim("conv_general_dilated"), _conv_vjp, _conv_jvp)
+register("conv_general_dilated", vjp=_conv_vjp, jvp=_conv_jvp, jit=True)
 
 
 # --- reduce_window_sum (linear): spread each window's cotangent over the window ------------------------
@@ -136,7 +130,7 @@ def _t_reduce_window_sum(ct, x, *, window_dimensions, window_strides, padding, b
     return (out,)
 
 
-deflinear(prim("reduce_window_sum"), _t_reduce_window_sum)
+deflinear("reduce_window_sum", _t_reduce_window_sum)
 
 
 # --- max / min pooling -----------------------------------------------------------------------------
@@ -174,7 +168,7 @@ def _chooser(name, select_prim):
         ans = prim(name).bind(x, **params)
         return ans, (None if t is None else _gather_selected(t, x, select_prim, **params))
 
-    _defrule(prim(name), vjp, jvp)
+    register(name, vjp=vjp, jvp=jvp, jit=True)
 
 
 _chooser("reduce_window_max", lax.ge_p)
@@ -204,8 +198,8 @@ def _ssa_jvp(xs, ts, **params):
     return ans, (None if ts_ is None else prim("select_and_scatter_add").bind(ts_, x, **params))
 
 
-_defrule(prim("select_and_gather_add"), _sga_vjp, _sga_jvp)
-_defrule(prim("select_and_scatter_add"), _ssa_vjp, _ssa_jvp)
+register("select_and_gather_add", vjp=_sga_vjp, jvp=_sga_jvp, jit=True)
+register("select_and_scatter_add", vjp=_ssa_vjp, jvp=_ssa_jvp, jit=True)
 
 
 # --- generic reduce_window: forward mode through the reducer, as JAX does. No reverse rule: JAX cannot
@@ -231,8 +225,7 @@ def _reduce_window_jvp(xs, ts, *, jaxpr, consts, **params):
     return list(out[:n]), list(out[n:])
 
 
-if prim("reduce_window") is not None:
-    jvp_rules[prim("reduce_window")] = jitted(_reduce_window_jvp)
+register("reduce_window", jvp=_reduce_window_jvp, jit=True)
 
 
 # --- fft (linear; complex cotangents follow JAX's transpose convention: no conjugation) --------------
@@ -256,4 +249,4 @@ def _t_fft(ct, x, *, fft_type, fft_lengths):
     return (fft.bind(ct, fft_type=fft_type, fft_lengths=fft_lengths),)
 
 
-deflinear(prim("fft"), _t_fft)
+deflinear("fft", _t_fft)

@@ -7,16 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from fungpt.autodiff.rules import (
-    bcast,
-    defelementwise,
-    deflinear,
-    defnograd,
-    jvp_rules,
-    prim,
-    unbroadcast,
-    vjp_rules,
-)
+from fungpt.autodiff.rules import bcast, defelementwise, deflinear, defnograd, register, unbroadcast
 
 
 def _one(ans, *xs, **_):
@@ -32,17 +23,16 @@ def _t_sub(ct, x, y, **_):
     return unbroadcast(ct, x), unbroadcast(-ct, y)
 
 
-deflinear(prim("add"), _t_add)
-deflinear(prim("add_any"), _t_add)
-deflinear(prim("add_jaxvals"), _t_add)
-deflinear(prim("sub"), _t_sub)
-deflinear(prim("neg"), lambda ct, x, **_: (-ct,))
-deflinear(prim("copy"), lambda ct, x, **_: (ct,))
-deflinear(prim("real"), lambda ct, x, **_: (lax.complex(ct, jnp.zeros_like(ct)),))
-deflinear(prim("imag"), lambda ct, x, **_: (lax.complex(jnp.zeros_like(ct), -ct),))
-deflinear(prim("complex"), lambda ct, x, y, **_: (unbroadcast(jnp.real(ct), x), unbroadcast(-jnp.imag(ct), y)))
-deflinear(prim("conj"), lambda ct, x, **_: (jnp.conj(ct) if jnp.iscomplexobj(x) else jnp.real(ct),))
-deflinear(prim("reduce_precision"), lambda ct, x, **p: (lax.reduce_precision(ct, **p),))
+deflinear("add", _t_add)
+deflinear("add_any", _t_add)
+deflinear("add_jaxvals", _t_add)
+deflinear("sub", _t_sub)
+deflinear("neg", lambda ct, x, **_: (-ct,))
+deflinear("real", lambda ct, x, **_: (lax.complex(ct, jnp.zeros_like(ct)),))
+deflinear("imag", lambda ct, x, **_: (lax.complex(jnp.zeros_like(ct), -ct),))
+deflinear("complex", lambda ct, x, y, **_: (unbroadcast(jnp.real(ct), x), unbroadcast(-jnp.imag(ct), y)))
+deflinear("conj", lambda ct, x, **_: (jnp.conj(ct) if jnp.iscomplexobj(x) else jnp.real(ct),))
+deflinear("reduce_precision", lambda ct, x, **p: (lax.reduce_precision(ct, **p),))
 
 
 def _t_convert(ct, x, *, new_dtype, **_):
@@ -52,46 +42,46 @@ def _t_convert(ct, x, *, new_dtype, **_):
     return (ct.astype(dtype),)
 
 
-deflinear(prim("convert_element_type"), _t_convert)
+deflinear("convert_element_type", _t_convert)
 
 # mul is bilinear: d/dx = y, d/dy = x.
-defelementwise(prim("mul"), lambda ans, x, y, **_: y, lambda ans, x, y, **_: x)
+defelementwise("mul", lambda ans, x, y, **_: y, lambda ans, x, y, **_: x)
 # div: d/dx = 1/y, d/dy = -x/y^2 = -ans/y.
-defelementwise(prim("div"), lambda ans, x, y, **_: 1 / y, lambda ans, x, y, **_: -ans / y)
+defelementwise("div", lambda ans, x, y, **_: 1 / y, lambda ans, x, y, **_: -ans / y)
 
 # --- transcendental ---------------------------------------------------------------------------
-defelementwise(prim("exp"), lambda ans, x, **_: ans)
-defelementwise(prim("exp2"), lambda ans, x, **_: ans * np.log(2).astype(ans.dtype))
-defelementwise(prim("log"), lambda ans, x, **_: 1 / x)
-defelementwise(prim("log1p"), lambda ans, x, **_: 1 / (1 + x))
-defelementwise(prim("expm1"), lambda ans, x, **_: ans + 1)
-defelementwise(prim("tanh"), lambda ans, x, **_: 1 - ans * ans)
-defelementwise(prim("logistic"), lambda ans, x, **_: ans * (1 - ans))
-defelementwise(prim("sin"), lambda ans, x, **_: jnp.cos(x))
-defelementwise(prim("cos"), lambda ans, x, **_: -jnp.sin(x))
-defelementwise(prim("tan"), lambda ans, x, **_: 1 + ans * ans)
-defelementwise(prim("asin"), lambda ans, x, **_: lax.rsqrt(1 - x * x))
-defelementwise(prim("acos"), lambda ans, x, **_: -lax.rsqrt(1 - x * x))
-defelementwise(prim("atan"), lambda ans, x, **_: 1 / (1 + x * x))
-defelementwise(prim("sinh"), lambda ans, x, **_: jnp.cosh(x))
-defelementwise(prim("cosh"), lambda ans, x, **_: jnp.sinh(x))
-defelementwise(prim("asinh"), lambda ans, x, **_: lax.rsqrt(x * x + 1))
-defelementwise(prim("acosh"), lambda ans, x, **_: lax.rsqrt((x - 1) * (x + 1)))
-defelementwise(prim("atanh"), lambda ans, x, **_: 1 / ((1 - x) * (1 + x)))
+defelementwise("exp", lambda ans, x, **_: ans)
+defelementwise("exp2", lambda ans, x, **_: ans * np.log(2).astype(ans.dtype))
+defelementwise("log", lambda ans, x, **_: 1 / x)
+defelementwise("log1p", lambda ans, x, **_: 1 / (1 + x))
+defelementwise("expm1", lambda ans, x, **_: ans + 1)
+defelementwise("tanh", lambda ans, x, **_: 1 - ans * ans)
+defelementwise("logistic", lambda ans, x, **_: ans * (1 - ans))
+defelementwise("sin", lambda ans, x, **_: jnp.cos(x))
+defelementwise("cos", lambda ans, x, **_: -jnp.sin(x))
+defelementwise("tan", lambda ans, x, **_: 1 + ans * ans)
+defelementwise("asin", lambda ans, x, **_: lax.rsqrt(1 - x * x))
+defelementwise("acos", lambda ans, x, **_: -lax.rsqrt(1 - x * x))
+defelementwise("atan", lambda ans, x, **_: 1 / (1 + x * x))
+defelementwise("sinh", lambda ans, x, **_: jnp.cosh(x))
+defelementwise("cosh", lambda ans, x, **_: jnp.sinh(x))
+defelementwise("asinh", lambda ans, x, **_: lax.rsqrt(x * x + 1))
+defelementwise("acosh", lambda ans, x, **_: lax.rsqrt((x - 1) * (x + 1)))
+defelementwise("atanh", lambda ans, x, **_: 1 / ((1 - x) * (1 + x)))
 # atan2(x, y) = atan(x / y): d/dx = y / (x^2 + y^2), d/dy = -x / (x^2 + y^2).
-defelementwise(prim("atan2"), lambda ans, x, y, **_: y / (x * x + y * y),
+defelementwise("atan2", lambda ans, x, y, **_: y / (x * x + y * y),
                lambda ans, x, y, **_: -x / (x * x + y * y))
-defelementwise(prim("sqrt"), lambda ans, x, **_: 0.5 / ans)
-defelementwise(prim("rsqrt"), lambda ans, x, **_: -0.5 * ans / x)
-defelementwise(prim("cbrt"), lambda ans, x, **_: ans / (3 * x))
-defelementwise(prim("square"), lambda ans, x, **_: 2 * x)
-defelementwise(prim("erf"), lambda ans, x, **_: (2 / math.sqrt(math.pi)) * jnp.exp(-x * x))
-defelementwise(prim("erfc"), lambda ans, x, **_: (-2 / math.sqrt(math.pi)) * jnp.exp(-x * x))
-defelementwise(prim("erf_inv"), lambda ans, x, **_: (math.sqrt(math.pi) / 2) * jnp.exp(ans * ans))
-defelementwise(prim("lgamma"), lambda ans, x, **_: lax.digamma(x))
-defelementwise(prim("digamma"), lambda ans, x, **_: lax.polygamma(jnp.ones((), x.dtype), x))
-defelementwise(prim("bessel_i0e"), lambda ans, x, **_: lax.bessel_i1e(x) - jnp.sign(x) * ans)
-defelementwise(prim("bessel_i1e"), lambda ans, x, **_: _bessel_i1e_deriv(ans, x))
+defelementwise("sqrt", lambda ans, x, **_: 0.5 / ans)
+defelementwise("rsqrt", lambda ans, x, **_: -0.5 * ans / x)
+defelementwise("cbrt", lambda ans, x, **_: ans / (3 * x))
+defelementwise("square", lambda ans, x, **_: 2 * x)
+defelementwise("erf", lambda ans, x, **_: (2 / math.sqrt(math.pi)) * jnp.exp(-x * x))
+defelementwise("erfc", lambda ans, x, **_: (-2 / math.sqrt(math.pi)) * jnp.exp(-x * x))
+defelementwise("erf_inv", lambda ans, x, **_: (math.sqrt(math.pi) / 2) * jnp.exp(ans * ans))
+defelementwise("lgamma", lambda ans, x, **_: lax.digamma(x))
+defelementwise("digamma", lambda ans, x, **_: lax.polygamma(jnp.ones((), x.dtype), x))
+defelementwise("bessel_i0e", lambda ans, x, **_: lax.bessel_i1e(x) - jnp.sign(x) * ans)
+defelementwise("bessel_i1e", lambda ans, x, **_: _bessel_i1e_deriv(ans, x))
 
 
 def _bessel_i1e_deriv(ans, x):
@@ -106,7 +96,7 @@ def _integer_pow_deriv(ans, x, *, y):
     return jnp.zeros_like(x) if y == 0 else y * lax.integer_pow(x, y - 1) if y != 1 else jnp.ones_like(x)
 
 
-defelementwise(prim("integer_pow"), _integer_pow_deriv)
+defelementwise("integer_pow", _integer_pow_deriv)
 
 
 def _pow_dx(ans, x, y, **_):
@@ -134,8 +124,7 @@ def _pow_jvp(xs, ts, **_):
     return ans, (sum(terms[1:], terms[0]) if terms else None)
 
 
-if prim("pow") is not None:
-    vjp_rules[prim("pow")], jvp_rules[prim("pow")] = _pow_vjp, _pow_jvp
+register("pow", vjp=_pow_vjp, jvp=_pow_jvp)
 
 # abs: +1 for x >= 0 and -1 below (JAX's choice at 0) for real x. For complex x the tangent map is
 # t -> Re(t conj(x) / |x|) (|x| = 0 read as 1), and its transpose ct -> ct conj(x) / |x|.
@@ -160,7 +149,7 @@ def _abs_jvp(xs, ts, **_):
     return ans, jnp.where(x >= 0, t, -t)
 
 
-vjp_rules[prim("abs")], jvp_rules[prim("abs")] = _abs_vjp, _abs_jvp
+register("abs", vjp=_abs_vjp, jvp=_abs_jvp)
 
 
 # max/min: the gradient goes to the larger (smaller) operand; ties split it in half, as JAX does.
@@ -171,8 +160,8 @@ def _select_deriv(cmp, other):
     return d
 
 
-defelementwise(prim("max"), _select_deriv(jnp.greater, 1), _select_deriv(jnp.greater, 0))
-defelementwise(prim("min"), _select_deriv(jnp.less, 1), _select_deriv(jnp.less, 0))
+defelementwise("max", _select_deriv(jnp.greater, 1), _select_deriv(jnp.greater, 0))
+defelementwise("min", _select_deriv(jnp.less, 1), _select_deriv(jnp.less, 0))
 
 # --- selection ---------------------------------------------------------------------------------
 
@@ -194,7 +183,7 @@ def _select_n_jvp(xs, ts, **_):
     return ans, lax.select_n(which, *tcases)
 
 
-vjp_rules[prim("select_n")], jvp_rules[prim("select_n")] = _select_n_vjp, _select_n_jvp
+register("select_n", vjp=_select_n_vjp, jvp=_select_n_jvp)
 
 
 def _clamp_masks(lo, x, hi, shape):
@@ -217,12 +206,10 @@ def _clamp_jvp(xs, ts, **_):
     return ans, (sum(terms[1:], terms[0]) if terms else None)
 
 
-vjp_rules[prim("clamp")], jvp_rules[prim("clamp")] = _clamp_vjp, _clamp_jvp
+register("clamp", vjp=_clamp_vjp, jvp=_clamp_jvp)
 
 # stop_gradient blocks cotangents and tangents alike.
-if prim("stop_gradient") is not None:
-    vjp_rules[prim("stop_gradient")] = lambda ct, ans, x, **_: (None,)
-    jvp_rules[prim("stop_gradient")] = lambda xs, ts, **p: (prim("stop_gradient").bind(*xs, **p), None)
+defnograd("stop_gradient")
 
 # No derivative: comparisons, rounding, sign, integer and bit operations, predicates.
 for _name in ["sign", "floor", "ceil", "round", "is_finite", "eq", "ne", "lt", "le", "gt", "ge",
@@ -231,11 +218,11 @@ for _name in ["sign", "floor", "ceil", "round", "is_finite", "eq", "ne", "lt", "
               "random_split", "random_fold_in", "random_wrap", "random_unwrap", "threefry2x32",
               "argmax", "argmin", "eq_to", "le_to", "lt_to", "reduce_and", "reduce_or", "reduce_xor",
               "bitcast_convert_type", "rng_bit_generator", "rng_uniform", "create_token", "after_all"]:
-    defnograd(prim(_name))
+    defnograd(_name)
 
 
 # rem(x, y) = x - y * trunc(x / y): d/dx = 1, d/dy = -trunc(x / y).
-defelementwise(prim("rem"), _one, lambda ans, x, y, **_: -lax.round((x - ans) / y))
+defelementwise("rem", _one, lambda ans, x, y, **_: -lax.round((x - ans) / y))
 
 
 # --- special functions ---------------------------------------------------------------------------
@@ -250,12 +237,12 @@ def _igamma_dx(ans, a, x, **_):
     return jnp.exp(-x + (a - 1) * jnp.log(x) - lax.lgamma(a))
 
 
-defelementwise(prim("igamma"), lambda ans, a, x, **_: lax.igamma_grad_a(a, x), _igamma_dx)
-defelementwise(prim("igammac"), lambda ans, a, x, **_: -lax.igamma_grad_a(a, x),
+defelementwise("igamma", lambda ans, a, x, **_: lax.igamma_grad_a(a, x), _igamma_dx)
+defelementwise("igammac", lambda ans, a, x, **_: -lax.igamma_grad_a(a, x),
                lambda ans, a, x, **_: -_igamma_dx(ans, a, x))
-defelementwise(prim("polygamma"), _refuse("polygamma gradient with respect to m is not supported"),
+defelementwise("polygamma", _refuse("polygamma gradient with respect to m is not supported"),
                lambda ans, m, x, **_: lax.polygamma(m + 1, x))
-defelementwise(prim("regularized_incomplete_beta"),
+defelementwise("regularized_incomplete_beta",
                _refuse("Betainc gradient with respect to a and b not supported."),
                _refuse("Betainc gradient with respect to a and b not supported."),
                # d/dx I_x(a, b) = x^(a-1) (1-x)^(b-1) / B(a, b)

@@ -17,17 +17,12 @@ import numpy as np
 from jax import lax
 
 from fungpt.autodiff.forward import jvp_jaxpr
-from fungpt.autodiff.jaxpr import open_jaxpr
+from fungpt.autodiff.jaxpr import is_float, open_jaxpr
+from fungpt.autodiff.jaxpr import zeros_like as _zeros
 from fungpt.autodiff.reverse import linearize
-from fungpt.autodiff.rules import fwd_rules, is_float, jvp_rules, prim, vjp_rules
-from fungpt.autodiff.rules._jitted import jitted
+from fungpt.autodiff.rules import prim, register
 
 _HI = lax.Precision.HIGHEST
-
-
-def _defrule(p, vjp, jvp):
-    if p is not None:
-        vjp_rules[p], jvp_rules[p] = jitted(vjp), jitted(jvp)
 
 
 def _mm(a, b):
@@ -65,10 +60,6 @@ def _embed_diag(d, n=None):
 
 def _tsolve(a, b, **kw):
     return lax.linalg.triangular_solve(a, b, **kw)
-
-
-def _zeros(x):
-    return jnp.zeros(np.shape(x), x.dtype)
 
 
 def _transpose_linear(tangent_fn, tangent_avals, cts):
@@ -113,7 +104,7 @@ def _triangular_solve_jvp(xs, ts, **params):
     return ans, (sum(terms[1:], terms[0]) if terms else None)
 
 
-_defrule(prim("triangular_solve"), _triangular_solve_vjp, _triangular_solve_jvp)
+register("triangular_solve", vjp=_triangular_solve_vjp, jvp=_triangular_solve_jvp, jit=True)
 
 
 # --- cholesky: A = L L^H;  dL = L Phi(L^-1 dA L^-H), Phi = lower triangle with a halved diagonal ------
@@ -140,7 +131,7 @@ def _cholesky_vjp(ct, ans, a, **params):
     return (_tsolve(L, y, left_side=False, lower=True, conjugate_a=True),)
 
 
-_defrule(prim("cholesky"), _cholesky_vjp, _cholesky_jvp)
+register("cholesky", vjp=_cholesky_vjp, jvp=_cholesky_jvp, jit=True)
 
 
 # --- lu: P A = L U;  F = L^-1 P dA U^-1,  dLU = L tril(F, -1) + triu(F) U ---------------------------------
@@ -183,7 +174,7 @@ def _lu_vjp(cts, ans, a):
     return (_rows(ct_rows, inv),)
 
 
-_defrule(prim("lu"), _lu_vjp, _lu_jvp)
+register("lu", vjp=_lu_vjp, jvp=_lu_jvp, jit=True)
 
 
 # --- custom_linear_solve: x = A^-1 b;  dx = A^-1 (db - dA x), where dA comes from matvec's consts -------------
@@ -244,9 +235,7 @@ def _linear_solve_fwd(ins, active, *, const_lengths, jaxprs):
     return outs, [*ins[:n_consts], *outs[:nb]], bwd
 
 
-if prim("linear_solve") is not None:
-    jvp_rules[prim("linear_solve")] = _linear_solve_jvp
-    fwd_rules[prim("linear_solve")] = _linear_solve_fwd
+register("linear_solve", fwd=_linear_solve_fwd, jvp=_linear_solve_jvp)
 
 
 # --- eigh: A = V diag(w) V^H;  dw = diag(V^H dA V),  dV = V (F o V^H dA V),  F_ij = 1 / (w_j - w_i) ---------
@@ -281,7 +270,7 @@ def _check_full_spectrum(a, params):
                                   "(nor in JAX).")
 
 
-_defrule(prim("eigh"), _eigh_vjp, _eigh_jvp)
+register("eigh", vjp=_eigh_vjp, jvp=_eigh_jvp, jit=True)
 
 
 # --- qr: X = Q R -------------------------------------------------------------------------------------------
@@ -295,18 +284,17 @@ def _thin_qr_jvp(q, r, dx):
     return _mm(q, omega - c) + dx_rinv, _mm(c - omega, r)
 
 
-def _qr_setup(x, params):
-    q, r, *p = prim("qr").bind(x, **params)
-    m, n = x.shape[-2:]
-    if params.get("full_matrices") and m > n:
-        raise NotImplementedError("fungpt: derivatives of qr with full_matrices=True for a tall matrix are "
-                                  "not implemented; use mode='reduced'.")
-    return q, r, p, m, n
-
-
 def _qr_tangent_fn(x, q, r, p, m, n):
     def cols(y):  # X P = Q R with column pivoting
         return jnp.take_along_axis(y, jnp.broadcast_to(p[0][..., None, :], y.shape), axis=-1) if p else y
+
+    full = q.shape[-1] > n  # full_matrices on a tall matrix: Q is m x m, R is m x n
+    if full:
+        # Q's last m - n columns are fixed by the Householder convention; their derivative follows
+        # Roberts & Roberts 2024 (arXiv:2409.13374, eqs. 32-33), as JAX computes it.
+        q_mn, q_mp = q[..., :, :n], q[..., :, n:]
+        q_nn, q_pn = q_mn[..., :n, :], q_mn[..., n:, :]
+        z_pn_h = jnp.linalg.solve(_H(q_nn - _eye(n, q.dtype, q.ndim)), _H(q_pn))
 
     def fn(dx):
         dx = cols(dx)
@@ -314,13 +302,20 @@ def _qr_tangent_fn(x, q, r, p, m, n):
             dq, dr1 = _thin_qr_jvp(q, r[..., :, :m], dx[..., :, :m])
             dr2 = _mm(_H(dq), cols(x)[..., :, m:]) + _mm(_H(q), dx[..., :, m:])
             return [dq, jnp.concatenate([dr1, dr2], axis=-1)]
-        return list(_thin_qr_jvp(q, r, dx))
+        if not full:
+            return list(_thin_qr_jvp(q, r, dx))
+        dq_mn, dr_nn = _thin_qr_jvp(q_mn, r[..., :n, :], dx)
+        dq_nn, dq_pn = dq_mn[..., :n, :], dq_mn[..., n:, :]
+        dq_mp = _mm(dq_mn, z_pn_h) - _mm(q_mn + _mm(q_mp, _H(z_pn_h)), _H(dq_pn - _mm(_H(z_pn_h), dq_nn)))
+        zeros = jnp.zeros((*dr_nn.shape[:-2], m - n, n), dr_nn.dtype)
+        return [jnp.concatenate([dq_mn, dq_mp], axis=-1), jnp.concatenate([dr_nn, zeros], axis=-2)]
     return fn
 
 
 def _qr_jvp(xs, ts, **params):
     (x,), (tx,) = xs, ts
-    q, r, p, m, n = _qr_setup(x, params)
+    q, r, *p = prim("qr").bind(x, **params)
+    m, n = x.shape[-2:]
     if tx is None:
         return [q, r, *p], [None] * (2 + len(p))
     dq, dr = _qr_tangent_fn(x, q, r, p, m, n)(tx)
@@ -330,13 +325,11 @@ def _qr_jvp(xs, ts, **params):
 def _qr_vjp(cts, ans, x, **params):
     q, r, *p = ans
     m, n = x.shape[-2:]
-    if params.get("full_matrices") and m > n:
-        _qr_setup(x, params)
     fn = _qr_tangent_fn(x, q, r, p, m, n)
     return tuple(_transpose_linear(fn, [jax.ShapeDtypeStruct(x.shape, x.dtype)], cts[:2]))
 
 
-_defrule(prim("qr"), _qr_vjp, _qr_jvp)
+register("qr", vjp=_qr_vjp, jvp=_qr_jvp, jit=True)
 
 
 # --- svd: A = U diag(s) V^H -------------------------------------------------------------------------------
@@ -390,22 +383,44 @@ def _svd_vjp(cts, ans, a, **params):
     return tuple(_transpose_linear(fn, [jax.ShapeDtypeStruct(a.shape, a.dtype)], cts))
 
 
-_defrule(prim("svd"), _svd_vjp, _svd_jvp)
+register("svd", vjp=_svd_vjp, jvp=_svd_jvp, jit=True)
 
 
-# --- eig (general matrices): eigenvalues only, as in JAX by default ------------------------------------------
-# A V = V diag(w):  dw = diag(V^-1 dA V);  its transpose  A_bar = V^-T diag(w_bar) V^T  (real part for real A).
-def _eig_values_only(params):
-    if params.get("compute_left_eigenvectors") or params.get("compute_right_eigenvectors"):
+# --- eig (general matrices): A V = V diag(w);  dw = diag(V^-1 dA V) ----------------------------------------
+# Eigenvector derivatives only when the eig call opts in (lax.linalg.eig(enable_eigvec_derivs=True)), as in
+# JAX: LAPACK normalises each v_j to unit 2-norm with a real largest-magnitude entry, and the derivative
+# follows that choice (Giles 2008, sec. 3.1; JAX issue 2748).
+def _eig_vec_jvp(w, v, da):
+    n = w.shape[-1]
+    eye = _eye(n, w.dtype, w.ndim + 1)
+    f = 1 / (eye + w[..., None, :] - w[..., :, None]) - eye  # 1 / (w_j - w_i) off the diagonal
+    p = _mm(jnp.linalg.solve(v, da), v)
+    u = _mm(v, f * p)
+    # dv_j = u_j + c_j v_j; the normalisation fixes c_j = -Re(v_j^H u_j) - i Im(u_kj) / v_kj, k = argmax_i |v_ij|
+    k = jnp.argmax(jnp.abs(v), axis=-2)
+    mask = (jnp.arange(n)[:, None] == k[..., None, :]).astype(v.dtype)
+    c = lax.complex(-jnp.sum(jnp.conj(v) * u, axis=-2).real,
+                    -jnp.sum(mask * u, axis=-2).imag / jnp.sum(mask * v, axis=-2).real)
+    return _diag(p), u + v * c[..., None, :]
+
+
+def _eig_tangent_fn(a, params):
+    left, right = params.get("compute_left_eigenvectors"), params.get("compute_right_eigenvectors")
+    if (left or right) and not params.get("enable_eigvec_derivs"):
         raise NotImplementedError(
-            "fungpt: derivatives of non-symmetric eigenvectors are not implemented (JAX only offers them "
-            "under lax.linalg.eig(enable_eigvec_derivs=True)); differentiate the eigenvalues "
-            "(jnp.linalg.eigvals), or use eigh for symmetric matrices.")
+            "Derivatives of non-symmetric eigenvectors are only valid under assumptions on the input that JAX "
+            "cannot check (see the enable_eigvec_derivs argument to jax.lax.linalg.eig). Pass "
+            "enable_eigvec_derivs=True to jax.lax.linalg.eig to opt in (fungpt follows JAX here).")
+    outs = prim("eig").bind(a, **{**params, "compute_right_eigenvectors": True})
+    w, vr = outs[0], outs[-1]
 
-
-def _eig_right(a, params):
-    w, v = prim("eig").bind(a, **{**params, "compute_left_eigenvectors": False, "compute_right_eigenvectors": True})
-    return w, v
+    def fn(da):
+        da = da.astype(vr.dtype)
+        if not (left or right):
+            return [jnp.sum(jnp.linalg.solve(vr, da) * _T(vr), axis=-1)]
+        dw, dvr = _eig_vec_jvp(w, vr, da)
+        return [dw, *([_eig_vec_jvp(jnp.conj(w), outs[1], _H(da))[1]] if left else []), *([dvr] if right else [])]
+    return fn
 
 
 def _eig_jvp(xs, ts, **params):
@@ -413,16 +428,12 @@ def _eig_jvp(xs, ts, **params):
     outs = prim("eig").bind(a, **params)
     if ta is None:
         return outs, [None] * len(outs)
-    _eig_values_only(params)
-    _, v = _eig_right(a, params)
-    return outs, [jnp.sum(jnp.linalg.solve(v, ta.astype(v.dtype)) * _T(v), axis=-1)]
+    return outs, _eig_tangent_fn(a, params)(ta)
 
 
 def _eig_vjp(cts, ans, a, **params):
-    _eig_values_only(params)
-    _, v = _eig_right(a, params)
-    ct_a = jnp.linalg.solve(_T(v), cts[0][..., :, None] * _T(v))
-    return (ct_a if jnp.iscomplexobj(a) else jnp.real(ct_a).astype(a.dtype),)
+    fn = _eig_tangent_fn(a, params)
+    return tuple(_transpose_linear(fn, [jax.ShapeDtypeStruct(a.shape, a.dtype)], cts))
 
 
-_defrule(prim("eig"), _eig_vjp, _eig_jvp)
+register("eig", vjp=_eig_vjp, jvp=_eig_jvp, jit=True)

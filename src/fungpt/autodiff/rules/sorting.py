@@ -15,13 +15,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from fungpt.autodiff.rules import is_float, jvp_rules, prim, vjp_rules
-from fungpt.autodiff.rules._jitted import jitted
-
-
-def _defrule(p, vjp, jvp):
-    if p is not None:
-        vjp_rules[p], jvp_rules[p] = jitted(vjp), jitted(jvp)
+from fungpt.autodiff.jaxpr import is_float
+from fungpt.autodiff.rules import prim, register
 
 
 # --- sort ------------------------------------------------------------------------------------------
@@ -50,7 +45,7 @@ def _sort_jvp(xs, ts, *, dimension, is_stable, num_keys):
     return outs, [None if t is None else jnp.take_along_axis(t, perm, axis=dimension) for t in ts]
 
 
-_defrule(prim("sort"), _sort_vjp, _sort_jvp)
+register("sort", vjp=_sort_vjp, jvp=_sort_jvp, jit=True)
 
 
 # --- top_k -------------------------------------------------------------------------------------------
@@ -72,7 +67,7 @@ def _top_k_jvp(xs, ts, **params):
     return [vals, idx], [tv, None]
 
 
-_defrule(prim("top_k"), _top_k_vjp, _top_k_jvp)
+register("top_k", vjp=_top_k_vjp, jvp=_top_k_jvp, jit=True)
 
 
 # --- cumulative reductions through the prefix scan -----------------------------------------------------
@@ -108,7 +103,7 @@ def _cumred_rules(name):
         _, (tout,) = jvp_jaxpr(closed.jaxpr, list(closed.consts), [x], [t])
         return ans, tout
 
-    _defrule(prim(name), vjp, jvp)
+    register(name, vjp=vjp, jvp=jvp, jit=True)
 
 
 for _name in _COMBINE:

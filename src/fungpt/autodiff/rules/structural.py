@@ -11,17 +11,12 @@ from jax import lax
 
 from fungpt.autodiff.forward import jvp_jaxpr
 from fungpt.autodiff.jaxpr import eval_jaxpr
-from fungpt.autodiff.rules import deflinear, fwd_rules, jvp_rules, prim, vjp_rules
-from fungpt.autodiff.rules.control import _call_fwd
+from fungpt.autodiff.rules import deflinear, prim, register
+from fungpt.autodiff.rules.control import call_fwd
 
 
 def _shape(x):
     return np.shape(x)
-
-
-def _defrule(p, vjp, jvp):
-    if p is not None:
-        vjp_rules[p], jvp_rules[p] = vjp, jvp
 
 
 # --- dot_general ------------------------------------------------------------------------------
@@ -110,10 +105,10 @@ def _dot_general_jvp(xs, ts, **params):
     return ans, (sum(terms[1:], terms[0]).astype(ans.dtype) if terms else None)
 
 
-_defrule(prim("dot_general"), _dot_general_vjp, _dot_general_jvp)
+register("dot_general", vjp=_dot_general_vjp, jvp=_dot_general_jvp)
 
 # --- shape -------------------------------------------------------------------------------------
-deflinear(prim("transpose"), lambda ct, x, *, permutation, **_: (lax.transpose(ct, np.argsort(permutation)),))
+deflinear("transpose", lambda ct, x, *, permutation, **_: (lax.transpose(ct, np.argsort(permutation)),))
 
 
 def _t_reshape(ct, x, *dyn, dimensions=None, **_):
@@ -124,11 +119,9 @@ def _t_reshape(ct, x, *dyn, dimensions=None, **_):
     return (lax.transpose(ct, np.argsort(dimensions)), *[None] * len(dyn))
 
 
-deflinear(prim("reshape"), _t_reshape)
-deflinear(prim("squeeze"), lambda ct, x, **_: (jnp.reshape(ct, _shape(x)),))
-deflinear(prim("rev"), lambda ct, x, *, dimensions, **_: (lax.rev(ct, dimensions),))
-for _name in ["sharding_constraint", "mesh_cast", "reshard"]:
-    deflinear(prim(_name), lambda ct, x, **_: (ct,))
+deflinear("reshape", _t_reshape)
+deflinear("squeeze", lambda ct, x, **_: (jnp.reshape(ct, _shape(x)),))
+deflinear("rev", lambda ct, x, *, dimensions, **_: (lax.rev(ct, dimensions),))
 
 
 def _t_broadcast_in_dim(ct, x, *dyn, shape, broadcast_dimensions, **_):
@@ -146,8 +139,8 @@ def _broadcast_in_dim_jvp(xs, ts, **params):
     return ans, (None if ts[0] is None else p.bind(ts[0], *xs[1:], **params))
 
 
-_defrule(prim("broadcast_in_dim"), lambda ct, ans, *xs, **p: _t_broadcast_in_dim(ct, *xs, **p),
-         _broadcast_in_dim_jvp)
+register("broadcast_in_dim", vjp=lambda ct, ans, *xs, **p: _t_broadcast_in_dim(ct, *xs, **p),
+         jvp=_broadcast_in_dim_jvp)
 
 
 def _t_concatenate(ct, *xs, dimension, **_):
@@ -155,7 +148,7 @@ def _t_concatenate(ct, *xs, dimension, **_):
     return tuple(jnp.split(ct, cuts, axis=dimension))
 
 
-deflinear(prim("concatenate"), _t_concatenate)
+deflinear("concatenate", _t_concatenate)
 
 
 def _t_pad(ct, x, padding_value, *, padding_config, **_):
@@ -165,7 +158,7 @@ def _t_pad(ct, x, padding_value, *, padding_config, **_):
     return ct_x, jnp.sum(ct) - jnp.sum(ct_x)
 
 
-deflinear(prim("pad"), _t_pad)
+deflinear("pad", _t_pad)
 
 
 def _t_slice(ct, x, *, start_indices, limit_indices, strides, **_):
@@ -179,7 +172,7 @@ def _t_slice(ct, x, *, start_indices, limit_indices, strides, **_):
     return (lax.pad(ct, jnp.zeros((), ct.dtype), pads),)
 
 
-deflinear(prim("slice"), _t_slice)
+deflinear("slice", _t_slice)
 
 
 # --- dynamic slicing (linear in the array, not in the integer start indices) ---------------------
@@ -194,7 +187,7 @@ def _dynamic_slice_jvp(xs, ts, **params):
     return ans, (None if ts[0] is None else p.bind(ts[0], *xs[1:], **params))
 
 
-_defrule(prim("dynamic_slice"), _dynamic_slice_vjp, _dynamic_slice_jvp)
+register("dynamic_slice", vjp=_dynamic_slice_vjp, jvp=_dynamic_slice_jvp)
 
 
 def _dynamic_update_slice_vjp(ct, ans, x, update, *starts, **_):
@@ -214,7 +207,7 @@ def _dynamic_update_slice_jvp(xs, ts, **params):
     return ans, p.bind(tx, tu, *starts, **params)
 
 
-_defrule(prim("dynamic_update_slice"), _dynamic_update_slice_vjp, _dynamic_update_slice_jvp)
+register("dynamic_update_slice", vjp=_dynamic_update_slice_vjp, jvp=_dynamic_update_slice_jvp)
 
 
 # --- gather / scatter ----------------------------------------------------------------------------
@@ -249,7 +242,7 @@ def _gather_jvp(xs, ts, **params):
     return ans, (None if ts[0] is None else p.bind(ts[0], xs[1], **{**params, "fill_value": 0}))
 
 
-_defrule(prim("gather"), _gather_vjp, _gather_jvp)
+register("gather", vjp=_gather_vjp, jvp=_gather_jvp)
 
 
 def _scatter_gather(ct, indices, updates, dimension_numbers, indices_are_sorted, unique_indices, mode):
@@ -285,9 +278,9 @@ def _scatter_linear_jvp(name):
     return jvp
 
 
-_defrule(prim("scatter_add"), _scatter_add_vjp, _scatter_linear_jvp("scatter_add"))
-_defrule(prim("scatter_sub"), lambda ct, ans, x, i, u, **p: (lambda r: (r[0], None, -r[2]))(
-    _scatter_add_vjp(ct, ans, x, i, u, **p)), _scatter_linear_jvp("scatter_sub"))
+register("scatter_add", vjp=_scatter_add_vjp, jvp=_scatter_linear_jvp("scatter_add"))
+register("scatter_sub", vjp=lambda ct, ans, x, i, u, **p: (lambda r: (r[0], None, -r[2]))(
+    _scatter_add_vjp(ct, ans, x, i, u, **p)), jvp=_scatter_linear_jvp("scatter_sub"))
 
 
 def _scatter_vjp(ct, ans, x, indices, updates, *, dimension_numbers, indices_are_sorted, unique_indices,
@@ -305,7 +298,7 @@ def _scatter_vjp(ct, ans, x, indices, updates, *, dimension_numbers, indices_are
     return ct_x, None, jnp.where(winner, gathered, jnp.zeros_like(gathered))
 
 
-_defrule(prim("scatter"), _scatter_vjp, _scatter_linear_jvp("scatter"))
+register("scatter", vjp=_scatter_vjp, jvp=_scatter_linear_jvp("scatter"))
 
 
 # scatter_mul: out = x * (ones with each update multiplied in at its index). Linear in x, so the x
@@ -341,7 +334,7 @@ def _scatter_mul_jvp(xs, ts, *, dimension_numbers, indices_are_sorted, unique_in
     return ans, (sum(terms[1:], terms[0]) if terms else None)
 
 
-_defrule(prim("scatter_mul"), _scatter_mul_vjp, _scatter_mul_jvp)
+register("scatter_mul", vjp=_scatter_mul_vjp, jvp=_scatter_mul_jvp)
 
 
 # scatter_min / scatter_max: each position keeps the extreme of its old value and the updates sent to
@@ -382,7 +375,7 @@ def _scatter_extremal(name):
         ct_at = g(ct)
         return ct + add(ct_at * coef_x), None, ct_at * coef_u
 
-    _defrule(prim(name), vjp, jvp)
+    register(name, vjp=vjp, jvp=jvp)
 
 
 _scatter_extremal("scatter_max")
@@ -396,7 +389,7 @@ def _t_reduce_sum(ct, x, *, axes, **_):
     return (lax.broadcast_in_dim(ct, shape, kept),)
 
 
-deflinear(prim("reduce_sum"), _t_reduce_sum)
+deflinear("reduce_sum", _t_reduce_sum)
 
 
 def _chooser_mask(ans, x, axes):
@@ -423,8 +416,8 @@ def _chooser_jvp(name):
     return jvp
 
 
-_defrule(prim("reduce_max"), _chooser_vjp, _chooser_jvp("reduce_max"))
-_defrule(prim("reduce_min"), _chooser_vjp, _chooser_jvp("reduce_min"))
+register("reduce_max", vjp=_chooser_vjp, jvp=_chooser_jvp("reduce_max"))
+register("reduce_min", vjp=_chooser_vjp, jvp=_chooser_jvp("reduce_min"))
 
 
 def _prod_others(x, axes):
@@ -457,7 +450,7 @@ def _reduce_prod_jvp(xs, ts, *, axes, **params):
     return ans, jnp.sum(t * others, axis=tuple(axes))
 
 
-_defrule(prim("reduce_prod"), _reduce_prod_vjp, _reduce_prod_jvp)
+register("reduce_prod", vjp=_reduce_prod_vjp, jvp=_reduce_prod_jvp)
 
 # lax.reduce with a user-defined reducer (JAX turns add/mul/max/min monoids into reduce_sum etc.; the
 # rest stay the generic `reduce`). As in JAX, the reduction is re-expressed as a balanced tree of the
@@ -508,7 +501,7 @@ def _reduce_fwd(ins, active, *, computation, jaxpr, dimensions):
     if any(active[len(ins) // 2:]):
         raise NotImplementedError(_REDUCE_INIT)
     # The tree is differentiated as a call: compiled once per shape when run eagerly, inlined under a trace.
-    return _call_fwd(list(ins), list(active), jaxpr=_tree_for(ins, jaxpr, dimensions))
+    return call_fwd(list(ins), list(active), jaxpr=_tree_for(ins, jaxpr, dimensions))
 
 
 def _reduce_jvp(xs, ts, *, computation, jaxpr, dimensions):
@@ -529,12 +522,11 @@ def _compiled_tree_jvp(tree, zero):
     return jax.jit(run)
 
 
-if prim("reduce") is not None:
-    fwd_rules[prim("reduce")], jvp_rules[prim("reduce")] = _reduce_fwd, _reduce_jvp
+register("reduce", fwd=_reduce_fwd, jvp=_reduce_jvp)
 
 
 # cumsum is linear; its transpose runs the sum the other way.
-deflinear(prim("cumsum"), lambda ct, x, *, axis, reverse, **_: (lax.cumsum(ct, axis, reverse=not reverse),))
+deflinear("cumsum", lambda ct, x, *, axis, reverse, **_: (lax.cumsum(ct, axis, reverse=not reverse),))
 
 
 # --- split / stack / unstack / tile (recent JAX has them as primitives) ---------------------------
@@ -547,10 +539,10 @@ def _split_jvp(xs, ts, **params):
     return outs, (None if ts[0] is None else prim("split").bind(ts[0], **params))
 
 
-_defrule(prim("split"), _split_vjp, _split_jvp)
+register("split", vjp=_split_vjp, jvp=_split_jvp)
 
 
-deflinear(prim("stack"), lambda ct, *xs, axis, **_: tuple(jnp.take(ct, i, axis=axis) for i in range(len(xs))))
+deflinear("stack", lambda ct, *xs, axis, **_: tuple(jnp.take(ct, i, axis=axis) for i in range(len(xs))))
 
 
 def _unstack_vjp(cts, ans, x, *, axis, **_):
@@ -562,7 +554,7 @@ def _unstack_jvp(xs, ts, **params):
     return outs, ([None] * len(outs) if ts[0] is None else prim("unstack").bind(ts[0], **params))
 
 
-_defrule(prim("unstack"), _unstack_vjp, _unstack_jvp)
+register("unstack", vjp=_unstack_vjp, jvp=_unstack_jvp)
 
 
 def _t_tile(ct, x, *, reps, **_):
@@ -575,16 +567,4 @@ def _t_tile(ct, x, *, reps, **_):
     return (summed.reshape(shape),)
 
 
-deflinear(prim("tile"), _t_tile)
-
-
-def _barrier_vjp(cts, ans, *xs, **_):
-    return list(cts)
-
-
-def _barrier_jvp(xs, ts, **_):
-    outs = prim("optimization_barrier").bind(*xs)
-    return outs, list(ts)
-
-
-_defrule(prim("optimization_barrier"), _barrier_vjp, _barrier_jvp)
+deflinear("tile", _t_tile)
