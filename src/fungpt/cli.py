@@ -1,9 +1,11 @@
-"""The ``fungpt`` command: train, sample, eval, bench, demo.
+"""The ``fungpt`` command: train, sample, eval, bench, demo, export.
 
     fungpt train                          # the baby GPT on the shipped Shakespeare, then a sample
     fungpt train --preset small --config run.toml --max-iters 500 --grad jax --dtype bfloat16
     fungpt train --resume runs/baby --max-iters 3000
     fungpt sample runs/baby --prompt "ROMEO:" --max-new-tokens 300 --temperature 0.8 --top-k 200
+    fungpt sample runs/baby --prompt-file prompt.txt --stop "\n\n"   # cut (and stop) at a blank line
+    fungpt export runs/baby --hf out/baby  # a GPT-2 folder for transformers (weights + tokenizer)
     fungpt eval runs/baby [--data FILE]   # loss and perplexity
     fungpt bench                          # ms/iter of the train step, fungpt.grad vs jax.grad
     fungpt demo                           # fungpt.grad vs jax.grad on a small GPT, in seconds
@@ -44,7 +46,7 @@ def _parser() -> argparse.ArgumentParser:
 
     top = argparse.ArgumentParser(prog="fungpt", description=__doc__,
                                   formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = top.add_subparsers(dest="command", metavar="{train,sample,eval,bench,demo}")
+    sub = top.add_subparsers(dest="command", metavar="{train,sample,eval,bench,demo,export}")
 
     t = sub.add_parser("train", help="train a GPT (default: the baby preset on the shipped corpus)")
     t.add_argument("--preset", choices=sorted(PRESETS), help="default baby (not with --resume)")
@@ -59,7 +61,12 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--prompt", default="\n")
     s.add_argument("--max-new-tokens", type=int, default=500)
     s.add_argument("--temperature", type=float, default=0.8)
-    s.add_argument("--top-k", type=int, default=200)
+    s.add_argument("--prompt-file", help="read the prompt from this UTF-8 file (instead of --prompt)")
+    s.add_argument("--top-k", type=int, default=200, help="keep the k most likely tokens (0: no top-k filter)")
+    s.add_argument("--stop", action="append", default=[], metavar="TEXT",
+                   help="end the sample before this text (repeatable; one token long: generation stops there)")
+    s.add_argument("--stop-id", action="append", default=[], type=int, metavar="ID",
+                   help="end the sample before this token id, and stop generating there (repeatable)")
     s.add_argument("--top-p", type=float, default=None)
     s.add_argument("--num-samples", type=int, default=1)
     s.add_argument("--seed", type=int, default=0)
@@ -74,6 +81,10 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--config", help="a TOML or JSON file of TrainConfig fields")
     b.add_argument("--steps", type=int, default=50, help="timed steps per gradient function")
     _train_flags(b)
+
+    x = sub.add_parser("export", help="write a run as a Hugging Face GPT-2 folder (weights + tokenizer)")
+    x.add_argument("run_dir")
+    x.add_argument("--hf", required=True, metavar="OUT_DIR", help="the folder to write (created if missing)")
 
     d = sub.add_parser("demo", help="fungpt.grad vs jax.grad on a small GPT loss")
     d.add_argument("--steps", type=int, default=20, help="timed gradient calls per engine")
@@ -131,19 +142,32 @@ def _free_dir(path: str) -> str:
 def _cmd_sample(args) -> int:
     import jax
 
-    from fungpt.gpt import train
+    from fungpt.gpt import generate_text, train
 
     for name in ("max_new_tokens", "num_samples"):
         if getattr(args, name) <= 0:
             raise ValueError(f"--{name.replace('_', '-')} must be > 0, got {getattr(args, name)}")
+    prompt = args.prompt
+    if args.prompt_file:
+        prompt = pathlib.Path(args.prompt_file).read_text(encoding="utf-8")
     run = train.load_run(args.run_dir)
     key = jax.random.key(args.seed)
     for i in range(args.num_samples):
-        text = train.sample_text(run.params, run.model_config, run.tokenizer, args.prompt, args.max_new_tokens,
-                                 jax.random.fold_in(key, i), args.temperature, args.top_k, args.top_p)
+        text = generate_text(run.params, run.model_config, run.tokenizer, prompt, args.max_new_tokens,
+                             jax.random.fold_in(key, i), args.temperature, args.top_k, args.top_p,
+                             stop=[*args.stop, *args.stop_id])
         print(text)
         if i + 1 < args.num_samples:
             print("-" * 40)
+    return 0
+
+
+def _cmd_export(args) -> int:
+    from fungpt.gpt import hf, train
+
+    run = train.load_run(args.run_dir)
+    out = hf.to_hf(run.params, run.model_config, args.hf, tokenizer=run.tokenizer)
+    print(f"wrote {out}: {', '.join(sorted(f.name for f in out.iterdir() if not f.name.startswith('.')))}")
     return 0
 
 
@@ -228,7 +252,8 @@ def main(argv=None) -> int:
     from fungpt.gpt.checkpoint import CheckpointError
     from fungpt.gpt.train import NonFiniteError
 
-    cmd = {"train": _cmd_train, "sample": _cmd_sample, "eval": _cmd_eval, "bench": _cmd_bench, "demo": _cmd_demo}
+    cmd = {"train": _cmd_train, "sample": _cmd_sample, "eval": _cmd_eval, "bench": _cmd_bench, "demo": _cmd_demo,
+           "export": _cmd_export}
     from fungpt.runtime import tune_malloc
 
     tune_malloc()  # XLA:CPU's per-call temporaries stop page-faulting (the train step: 46 -> 32 ms)

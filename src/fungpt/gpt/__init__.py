@@ -1,22 +1,29 @@
 """fungpt.gpt: a GPT-2-style model as pure functions (config, model, tokenizers, generation, HF interop)."""
 from fungpt.gpt.config import GPTConfig, baby, gpt2, small
-from fungpt.gpt.generate import filter_logits, generate, sample_logits
+from fungpt.gpt.generate import filter_logits, generate, generate_text, pad_prompts, sample_logits
 from fungpt.gpt.hf import from_hf, to_hf
 from fungpt.gpt.model import (
+    block,
+    check_finite,
     check_params,
     check_tokens,
+    embed,
     forward,
     forward_cached,
     init_cache,
     init_params,
+    lm_head,
     loss,
     num_params,
+    param_table,
+    trunk,
 )
 from fungpt.gpt.tokenizer import BPETokenizer, CharTokenizer, load_tokenizer, train_bpe
 
 __all__ = [
-    "BPETokenizer", "CharTokenizer", "GPTConfig", "baby", "check_params", "check_tokens", "filter_logits", "forward",
-    "forward_cached", "from_hf", "generate", "gpt2", "init_cache", "init_params", "load_tokenizer", "loss",
-    "num_params", "sample_logits", "small", "to_hf", "train_bpe",
+    "BPETokenizer", "CharTokenizer", "GPTConfig", "baby", "block", "check_finite", "check_params", "check_tokens",
+    "embed", "filter_logits", "forward", "forward_cached", "from_hf", "generate", "generate_text", "gpt2",
+    "init_cache", "init_params", "lm_head", "load_tokenizer", "loss", "num_params", "pad_prompts", "param_table",
+    "sample_logits", "small", "to_hf", "train_bpe", "trunk",
 ]
 from fungpt.gpt.train import TrainConfig, config_from, load_run, sample_text  # noqa: F401  (training: fungpt.gpt.train)
