@@ -198,7 +198,7 @@ def test_prompts_of_different_lengths_give_the_tokens_they_give_alone(params, ne
     np.testing.assert_array_equal(mask.sum(1), [3, 7, 1, 5])
     assert (tokens[~mask] == 11).all() and tokens[1].tolist() == prompts[1]
     out = np.asarray(generate(params, CFG, tokens, new, jax.random.key(0), temperature=0.0, prompt_mask=mask,
-                              use_cache=use_cache))
+                              pad_token_id=11, use_cache=use_cache))
     for row, m, p in zip(out, mask, prompts, strict=True):
         np.testing.assert_array_equal(row[~np.concatenate([m, np.ones(new, bool)])], 11)
         np.testing.assert_array_equal(row[(~m).sum():], _greedy_alone(params, p, new))
@@ -236,3 +236,19 @@ def test_traced_bad_values_give_the_error_token_not_a_silent_fallback(params, ke
     assert (np.asarray(sample_logits(jnp.array([[0.0, jnp.nan]]), key, 0.0)) == -1).all()
     z = np.asarray(filter_logits(jnp.ones((1, 4)), top_p=jnp.asarray(1.5)))
     assert np.isnan(z).all()
+
+
+def test_generate_text_cuts_before_the_first_stop(params):
+    # Oracle: the same generation without stops, decoded and cut by hand at the first stop in the new text.
+    tok = gpt.CharTokenizer("abcdefghijklmnopqrs")  # 19 characters = CFG.vocab_size
+    key = jax.random.key(4)
+    full = gpt.generate_text(params, CFG, tok, "abc", 15, key, temperature=1.0)
+    new = full[3:]
+    one, two = new[4], new[6:8]  # a one-token stop (ends generation) and a two-token one (cut afterwards)
+    for stop, at in ((one, new.index(one)), (two, new.index(two)), ([tok.encode(one)[0]], new.index(one)),
+                     ([two, one], min(new.index(two), new.index(one)))):
+        got = gpt.generate_text(params, CFG, tok, "abc", 15, key, temperature=1.0, stop=stop)
+        assert got == full[:3 + at], stop
+    assert gpt.generate_text(params, CFG, tok, "abc", 15, key, temperature=1.0, top_k=19) == full  # k >= V: off
+    with pytest.raises(ValueError, match="stop"):
+        gpt.generate_text(params, CFG, tok, "abc", 3, key, stop=[""])

@@ -351,8 +351,8 @@ def test_check_finite_names_the_bad_leaves(params64):
     gpt.check_finite(params64)
     bad = {**params64, "wte": {"weight": params64["wte"]["weight"].at[3, 1].set(jnp.nan)},
            "h": {**params64["h"], "mlp": {**params64["h"]["mlp"], "c_fc": {
-               **params64["h"]["mlp"]["c_fc"], "bias": params64["h"]["mlp"]["c_fc"]["bias"].at[1].set(jnp.inf)}}}}
-    with pytest.raises(ValueError, match=r"2 leaves: \['h'\]\['mlp'\]\['c_fc'\]\['bias'\] \(1 of 64\), "
+               **params64["h"]["mlp"]["c_fc"], "bias": params64["h"]["mlp"]["c_fc"]["bias"].at[1, 3].set(jnp.inf)}}}}
+    with pytest.raises(ValueError, match=r"2 leaves: \['h'\]\['mlp'\]\['c_fc'\]\['bias'\] \(1 of 128\), "
                                          r"\['wte'\]\['weight'\] \(1 of 368\)"):
         gpt.check_finite(bad)
     with pytest.raises(ValueError, match=r"\['wte'\]\['weight'\]"):

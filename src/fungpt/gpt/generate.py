@@ -69,7 +69,7 @@ def sample_logits(logits, key, temperature=1.0, top_k=None, top_p=None):
     logits (B, V), temperature a (traced) scalar -> int32 (B,).  The error value is -1, an id outside
     every vocabulary: a row gets it when its logits hold NaN (e.g. from a bad token id or a NaN
     parameter upstream) or when a traced temperature is < 0 or NaN or a traced top_p is outside (0, 1]."""
-    logits = logits.astype(jnp.promote_types(logits.dtype, jnp.float32))
+    logits = logits.astype(jnp.float32 if jnp.finfo(logits.dtype).bits < 32 else logits.dtype)  # >= float32
     t = jnp.asarray(temperature, logits.dtype)
     greedy = jnp.argmax(logits, axis=-1).astype(jnp.int32)
     z = filter_logits(logits / jnp.where(t > 0, t, jnp.ones((), t.dtype)), top_k, top_p)
@@ -307,6 +307,8 @@ def generate(params, config: GPTConfig, prompt_tokens, max_new_tokens: int, key,
                          f"got {pad_token_id!r}")
     single = prompt_tokens.ndim == 1
     prompt = prompt_tokens[None] if single else prompt_tokens
+    if single and prompt_mask is not None and np.ndim(prompt_mask) == 1:
+        prompt_mask = jnp.asarray(prompt_mask)[None]
     pad = _prompt_pad(prompt_mask, prompt)
     if max_new_tokens == 0:
         out = prompt.astype(jnp.int32)

@@ -155,12 +155,15 @@ def _nonfinite_counts(leaves):
 
 def check_finite(params, name="params"):
     """Refuse parameters holding NaN or ±inf: a ValueError naming each such leaf and its count of bad
-    entries.  Concrete arrays only (one small device reduction); on tracers it checks nothing, since
-    values are unknown while tracing."""
+    entries.  Eager calls only (one small device reduction); while tracing (under jit) it checks nothing,
+    since values are unknown there."""
     flat = jax.tree_util.tree_flatten_with_path(params)[0]
     if not flat or any(isinstance(a, jax.core.Tracer) for _, a in flat):
         return
-    counts = np.asarray(_nonfinite_counts([a for _, a in flat]))
+    counts = _nonfinite_counts([a for _, a in flat])
+    if isinstance(counts, jax.core.Tracer):  # concrete params closed over inside a user's jit: unknowable
+        return
+    counts = np.asarray(counts)
     bad = [f"{jax.tree_util.keystr(p)} ({n} of {np.size(a)})" for (p, a), n in zip(flat, counts, strict=True) if n]
     if bad:
         raise ValueError(f"{name} hold NaN or inf values in {len(bad)} leaves: {', '.join(bad[:6])}"
