@@ -252,3 +252,26 @@ def test_generate_text_cuts_before_the_first_stop(params):
     assert gpt.generate_text(params, CFG, tok, "abc", 15, key, temperature=1.0, top_k=19) == full  # k >= V: off
     with pytest.raises(ValueError, match="stop"):
         gpt.generate_text(params, CFG, tok, "abc", 3, key, stop=[""])
+
+
+def test_padded_window_and_cache_logits_equal_the_numpy_model_on_the_real_tokens(params):
+    # Logits, not just greedy tokens (a tiny random model's argmax hardly depends on far context): with
+    # left padding, each row's logits are the float64 numpy model's on its real tokens in the window/cache.
+    from fungpt.gpt.generate import _window_logits
+
+    S = CFG.block_size
+    pad = np.array([3, 0, 8])
+    buf = np.random.default_rng(9).integers(0, CFG.vocab_size, (3, 30))
+    window_logits = jax.jit(_window_logits, static_argnums=3)
+    for n in (9, S, S + 5, S + 11):
+        got = np.asarray(window_logits(params, jnp.asarray(buf), n, CFG, jnp.asarray(pad, jnp.int32)))
+        for b in range(3):
+            real = list(buf[b, max(n - S, 0, pad[b]):n])
+            np.testing.assert_allclose(got[b], naive_forward(params, real, CFG)[-1], rtol=1e-10, atol=1e-10)
+    step = jax.jit(gpt.forward_cached, static_argnums=4)
+    logits, cache = step(params, jnp.asarray(buf[:, :9]), gpt.init_cache(CFG, 3), 0, CFG, pad=pad)
+    for t in range(9, S):
+        for b in range(3):
+            want = naive_forward(params, list(buf[b, pad[b]:t]), CFG)[-1]
+            np.testing.assert_allclose(logits[b], want, rtol=1e-10, atol=1e-10)
+        logits, cache = step(params, jnp.asarray(buf[:, t:t + 1]), cache, t, CFG, pad=pad)
