@@ -186,7 +186,7 @@ def test_exported_folder_loads_in_transformers(tmp_path, key):
     np.testing.assert_allclose(gpt.forward(params, ids[None, :16], config), theirs, atol=1e-4, rtol=0)
 
 
-def test_fungpt_export_command(tmp_path, key, capsys):
+def test_fungpt_export_and_sample_commands(tmp_path, key, capsys):
     # `fungpt export RUN_DIR --hf OUT` on a run folder written by the training code
     from fungpt import cli
     from fungpt.gpt import train
@@ -204,3 +204,12 @@ def test_fungpt_export_command(tmp_path, key, capsys):
     assert config == run.model_config.replace(dropout=0.0, compute_dtype=None)  # HF has no compute dtype
     assert gpt.load_tokenizer(tmp_path / "hf" / "fungpt_tokenizer.json") == run.tokenizer
     assert cli.main(["export", str(tmp_path / "nothing"), "--hf", str(tmp_path / "x")]) == 2
+    # and `fungpt sample --prompt-file --stop --top-k 0` is generate_text with those arguments
+    (tmp_path / "prompt.txt").write_text("ROMEO:\nO", encoding="utf-8")
+    capsys.readouterr()
+    argv = ["sample", str(run_dir), "--prompt-file", str(tmp_path / "prompt.txt"), "--max-new-tokens", "20",
+            "--stop", "e", "--stop", "th", "--top-k", "0", "--seed", "1"]
+    assert cli.main(argv) == 0
+    want = gpt.generate_text(run.params, run.model_config, run.tokenizer, "ROMEO:\nO", 20,
+                             jax.random.fold_in(jax.random.key(1), 0), 0.8, None, stop=["e", "th"])
+    assert capsys.readouterr().out == want + "\n"
