@@ -95,6 +95,18 @@ def test_embedding(key):
     np.testing.assert_array_equal(nn.embedding(p, ids), np.asarray(p["weight"])[ids])
 
 
+@pytest.mark.parametrize("jit", [False, True])
+def test_embedding_of_an_out_of_range_id_is_nan_not_a_clamped_or_wrapped_row(jit, key):
+    p = nn.embedding_init(key, 300, 3)
+    f = jax.jit(nn.embedding) if jit else nn.embedding
+    got = np.asarray(f(p, jnp.array([299, 300, -1, 5])))
+    np.testing.assert_array_equal(got[[0, 3]], np.asarray(p["weight"])[[299, 5]])
+    assert np.isnan(got[[1, 2]]).all()  # 300 is not clamped to 299, -1 does not wrap to 299
+    small = nn.embedding_init(key, 200, 2)  # narrow dtypes: the table size does not fit int8
+    got = np.asarray(f(small, jnp.array([-1, 127, 5], jnp.int8)))
+    assert np.isnan(got[0]).all() and np.isfinite(got[1:]).all()
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_layer_norm_and_rms_norm(dtype):
     x = (3 + 2 * _rng(3).standard_normal((4, 7, 16))).astype(dtype)
@@ -168,8 +180,24 @@ def test_cross_entropy_with_narrow_integer_targets():
                                -np.mean(sp_log_softmax(x[:3], -1)[np.arange(3), t[:3]]), rtol=1e-12)
     with pytest.raises(TypeError, match="integer"):
         nn.cross_entropy(jnp.asarray(x), jnp.asarray(t.astype(np.float64)))
-    with pytest.raises(ValueError, match=r"\[0, 300\)"):
-        nn.cross_entropy(jnp.asarray(x), jnp.asarray(np.array([1, 300])))
+
+
+@pytest.mark.parametrize("jit", [False, True])
+def test_cross_entropy_with_a_bad_target_is_nan_and_so_is_its_gradient(jit):
+    # The one contract (information.cross_entropy_from_logits): a target outside [0, V) is NaN, eager or
+    # jitted; all targets bad is NaN too (not -0.0), and the gradient is NaN, not a silent 0.
+    x = jnp.asarray(_rng(4).standard_normal((4, 7)))
+    ce = jax.jit(nn.cross_entropy) if jit else nn.cross_entropy
+    good = np.array([0, 6, 3, 2])
+    want = -np.mean(sp_log_softmax(np.asarray(x), -1)[np.arange(4), good])
+    np.testing.assert_allclose(ce(x, jnp.asarray(good)), want, rtol=1e-12)
+    for bad in ([0, 7, 3, 2], [0, -1, 3, 2], [7, 7, -1, 99]):
+        t = jnp.asarray(bad)
+        assert np.isnan(ce(x, t)), bad
+        for g in (jax.grad(nn.cross_entropy), fungpt.grad(nn.cross_entropy)):
+            gx = np.asarray((jax.jit(g) if jit else g)(x, t))
+            assert np.isnan(gx).any(), bad
+    assert np.isnan(ce(x[:, :200], jnp.asarray(np.array([1, 200, 3, 4], np.uint8))))  # narrow dtype: 200 >= 7
 
 
 def test_attention_refuses_an_additive_float_mask():
@@ -197,16 +225,21 @@ def test_dropout(key):
 def test_softmax_family_is_stable_and_matches_scipy():
     x = np.concatenate([_rng(7).standard_normal((3, 9)), [[1e4, -1e4, 0, 1, 2, 3, 4, 5, 6]]])
     np.testing.assert_allclose(nn.softmax(jnp.asarray(x)), sp_softmax(x, -1), rtol=1e-12, atol=1e-300)
-    np.testing.assert_allclose(nn.log_softmax(jnp.asarray(x)), sp_log_softmax(x, -1), rtol=1e-12)
+    np.testing.assert_allclose(fungpt.information.log_softmax(jnp.asarray(x)), sp_log_softmax(x, -1), rtol=1e-12)
+    np.testing.assert_allclose(fungpt.information.log_softmax(jnp.asarray(x.T), axis=0), sp_log_softmax(x.T, 0),
+                               rtol=1e-12)
     t = np.array([0, 3, 8, 1])
     want = -np.mean(sp_log_softmax(x, -1)[np.arange(4), t])
     np.testing.assert_allclose(nn.cross_entropy(jnp.asarray(x), jnp.asarray(t)), want, rtol=1e-12)
 
 
 def test_causal_mask_is_lower_triangular():
-    np.testing.assert_array_equal(nn.causal_mask(5), np.tril(np.ones((5, 5), bool)))
-    np.testing.assert_array_equal(nn.causal_mask(2, 4), np.tril(np.ones((4, 4), bool))[2:])
-    np.testing.assert_array_equal(nn.causal_mask(6), fungpt.graphs.causal_mask(6))
+    # the one causal mask is the graphs chapter's; nn's attention uses its rectangular (KV cache) form
+    np.testing.assert_array_equal(fungpt.graphs.causal_mask(5), np.tril(np.ones((5, 5), bool)))
+    np.testing.assert_array_equal(fungpt.graphs.causal_mask(2, 4), np.tril(np.ones((4, 4), bool))[2:])
+    with pytest.raises(ValueError, match="S must be"):
+        fungpt.graphs.causal_mask(4, 2)
+    assert not hasattr(nn, "causal_mask") and not hasattr(nn, "log_softmax")
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -298,6 +331,26 @@ def test_causal_self_attention_and_block(key):
     # batching: vmap of one sequence equals leading batch dims
     xb = jnp.asarray(_rng(11).standard_normal((3, T, C)))
     np.testing.assert_allclose(block(p, xb, H), jax.jit(jax.vmap(lambda z: nn.block(p, z, H)))(xb), rtol=1e-12)
+
+
+def test_transformer_block_with_a_custom_attend_is_the_block(key):
+    # The one block: a hand-written attend (causal softmax per head, in numpy-free jnp) and its aux pass
+    # through; a KV-cache-like attend over the last T of S keys sees the same mask as the square one.
+    C, H, T = 8, 2, 5
+    p = _params(nn.block_init(key, C, H, dtype=jnp.float64), 21, 0.3)
+    x = jnp.asarray(_rng(22).standard_normal((2, T, C)))
+
+    def attend(q, k, v):
+        s = jnp.einsum("bthd,bshd->bhts", q, k) / math.sqrt(C // H)
+        s = jnp.where(jnp.tril(jnp.ones((T, T), bool)), s, -jnp.inf)
+        return jnp.einsum("bhts,bshd->bthd", jax.nn.softmax(s, -1), v), "aux"
+
+    y, aux = nn.transformer_block(p, x, H, attend)
+    assert aux == "aux"
+    np.testing.assert_allclose(y, nn.block(p, x, H), rtol=1e-12, atol=1e-12)
+    y0, aux0 = nn.transformer_block(p, x, H)
+    assert aux0 is None
+    np.testing.assert_allclose(y0, y, rtol=1e-12, atol=1e-12)
 
 
 def test_block_gradients_fungpt_vs_jax(key):

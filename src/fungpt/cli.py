@@ -1,9 +1,11 @@
-"""The ``fungpt`` command: train, sample, eval, bench, demo.
+"""The ``fungpt`` command: train, sample, eval, bench, demo, export.
 
     fungpt train                          # the baby GPT on the shipped Shakespeare, then a sample
     fungpt train --preset small --config run.toml --max-iters 500 --grad jax --dtype bfloat16
     fungpt train --resume runs/baby --max-iters 3000
     fungpt sample runs/baby --prompt "ROMEO:" --max-new-tokens 300 --temperature 0.8 --top-k 200
+    fungpt sample runs/baby --prompt-file prompt.txt --stop "\n\n"   # cut (and stop) at a blank line
+    fungpt export runs/baby --hf out/baby  # a GPT-2 folder for transformers (weights + tokenizer)
     fungpt eval runs/baby [--data FILE]   # loss and perplexity
     fungpt bench                          # ms/iter of the train step, fungpt.grad vs jax.grad
     fungpt demo                           # fungpt.grad vs jax.grad on a small GPT, in seconds
@@ -127,7 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     top = _Parser(prog="fungpt", description=__doc__)
     top.add_argument("--version", action=_VersionAction,
                      help="print the fungpt, jax and jaxlib versions and JAX's backend and devices, then exit")
-    sub = top.add_subparsers(dest="command", metavar="{train,sample,eval,bench,demo}", parser_class=_Parser)
+    sub = top.add_subparsers(dest="command", metavar="{train,sample,eval,bench,demo,export}", parser_class=_Parser)
 
     t = sub.add_parser("train", help="train a GPT (default: the baby preset on the shipped corpus)",
                        description="Train a GPT: the preset, then the --config file, then flags.")
@@ -141,10 +143,15 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("sample", help="generate text from a trained run", description="Generate text from a run.")
     s.add_argument("run_dir", help="a run folder written by `fungpt train`")
     s.add_argument("--prompt", default="\n", help="the text to continue (default: a newline)")
+    s.add_argument("--prompt-file", help="read the prompt from this UTF-8 file (instead of --prompt)")
     s.add_argument("--max-new-tokens", type=int, default=500, help="tokens generated per sample")
     s.add_argument("--temperature", type=float, default=0.8, help="divides the logits; 0 picks the likeliest token")
-    s.add_argument("--top-k", type=int, default=200, help="sample among the k likeliest tokens")
+    s.add_argument("--top-k", type=int, default=200, help="keep the k most likely tokens (0: no top-k filter)")
     s.add_argument("--top-p", type=float, default=None, help="then among the smallest set with probability >= p")
+    s.add_argument("--stop", action="append", default=[], metavar="TEXT",
+                   help="end the sample before this text (repeatable; one token long: generation stops there)")
+    s.add_argument("--stop-id", action="append", default=[], type=int, metavar="ID",
+                   help="end the sample before this token id, and stop generating there (repeatable)")
     s.add_argument("--num-samples", type=int, default=1, help="independent samples, separated by a line")
     s.add_argument("--seed", type=int, default=0, help="sample i uses fold_in(key(seed), i)")
 
@@ -165,6 +172,11 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--config", help="a TOML or JSON file of TrainConfig fields")
     b.add_argument("--steps", type=int, default=50, help="timed steps per gradient function")
     _train_flags(b, skip=_NOT_FOR_BENCH)
+
+    x = sub.add_parser("export", help="write a run as a Hugging Face GPT-2 folder (weights + tokenizer)",
+                       description="Write a run's weights and tokenizer in the Hugging Face GPT-2 layout.")
+    x.add_argument("run_dir", help="a run folder written by `fungpt train`")
+    x.add_argument("--hf", required=True, metavar="OUT_DIR", help="the folder to write (created if missing)")
 
     d = sub.add_parser("demo", help="fungpt.grad vs jax.grad on a small GPT loss",
                        description="The gradient of a small GPT's loss by our autodiff and by JAX's: agreement "
@@ -206,19 +218,34 @@ def _cmd_train(args) -> int:
 def _cmd_sample(args) -> int:
     import jax
 
-    from fungpt.gpt import train
+    from fungpt.gpt import generate_text, train
 
     for name in ("max_new_tokens", "num_samples"):
         if getattr(args, name) <= 0:
             raise ValueError(f"--{name.replace('_', '-')} must be > 0, got {getattr(args, name)}")
+    prompt = args.prompt
+    if args.prompt_file and prompt != "\n":
+        raise ValueError("give --prompt or --prompt-file, not both")
+    if args.prompt_file:
+        prompt = pathlib.Path(args.prompt_file).read_text(encoding="utf-8")
     run = train.load_run(args.run_dir)
     key = jax.random.key(args.seed)
     for i in range(args.num_samples):
-        text = train.sample_text(run.params, run.model_config, run.tokenizer, args.prompt, args.max_new_tokens,
-                                 jax.random.fold_in(key, i), args.temperature, args.top_k, args.top_p)
+        text = generate_text(run.params, run.model_config, run.tokenizer, prompt, args.max_new_tokens,
+                             jax.random.fold_in(key, i), args.temperature, args.top_k, args.top_p,
+                             stop=[*args.stop, *args.stop_id])
         print(text)
         if i + 1 < args.num_samples:
             print("-" * 40)
+    return 0
+
+
+def _cmd_export(args) -> int:
+    from fungpt.gpt import hf, train
+
+    run = train.load_run(args.run_dir)
+    out = hf.to_hf(run.params, run.model_config, args.hf, tokenizer=run.tokenizer)
+    print(f"wrote {out}: {', '.join(sorted(f.name for f in out.iterdir() if not f.name.startswith('.')))}")
     return 0
 
 
@@ -307,7 +334,8 @@ def main(argv=None) -> int:
     from fungpt.gpt.checkpoint import CheckpointError
     from fungpt.gpt.train import NonFiniteError, RunLockedError
 
-    cmd = {"train": _cmd_train, "sample": _cmd_sample, "eval": _cmd_eval, "bench": _cmd_bench, "demo": _cmd_demo}
+    cmd = {"train": _cmd_train, "sample": _cmd_sample, "eval": _cmd_eval, "bench": _cmd_bench, "demo": _cmd_demo,
+           "export": _cmd_export}
     from fungpt.runtime import tune_malloc
 
     tune_malloc()  # XLA:CPU's per-call temporaries stop page-faulting (the train step: 46 -> 32 ms)

@@ -321,14 +321,17 @@ def laplacian(A, normalized: bool = False):
 
 # --------------------------------------------------------------------------------------- attention graphs
 
-def causal_mask(T: int):
+def causal_mask(T: int, S: int | None = None):
     """The causal attention mask: bool (T, T), M[i, j] = (j <= i) — token i may read tokens 0..i.
 
     As an adjacency matrix (edge i → j, "i reads j") it is lower-triangular: without its diagonal
     (self-loops) it is a DAG, the transitive tournament on T nodes, whose topological order is T−1, ..., 0.
+    With S >= T keys it is the last T rows of the S x S mask: M[i, j] = (j <= i + S − T), the T newest
+    queries over keys that end with them (a KV cache).  fungpt's one causal mask (`nn` uses it).
     """
     T = _check_positive_int("T", T)
-    return lax.broadcasted_iota(jnp.int32, (T, T), 0) >= lax.broadcasted_iota(jnp.int32, (T, T), 1)
+    S = T if S is None else _check_positive_int("S", S, minimum=T)
+    return lax.broadcasted_iota(jnp.int32, (T, S), 0) + (S - T) >= lax.broadcasted_iota(jnp.int32, (T, S), 1)
 
 
 def attention_weights(q, k, mask=None):

@@ -12,8 +12,9 @@ import math
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jax import lax
+
+from fungpt import graphs, information
 
 # ---------------------------------------------------------------------------------------------------
 # Initializers: (key, shape, dtype) -> array.
@@ -100,7 +101,10 @@ def matmul(x, w, compute_dtype=None):
     out = w.dtype
     if compute_dtype is not None and jnp.dtype(compute_dtype) != out:
         x, w = low_precision_operand(x, compute_dtype, out), low_precision_operand(w, compute_dtype, out)
-    return lax.dot_general(x, w, (((x.ndim - 1,), (0,)), ((), ())), preferred_element_type=out)
+    *lead, n = x.shape
+    # As one (N, n) @ (n, m) product: two-dimensional products are what XLA:CPU's fast kernels take.
+    y = lax.dot_general(x.reshape(math.prod(lead), n), w, (((1,), (0,)), ((), ())), preferred_element_type=out)
+    return y.reshape(*lead, w.shape[-1])
 
 
 def linear_init(key, in_features, out_features, *, bias=True, std=0.02, init=None, dtype=jnp.float32):
@@ -118,8 +122,12 @@ def _lift(v, ndim):
 
 def linear(params, x, compute_dtype=None):
     """y = x W + b.  x: (..., in) -> (..., out).  (W is stored (in, out), GPT-2's Conv1D layout.)"""
-    y = matmul(x, params["weight"], compute_dtype)
-    return y + _lift(params["bias"], y.ndim) if "bias" in params else y
+    *lead, n = x.shape
+    # On the (N, in) matrix, bias included: the bias gradient is then one sum over N rows, whatever the
+    # leading shape (a (B, T) input sums in the same order as its (B·T) reshape: same bits).
+    y = matmul(x.reshape(math.prod(lead), n), params["weight"], compute_dtype)  # (N, out)
+    y = y + _lift(params["bias"], 2) if "bias" in params else y
+    return y.reshape(*lead, y.shape[-1])
 
 
 def embedding_init(key, num_embeddings, features, *, std=0.02, dtype=jnp.float32):
@@ -128,9 +136,15 @@ def embedding_init(key, num_embeddings, features, *, std=0.02, dtype=jnp.float32
 
 
 def embedding(params, ids):
-    """Row lookup E[ids]: ids int (...) -> (..., features).  Out-of-range ids are NOT checked here
-    (JAX's gather clamps them); `fungpt.gpt.forward` validates tokens at its boundary."""
-    return params["weight"][ids]
+    """Row lookup E[ids]: ids int (...) -> (..., features).  An id outside [0, num_embeddings) reads a row of
+    NaN (eager or jitted; negative ids do not wrap): a bad id poisons what depends on it instead of
+    silently becoming another token.  Boundaries that can check concrete ids (`fungpt.gpt.forward`) do."""
+    w = params["weight"]
+    ids = jnp.asarray(ids)
+    if jnp.iinfo(ids.dtype).max < w.shape[0]:
+        ids = ids.astype(jnp.int32)  # widened (values kept), so that the table size below fits the dtype
+    ids = jnp.where(ids < 0, w.shape[0], ids)  # out of range on the high side, where "fill" catches it
+    return w.at[ids].get(mode="fill", fill_value=jnp.nan)
 
 
 def _wide(dtype):
@@ -272,44 +286,16 @@ def _softmax_jvp(axis, primals, tangents):
     return y, y * (t - jnp.sum(y * t, axis=axis, keepdims=True))
 
 
-def log_softmax(x, axis=-1):
-    """log softmax(x)_i = x_i - max x - log Σ_j exp(x_j - max x), in at least float32."""
-    h = _f32(x)
-    h = h - lax.stop_gradient(jnp.max(h, axis=axis, keepdims=True))
-    return h - jnp.log(jnp.sum(jnp.exp(h), axis=axis, keepdims=True))
-
-
 def cross_entropy(logits, targets):
-    """Mean over positions of -log softmax(logits)[target].  logits (..., V), targets int (...).
+    """Mean over positions of -log softmax(logits)[target]: `information.cross_entropy_from_logits`, mean.
 
-    Picks the target's log-probability with a compare-and-sum that XLA fuses into the reduction, so
-    no (N, V) one-hot is ever materialized.  Targets must be integers; concrete targets outside [0, V)
-    raise ValueError (under jit they cannot be checked, and such a row would count as probability 1)."""
-    if not jnp.issubdtype(targets.dtype, jnp.integer):
-        raise TypeError(f"cross_entropy targets must be integer class ids, got dtype {targets.dtype}")
-    V = logits.shape[-1]
-    if not isinstance(targets, jax.core.Tracer):
-        t = np.asarray(targets)  # numpy compares with V exactly; jnp would cast V to a uint8 target's dtype
-        bad = (t < 0) | (t >= V)
-        if bad.any():
-            raise ValueError(f"cross_entropy targets must lie in [0, {V}); got {t[bad][:5].tolist()}")
-    logp = log_softmax(logits)
-    # The class index runs up to V - 1 in int32: an iota in the targets' own dtype (uint8, int16 ...)
-    # would wrap around for V beyond its range and count a second class as the target.
-    hit = lax.broadcasted_iota(jnp.int32, logp.shape, logp.ndim - 1) == targets.astype(jnp.int32)[..., None]
-    return -jnp.mean(jnp.sum(jnp.where(hit, logp, jnp.zeros((), logp.dtype)), axis=-1))
+    logits (..., V) float, targets int (...) -> scalar (in at least float32).  A target outside [0, V)
+    makes the mean NaN, eager or jitted, and its gradient NaN too (that function's contract)."""
+    return information.cross_entropy_from_logits(logits, targets, reduction="mean")
 
 
 # ---------------------------------------------------------------------------------------------------
 # Attention.
-
-
-def causal_mask(T: int, S: int | None = None):
-    """Bool (T, S) mask, True where query i may attend to key j: j <= i + (S - T) (keys end with the
-    queries).  Square, it is `fungpt.graphs.causal_mask(T)`: the adjacency of the DAG "token i reads
-    tokens 0..i" plus self-loops."""
-    S = T if S is None else S
-    return lax.broadcasted_iota(jnp.int32, (T, S), 0) + (S - T) >= lax.broadcasted_iota(jnp.int32, (T, S), 1)
 
 
 def attention(q, k, v, mask=None, compute_dtype=None, *, key=None, rate=0.0):
@@ -350,20 +336,38 @@ def causal_self_attention_init(key, n_embd, n_head, *, n_layer=1, bias=True, dty
             "c_proj": linear_init(k2, n_embd, n_embd, bias=bias, std=residual_std(n_layer), dtype=dtype)}
 
 
+def self_attention(params, x, n_head, attend, compute_dtype=None):
+    """Multi-head self-attention with a pluggable core: [q, k, v] = x W_attn + b, split into n_head heads;
+    (a, aux) = attend(q, k, v);  y = concat_heads(a) W_proj + b.
+
+    x: (..., T, C); attend maps q, k, v (..., T, H, D) to (a (..., T, H, D), aux): causal attention over
+    x's own positions for training, attention over a key/value cache for generation (aux = the updated
+    cache).  Returns (y (..., T, C), aux)."""
+    *lead, T, C = x.shape
+    qkv = linear(params["c_attn"], x.reshape(-1, C), compute_dtype)  # (N, 3C), N = prod(lead)·T
+    q, k, v = (a.reshape(*lead, T, n_head, C // n_head) for a in jnp.split(qkv, 3, axis=1))  # (..., T, H, D)
+    a, aux = attend(q, k, v)
+    return linear(params["c_proj"], a.reshape(-1, C), compute_dtype).reshape(*lead, T, C), aux  # (..., T, C)
+
+
+def causal_attend(compute_dtype=None, *, key=None, rate=0.0):
+    """The `attend` of training: q, k, v (..., T, H, D) -> (attention(q, k, v, causal_mask(T)), None), with
+    dropout on the attention probabilities when a key is given.  causal_mask is `fungpt.graphs.causal_mask`."""
+    def attend(q, k, v):
+        mask = graphs.causal_mask(q.shape[-3], k.shape[-3])
+        return attention(q, k, v, mask, compute_dtype, key=key, rate=rate), None
+    return attend
+
+
 def causal_self_attention(params, x, n_head, *, key=None, rate=0.0, train=False, compute_dtype=None):
     """Multi-head causal self-attention of one sequence x: (T, C) -> (T, C) (leading batch dims pass).
 
-    [q, k, v] = x W_attn + b;  head h: A_h = softmax(q_h k_hᵀ/√D, causal) v_h;  y = concat_h(A_h) W_proj + b.
-    """
-    *lead, T, C = x.shape
-    D = C // n_head
+    [q, k, v] = x W_attn + b;  head h: A_h = softmax(q_h k_hᵀ/√D, causal) v_h;  y = concat_h(A_h) W_proj + b,
+    with dropout (train=True, rate > 0, key split in two) on the probabilities and on y."""
     if train and rate > 0 and key is None:
         raise ValueError("causal_self_attention with train=True and rate > 0 needs a PRNG key")
     k1, k2 = jax.random.split(key) if train and rate > 0 else (None, None)
-    qkv = linear(params["c_attn"], x, compute_dtype)  # (..., T, 3C)
-    q, k, v = (a.reshape(*lead, T, n_head, D) for a in jnp.split(qkv, 3, axis=-1))  # (..., T, H, D)
-    y = attention(q, k, v, causal_mask(T), compute_dtype, key=k1, rate=rate)
-    y = linear(params["c_proj"], y.reshape(*lead, T, C), compute_dtype)
+    y, _ = self_attention(params, x, n_head, causal_attend(compute_dtype, key=k1, rate=rate), compute_dtype)
     return dropout(k2, y, rate, train)
 
 
@@ -390,13 +394,36 @@ def block_init(key, n_embd, n_head, *, n_layer=1, bias=True, dtype=jnp.float32):
             "mlp": mlp_init(k2, n_embd, n_layer=n_layer, bias=bias, dtype=dtype)}
 
 
+def transformer_block(params, x, n_head, attend=None, *, key=None, rate=0.0, eps=1e-5, approximate=True,
+                      compute_dtype=None):
+    """The pre-LN residual block, written once for training, evaluation and generation:
+
+        a, aux = SelfAttn(LN₁(x); attend);   x ← x + Dropout(a);   x ← x + Dropout(MLP(LN₂(x)))
+
+    x: (..., T, C) -> (x (..., T, C), aux).  attend: see `self_attention` (None: causal attention over x's
+    own positions, aux None).  A key turns dropout on at `rate`: split in three, for the attention
+    probabilities, the attention output and the MLP output."""
+    k1, k2, k3 = jax.random.split(key, 3) if key is not None else (None, None, None)
+    train = key is not None
+    if attend is None:
+        attend = causal_attend(compute_dtype, key=k1, rate=rate)
+    shape, C = x.shape, x.shape[-1]
+    x = x.reshape(-1, C)  # (N, C): everything but the attention core sees one matrix, as XLA:CPU likes best
+    h = layer_norm(params["ln_1"], x, eps).reshape(shape)
+    y, aux = self_attention(params["attn"], h, n_head, attend, compute_dtype)
+    x = x + dropout(k2, y.reshape(-1, C), rate, train=train)
+    h = layer_norm(params["ln_2"], x, eps)
+    x = x + mlp(params["mlp"], h, key=k3, rate=rate, train=train, approximate=approximate,
+                compute_dtype=compute_dtype)
+    return x.reshape(shape), aux
+
+
 def block(params, x, n_head, *, key=None, rate=0.0, train=False, eps=1e-5, approximate=True,
           compute_dtype=None):
-    """Pre-LN residual block:  x ← x + Attn(LN₁(x));  x ← x + MLP(LN₂(x)).  x: (T, C) -> (T, C)."""
+    """Pre-LN residual block:  x ← x + Attn(LN₁(x));  x ← x + MLP(LN₂(x)), causal.  x: (T, C) -> (T, C)
+    (leading batch dims pass).  `transformer_block` with attend=None; dropout only with train=True."""
     if train and rate > 0 and key is None:
         raise ValueError("block with train=True and rate > 0 needs a PRNG key")
-    k1, k2 = jax.random.split(key) if key is not None else (None, None)
-    x = x + causal_self_attention(params["attn"], layer_norm(params["ln_1"], x, eps), n_head,
-                                  key=k1, rate=rate, train=train, compute_dtype=compute_dtype)
-    return x + mlp(params["mlp"], layer_norm(params["ln_2"], x, eps), key=k2, rate=rate, train=train,
-                   approximate=approximate, compute_dtype=compute_dtype)
+    key = key if train and rate > 0 else None
+    return transformer_block(params, x, n_head, key=key, rate=rate, eps=eps, approximate=approximate,
+                             compute_dtype=compute_dtype)[0]

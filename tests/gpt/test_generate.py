@@ -98,7 +98,13 @@ def test_temperature_zero_is_argmax():
     (dict(prompt_tokens=np.array([1, 99])), ValueError, "vocab_size"),
     (dict(max_new_tokens=-1), ValueError, "max_new_tokens"),
     (dict(temperature=-0.5), ValueError, "temperature"),
-    (dict(top_k=0), ValueError, "top_k"),
+    (dict(top_k=-1), ValueError, "top_k"),
+    (dict(top_k=20), ValueError, "top_k"),
+    (dict(eos_token_id=19), ValueError, "eos_token_id"),
+    (dict(eos_token_id=[1, "a"]), ValueError, "eos_token_id"),
+    (dict(pad_token_id=-1), ValueError, "pad_token_id"),
+    (dict(prompt_mask=np.array([True, False])), ValueError, "left padding"),
+    (dict(prompt_mask=np.array([1, 1])), ValueError, "bool"),
     (dict(top_p=1.5), ValueError, "top_p"),
     (dict(top_p="0.5"), ValueError, "top_p"),
     (dict(temperature=np.ones(2)), TypeError, "temperature must be a scalar"),
@@ -137,7 +143,7 @@ def test_window_logits_equal_the_last_row_of_the_numpy_model(n_layer, bias):
     buf = np.random.default_rng(n_layer).integers(0, cfg.vocab_size, (2, 30))
     window_logits = jax.jit(_window_logits, static_argnums=3)  # n traced: one compile for all n
     for n in (1, 7, cfg.block_size, cfg.block_size + 9):
-        got = np.asarray(window_logits(p, jnp.asarray(buf), n, cfg))
+        got = np.asarray(window_logits(p, jnp.asarray(buf), n, cfg, None))
         for b in range(2):
             want = naive_forward(_zero_biases(p), list(buf[b, max(0, n - cfg.block_size):n]), cfg)[-1]
             np.testing.assert_allclose(got[b], want, rtol=1e-10, atol=1e-10)
@@ -152,3 +158,120 @@ def _zero_biases(tree, name=""):
         w = out["weight"]
         out["bias"] = jnp.zeros(w.shape if name.startswith("ln") else (*w.shape[:-2], w.shape[-1]), w.dtype)
     return out
+
+
+def test_top_k_none_and_zero_both_mean_off(params, key):
+    a = generate(params, CFG, PROMPTS, 6, key, temperature=1.0, top_k=None)
+    np.testing.assert_array_equal(generate(params, CFG, PROMPTS, 6, key, temperature=1.0, top_k=0), a)
+    logits = jnp.asarray(np.random.default_rng(4).normal(size=(2, 9)))
+    np.testing.assert_array_equal(filter_logits(logits, top_k=0), logits)
+    assert not np.array_equal(generate(params, CFG, PROMPTS, 6, key, temperature=1.0, top_k=1), a)
+
+
+def _greedy_alone(params, prompt, new, **kw):
+    return np.asarray(generate(params, CFG, np.asarray(prompt), new, jax.random.key(0), temperature=0.0, **kw))
+
+
+def test_each_row_stops_at_its_first_stop_token(params, key):
+    alone = [_greedy_alone(params, p, NEW) for p in PROMPTS]
+    eos = int(alone[0][7])  # a token row 0 emits at step 3 (and maybe later): it must stop there
+    out = np.asarray(generate(params, CFG, PROMPTS, NEW, key, temperature=0.0, eos_token_id=[eos], pad_token_id=0))
+    for row, ref in zip(out, alone, strict=True):
+        gen = list(ref[5:])
+        stop = 5 + gen.index(eos) + 1 if eos in gen else len(ref)
+        np.testing.assert_array_equal(row[:stop], ref[:stop])
+        assert (row[stop:] == 0).all()
+    stop0 = 5 + list(alone[0][5:]).index(eos) + 1
+    assert stop0 <= 8 and (out[0, stop0:] == 0).all()
+    # pad defaults to the stop id; with every row stopped, the rest is all padding
+    one = np.asarray(generate(params, CFG, PROMPTS[:1], NEW, key, temperature=0.0, eos_token_id=eos))
+    np.testing.assert_array_equal(one[0, :stop0], alone[0][:stop0])
+    assert (one[0, stop0:] == eos).all()
+
+
+@pytest.mark.parametrize("new, use_cache", [(6, True), (6, False), (NEW, True)])
+def test_prompts_of_different_lengths_give_the_tokens_they_give_alone(params, new, use_cache):
+    # Left padding with a mask: the pad slots are never attended to and positions start at each row's first
+    # real token.  new=NEW runs past block_size (the sliding window with padding).
+    prompts = [[3, 1, 4], [1, 5, 9, 2, 6, 5, 3], [5], [8, 9, 7, 9, 3]]
+    tokens, mask = gpt.pad_prompts(prompts, pad_token_id=11)
+    np.testing.assert_array_equal(mask.sum(1), [3, 7, 1, 5])
+    assert (tokens[~mask] == 11).all() and tokens[1].tolist() == prompts[1]
+    out = np.asarray(generate(params, CFG, tokens, new, jax.random.key(0), temperature=0.0, prompt_mask=mask,
+                              pad_token_id=11, use_cache=use_cache))
+    for row, m, p in zip(out, mask, prompts, strict=True):
+        np.testing.assert_array_equal(row[~np.concatenate([m, np.ones(new, bool)])], 11)
+        np.testing.assert_array_equal(row[(~m).sum():], _greedy_alone(params, p, new))
+
+
+def test_half_crop_with_padding_matches_its_reference_loop(params):
+    # crop="half" with padding: the crop points follow the padded length, and each row sees its real tokens
+    # of the kept window at positions from 0.
+    prompts = [[3, 1, 4], [1, 5, 9, 2, 6]]
+    tokens, mask = gpt.pad_prompts(prompts)
+    out = np.asarray(generate(params, CFG, tokens, 10, jax.random.key(0), temperature=0.0, prompt_mask=mask,
+                              crop="half"))
+    for b, p in enumerate(prompts):
+        seq, start, pad, keep = list(tokens[b]), 0, 5 - len(p), CFG.block_size // 2
+        for _ in range(10):
+            seq.append(int(np.argmax(naive_forward(params, seq[max(start, pad):], CFG)[-1])))
+            if len(seq) - start > CFG.block_size:
+                start = len(seq) - keep
+        np.testing.assert_array_equal(out[b], seq)
+
+
+def test_traced_bad_values_give_the_error_token_not_a_silent_fallback(params, key):
+    # Under jit the values cannot be refused eagerly: a temperature < 0 or NaN, a top_p outside (0, 1]
+    # or a bad prompt id makes the row's tokens -1 (an id outside every vocabulary), never greedy output.
+    f = jax.jit(lambda t, p, prompt: generate(params, CFG, prompt, 4, key, t, None, p))
+    ok = np.asarray(f(0.8, 0.9, jnp.asarray(PROMPTS)))
+    assert (ok[:, 5:] >= 0).all()
+    for t, p in ((-1.0, 0.9), (np.nan, 0.9), (0.8, 1.5), (0.8, 0.0), (0.8, np.nan), (0.0, 1.5)):
+        out = np.asarray(f(t, p, jnp.asarray(PROMPTS)))
+        np.testing.assert_array_equal(out[:, 5:], -1, err_msg=f"temperature {t}, top_p {p}")
+        np.testing.assert_array_equal(out[:, :5], PROMPTS)
+    bad = np.asarray(f(0.8, 0.9, jnp.asarray(PROMPTS).at[1, 2].set(CFG.vocab_size)))
+    np.testing.assert_array_equal(bad[1, 5:], -1)
+    np.testing.assert_array_equal(bad[0], ok[0])  # the other row is untouched
+    assert (np.asarray(sample_logits(jnp.array([[0.0, jnp.nan]]), key, 0.0)) == -1).all()
+    z = np.asarray(filter_logits(jnp.ones((1, 4)), top_p=jnp.asarray(1.5)))
+    assert np.isnan(z).all()
+
+
+def test_generate_text_cuts_before_the_first_stop(params):
+    # Oracle: the same generation without stops, decoded and cut by hand at the first stop in the new text.
+    tok = gpt.CharTokenizer("abcdefghijklmnopqrs")  # 19 characters = CFG.vocab_size
+    key = jax.random.key(4)
+    full = gpt.generate_text(params, CFG, tok, "abc", 15, key, temperature=1.0)
+    new = full[3:]
+    one, two = new[4], new[6:8]  # a one-token stop (ends generation) and a two-token one (cut afterwards)
+    for stop, at in ((one, new.index(one)), (two, new.index(two)), ([tok.encode(one)[0]], new.index(one)),
+                     ([two, one], min(new.index(two), new.index(one)))):
+        got = gpt.generate_text(params, CFG, tok, "abc", 15, key, temperature=1.0, stop=stop)
+        assert got == full[:3 + at], stop
+    assert gpt.generate_text(params, CFG, tok, "abc", 15, key, temperature=1.0, top_k=19) == full  # k >= V: off
+    with pytest.raises(ValueError, match="stop"):
+        gpt.generate_text(params, CFG, tok, "abc", 3, key, stop=[""])
+
+
+def test_padded_window_and_cache_logits_equal_the_numpy_model_on_the_real_tokens(params):
+    # Logits, not just greedy tokens (a tiny random model's argmax hardly depends on far context): with
+    # left padding, each row's logits are the float64 numpy model's on its real tokens in the window/cache.
+    from fungpt.gpt.generate import _window_logits
+
+    S = CFG.block_size
+    pad = np.array([3, 0, 8])
+    buf = np.random.default_rng(9).integers(0, CFG.vocab_size, (3, 30))
+    window_logits = jax.jit(_window_logits, static_argnums=3)
+    for n in (9, S, S + 5, S + 11):
+        got = np.asarray(window_logits(params, jnp.asarray(buf), n, CFG, jnp.asarray(pad, jnp.int32)))
+        for b in range(3):
+            real = list(buf[b, max(n - S, 0, pad[b]):n])
+            np.testing.assert_allclose(got[b], naive_forward(params, real, CFG)[-1], rtol=1e-10, atol=1e-10)
+    step = jax.jit(gpt.forward_cached, static_argnums=4)
+    logits, cache = step(params, jnp.asarray(buf[:, :9]), gpt.init_cache(CFG, 3), 0, CFG, pad=pad)
+    for t in range(9, S):
+        for b in range(3):
+            want = naive_forward(params, list(buf[b, pad[b]:t]), CFG)[-1]
+            np.testing.assert_allclose(logits[b], want, rtol=1e-10, atol=1e-10)
+        logits, cache = step(params, jnp.asarray(buf[:, t:t + 1]), cache, t, CFG, pad=pad)

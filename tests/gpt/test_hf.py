@@ -84,7 +84,7 @@ def test_bad_checkpoints_are_refused(tiny, tmp_path):
     with pytest.raises(ValueError, match="missing"):
         gpt.from_hf(tmp_path)
     config, params = tiny
-    with pytest.raises(ValueError, match="shapes"):
+    with pytest.raises(ValueError, match="do not fit the config"):
         gpt.to_hf(params, config.replace(n_embd=16), tmp_path / "x")
 
 
@@ -128,3 +128,88 @@ def test_corrupt_or_mismatched_files_name_the_file_and_the_tensor(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({**cfg, "activation_function": "gelu_fast"}))
     save_file(sd, str(tmp_path / "model.safetensors"))
     assert gpt.from_hf(tmp_path)[0].activation == "gelu_tanh"
+
+
+def _bpe():
+    return gpt.BPETokenizer.from_gpt2_files(FIX / "tiny_bpe" / "vocab.json", FIX / "tiny_bpe" / "merges.txt")
+
+
+def test_to_hf_writes_the_bpe_tokenizer_transformers_read(tmp_path, key):
+    # tiny_bpe_ids.json holds transformers' GPT2Tokenizer ids on tiny_bpe's two files: the exported folder
+    # must hold those very files, and reading them back must give transformers' ids.
+    tok = _bpe()
+    config = gpt.GPTConfig(vocab_size=tok.vocab_size, block_size=8, n_layer=1, n_head=2, n_embd=8)
+    out = gpt.to_hf(gpt.init_params(config, key), config, tmp_path, tokenizer=tok)
+    for name in ("vocab.json", "merges.txt"):
+        assert (out / name).read_bytes() == (FIX / "tiny_bpe" / name).read_bytes(), name
+    back = gpt.BPETokenizer.from_gpt2_files(out / "vocab.json", out / "merges.txt")
+    for text, ids in json.loads((FIX / "tiny_bpe_ids.json").read_text(encoding="utf-8")).items():
+        assert back.encode(text).tolist() == ids, text
+    assert "GPT2TokenizerFast.from_pretrained" in (out / "README.md").read_text()
+    with pytest.raises(ValueError, match="more than the model's vocab_size"):
+        gpt.to_hf(gpt.init_params(config.replace(vocab_size=300), key), config.replace(vocab_size=300),
+                  tmp_path / "small", tokenizer=tok)
+    with pytest.raises(ValueError, match="pattern"):
+        gpt.to_hf(gpt.init_params(config, key), config, tmp_path / "p",
+                  tokenizer=gpt.BPETokenizer(tok.vocab, tok.merges, r"\S+"))
+
+
+def test_to_hf_writes_a_char_tokenizer_and_says_how_to_load_it(tmp_path, key):
+    tok = gpt.CharTokenizer.from_text("hello, world\n")
+    config = gpt.GPTConfig(vocab_size=tok.vocab_size, block_size=8, n_layer=1, n_head=2, n_embd=8)
+    out = gpt.to_hf(gpt.init_params(config, key), config, tmp_path, tokenizer=tok)
+    assert gpt.load_tokenizer(out / "fungpt_tokenizer.json") == tok
+    assert not (out / "vocab.json").exists()  # GPT-2's byte-level reader would misread a char table
+    readme = (out / "README.md").read_text()
+    assert "fungpt_tokenizer.json" in readme and "load_tokenizer" in readme
+    # the README's recipe without fungpt: chars[i] is token i
+    chars = json.loads((out / "fungpt_tokenizer.json").read_text())["chars"]
+    assert [chars.index(c) for c in "hello"] == tok.encode("hello").tolist()
+
+
+def test_exported_folder_loads_in_transformers(tmp_path, key):
+    # Only where transformers and torch are installed (not test dependencies): the fixture's logits check
+    # and the tokenizer ids check above cover the same files without them.
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    tok = _bpe()
+    config = gpt.GPTConfig(vocab_size=tok.vocab_size, block_size=16, n_layer=2, n_head=2, n_embd=16)
+    params = gpt.init_params(config, key)
+    gpt.to_hf(params, config, tmp_path, tokenizer=tok)
+    model = transformers.GPT2LMHeadModel.from_pretrained(tmp_path).eval()
+    hf_tok = transformers.GPT2TokenizerFast.from_pretrained(tmp_path)
+    text = "To be, or not to be: that is the question."
+    ids = tok.encode(text)
+    assert hf_tok(text)["input_ids"] == ids.tolist()
+    with torch.no_grad():
+        theirs = model(torch.tensor(ids[None, :16].astype(np.int64))).logits.numpy()
+    np.testing.assert_allclose(gpt.forward(params, ids[None, :16], config), theirs, atol=1e-4, rtol=0)
+
+
+def test_fungpt_export_and_sample_commands(tmp_path, key, capsys):
+    # `fungpt export RUN_DIR --hf OUT` on a run folder written by the training code
+    from fungpt import cli
+    from fungpt.gpt import train
+
+    run_dir = tmp_path / "run"
+    cfg = train.config_from("baby", n_layer=1, n_head=2, n_embd=16, block_size=16, batch_size=2, max_iters=1,
+                            eval_interval=1, eval_iters=1, sample_tokens=0, out_dir=str(run_dir))
+    train.train(cfg, progress=False)
+    capsys.readouterr()
+    assert cli.main(["export", str(run_dir), "--hf", str(tmp_path / "hf")]) == 0
+    assert "config.json" in capsys.readouterr().out
+    run = train.load_run(run_dir)
+    config, params = gpt.from_hf(tmp_path / "hf")
+    chex.assert_trees_all_equal(params, run.params)
+    assert config == run.model_config.replace(dropout=0.0, compute_dtype=None)  # HF has no compute dtype
+    assert gpt.load_tokenizer(tmp_path / "hf" / "fungpt_tokenizer.json") == run.tokenizer
+    assert cli.main(["export", str(tmp_path / "nothing"), "--hf", str(tmp_path / "x")]) == 2
+    # and `fungpt sample --prompt-file --stop --top-k 0` is generate_text with those arguments
+    (tmp_path / "prompt.txt").write_text("ROMEO:\nO", encoding="utf-8")
+    capsys.readouterr()
+    argv = ["sample", str(run_dir), "--prompt-file", str(tmp_path / "prompt.txt"), "--max-new-tokens", "20",
+            "--stop", "e", "--stop", "th", "--top-k", "0", "--seed", "1"]
+    assert cli.main(argv) == 0
+    want = gpt.generate_text(run.params, run.model_config, run.tokenizer, "ROMEO:\nO", 20,
+                             jax.random.fold_in(jax.random.key(1), 0), 0.8, None, stop=["e", "th"])
+    assert capsys.readouterr().out == want + "\n"

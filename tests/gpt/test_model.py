@@ -1,5 +1,6 @@
 """fungpt.gpt model: forward against a naive per-token float64 loop written from the equations, the loss
 against numpy, gradients (fungpt.grad vs jax.grad), the KV-cached path, validation, init statistics."""
+import functools
 import math
 
 import chex
@@ -12,7 +13,7 @@ from scipy.special import erf
 from scipy.special import log_softmax as np_log_softmax
 
 import fungpt
-from fungpt import gpt
+from fungpt import gpt, nn
 
 CFG = gpt.GPTConfig(vocab_size=23, block_size=16, n_layer=2, n_head=2, n_embd=16)
 CFG64 = CFG.replace(param_dtype="float64")
@@ -284,6 +285,79 @@ def test_loss_with_narrow_integer_tokens(key):
     logp = np_log_softmax(np.asarray(gpt.forward(params, tokens, cfg)), axis=-1)
     want = -np.mean(np.take_along_axis(logp, targets.astype(np.int64)[..., None], -1))
     np.testing.assert_allclose(gpt.loss(params, tokens, targets, cfg), want, rtol=1e-12)
+
+
+def test_stacked_model_block_is_nn_block_on_sliced_parameters(key):
+    # The trunk scans `model.block` over the stacked layers; running `nn.block` layer by layer on the
+    # parameters sliced at l (and embeddings, final norm, tied head by hand) must give the same logits.
+    cfg = CFG64.replace(n_layer=3, activation="gelu")
+    params = _randomize(gpt.init_params(cfg, key), 4)
+    tokens = _tokens((2, 9), cfg.vocab_size, 5)
+    P = jax.tree_util.tree_map(np.asarray, params)
+    x = jnp.asarray(P["wte"]["weight"][tokens] + P["wpe"]["weight"][:9][None])
+    for l in range(cfg.n_layer):
+        p_l = jax.tree_util.tree_map(lambda a, l=l: a[l], params["h"])
+        y = nn.block(p_l, x, cfg.n_head, eps=cfg.layer_norm_epsilon, approximate=False)
+        np.testing.assert_allclose(gpt.block(p_l, x, cfg)[0], y, rtol=1e-12, atol=1e-12)
+        x = y
+    hidden, state = gpt.trunk(params, jnp.asarray(tokens), cfg, final_norm=False)
+    assert state is None
+    np.testing.assert_allclose(hidden, x, rtol=1e-12, atol=1e-12)
+    want = nn.layer_norm(params["ln_f"], x, cfg.layer_norm_epsilon) @ P["wte"]["weight"].T
+    np.testing.assert_allclose(gpt.forward(params, tokens, cfg), want, rtol=1e-12, atol=1e-12)
+
+
+def test_one_parameter_table_for_init_check_and_gpt2_size(key):
+    # GPT-2 small has 124,439,808 parameters (OpenAI's 124M, wpe included): the table must add up to it.
+    shapes = [shape for _, shape, _ in gpt.param_table(gpt.gpt2())]
+    assert sum(math.prod(s) for s in shapes) == 124_439_808
+    for cfg in (CFG, CFG.replace(bias=False)):
+        params = gpt.init_params(cfg, key)
+        flat = {tuple(k.key for k in path): a.shape for path, a in jax.tree_util.tree_flatten_with_path(params)[0]}
+        table = gpt.param_table(cfg)
+        assert flat == {path: shape for path, shape, _ in table}
+        for path, _, init in table:  # zeros / ones / N(0, std²) as the table says
+            a = np.asarray(functools.reduce(lambda t, k: t[k], path, params))
+            if init in ("zeros", "ones"):
+                np.testing.assert_array_equal(a, np.full(a.shape, init == "ones", a.dtype), err_msg=str(path))
+            else:
+                assert abs(a.std() / init - 1) < 0.25, path
+
+
+@pytest.mark.parametrize("jit", [False, True])
+def test_bad_ids_under_jit_give_nan_never_a_plausible_number(params64, jit):
+    tokens = jnp.asarray(_tokens((2, 6), CFG64.vocab_size, 0))
+    fwd = jax.jit(gpt.forward, static_argnums=2)
+    loss = jax.jit(gpt.loss, static_argnums=3)
+    if not jit:  # eager: the boundary names the bad id and its position
+        with pytest.raises(ValueError, match=r"got \[23\] at positions \[\[1, 4\]\]"):
+            gpt.forward(params64, tokens.at[1, 4].set(23), CFG64)
+        with pytest.raises(ValueError, match=r"targets must lie in .* got \[-1\]"):
+            gpt.loss(params64, tokens, tokens.at[0, 0].set(-1), CFG64)
+        return
+    for bad in (23, -1, 10**6):
+        logits = np.asarray(fwd(params64, tokens.at[1, 4].set(bad), CFG64))
+        assert np.isnan(logits[1]).all() and np.isfinite(logits[0]).all(), bad  # the other row is untouched
+        assert np.isnan(loss(params64, tokens.at[1, 4].set(bad), tokens, CFG64)), bad
+        assert np.isnan(loss(params64, tokens, tokens.at[1, 4].set(bad), CFG64)), bad
+    all_bad = jnp.full_like(tokens, CFG64.vocab_size)
+    assert np.isnan(loss(params64, tokens, all_bad, CFG64))  # not -0.0
+    for grad in (jax.grad, fungpt.grad):
+        g = jax.jit(grad(lambda p: gpt.loss(p, tokens, all_bad.at[0, 0].set(0), CFG64)))(params64)
+        assert all(np.isnan(a).any() for a in jax.tree_util.tree_leaves(g))  # not a silent zero
+
+
+def test_check_finite_names_the_bad_leaves(params64):
+    gpt.check_finite(params64)
+    bad = {**params64, "wte": {"weight": params64["wte"]["weight"].at[3, 1].set(jnp.nan)},
+           "h": {**params64["h"], "mlp": {**params64["h"]["mlp"], "c_fc": {
+               **params64["h"]["mlp"]["c_fc"], "bias": params64["h"]["mlp"]["c_fc"]["bias"].at[1, 3].set(jnp.inf)}}}}
+    with pytest.raises(ValueError, match=r"2 leaves: \['h'\]\['mlp'\]\['c_fc'\]\['bias'\] \(1 of 128\), "
+                                         r"\['wte'\]\['weight'\] \(1 of 368\)"):
+        gpt.check_finite(bad)
+    with pytest.raises(ValueError, match=r"\['wte'\]\['weight'\]"):
+        gpt.generate(bad, CFG64, np.array([1, 2]), 2, jax.random.key(0))
+    jax.jit(gpt.check_finite)(bad)  # tracers: nothing to check, no error
 
 
 def run_experiment(name, *args):

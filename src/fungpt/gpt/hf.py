@@ -14,19 +14,29 @@ import os
 import pathlib
 import tempfile
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 from safetensors import SafetensorError
 from safetensors.numpy import load_file, save_file
 
 from fungpt.gpt.config import _FLOATS, GPTConfig
+from fungpt.gpt.model import check_params, param_table, tree_from_paths
+from fungpt.gpt.tokenizer import GPT2_SPLIT, BPETokenizer, CharTokenizer
 
 # gelu_fast is x/2 (1 + tanh(√(2/π) x (1 + 0.044715 x²))): the same function as gelu_new.
 _ACT = {"gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh", "gelu_fast": "gelu_tanh", "gelu": "gelu"}
-_LAYER_KEYS = ("ln_1.weight", "ln_1.bias", "attn.c_attn.weight", "attn.c_attn.bias", "attn.c_proj.weight",
-               "attn.c_proj.bias", "ln_2.weight", "ln_2.bias", "mlp.c_fc.weight", "mlp.c_fc.bias",
-               "mlp.c_proj.weight", "mlp.c_proj.bias")
+
+
+def _hf_table(config):
+    # (our path, HF name without "transformer." (layer entries: the part after "h.{i}."), HF tensor shape)
+    # from the model's one parameter table; a GPT-2 checkpoint always has biases.
+    return [(path, ".".join(path[1:] if path[0] == "h" else path), shape[1:] if path[0] == "h" else shape)
+            for path, shape, _ in param_table(config.replace(bias=True))]
+
+
+def _hf_names(config):
+    return {f"h.{i}.{name}" if path[0] == "h" else name: shape
+            for path, name, shape in _hf_table(config) for i in (range(config.n_layer) if path[0] == "h" else [0])}
 
 
 def _config_from_hf(d: dict, param_dtype: str) -> GPTConfig:
@@ -74,80 +84,60 @@ def from_hf(path, *, param_dtype: str = "float32"):
         raise ValueError("lm_head.weight differs from wte.weight: untied output layers are not supported")
     sd = {k: v for k, v in sd.items() if not k.endswith((".attn.bias", ".attn.masked_bias"))}  # old buffers
     L = config.n_layer
-    want = {"wte.weight", "wpe.weight", "ln_f.weight", "ln_f.bias"} | {
-        f"h.{i}.{k}" for i in range(L) for k in _LAYER_KEYS}
-    if set(sd) != want:
-        raise ValueError(f"{path}/model.safetensors: missing {sorted(want - set(sd))[:5]}, "
-                         f"unexpected {sorted(set(sd) - want)[:5]}")
-    shapes = _hf_shapes(config)
+    want = _hf_names(config)
+    if set(sd) != set(want):
+        raise ValueError(f"{path}/model.safetensors: missing {sorted(want.keys() - set(sd))[:5]}, "
+                         f"unexpected {sorted(set(sd) - want.keys())[:5]}")
     for k in sorted(sd):
-        expect = shapes[k if not k.startswith("h.") else k.split(".", 2)[2]]
-        got = tuple(sd[k].shape)
+        expect, got = want[k], tuple(sd[k].shape)
         if got != expect:
             hint = (" (GPT-2's Conv1D weights are stored (in, out); this one looks like a torch nn.Linear's "
                     "(out, in))" if got == expect[::-1] else "")
             raise ValueError(f"{path}/model.safetensors: {k} has shape {got}, config.json implies {expect}{hint}")
-    dt = config.dtype
-    params = {"wte": {"weight": sd["wte.weight"]}, "wpe": {"weight": sd["wpe.weight"]},
-              "ln_f": {"weight": sd["ln_f.weight"], "bias": sd["ln_f.bias"]}, "h": {}}
-    for k in _LAYER_KEYS:
-        *parents, leaf = k.split(".")
-        node = params["h"]
-        for p in parents:
-            node = node.setdefault(p, {})
-        node[leaf] = np.stack([sd[f"h.{i}.{k}"] for i in range(L)])  # (L, ...)
-    params = jax.tree_util.tree_map(lambda a: jnp.asarray(a, dt), params)
-    _check_shapes(params, config)
+    params = tree_from_paths(
+        (p, jnp.asarray(np.stack([sd[f"h.{i}.{name}"] for i in range(L)]) if p[0] == "h" else sd[name],
+                        config.dtype))
+        for p, name, _ in _hf_table(config))
+    check_params(params, config)
     return config, params
 
 
-def _hf_shapes(config) -> dict[str, tuple[int, ...]]:
-    # The per-tensor shapes of a GPT-2 checkpoint (layer keys without their "h.{i}." prefix).
-    V, S, C = config.vocab_size, config.block_size, config.n_embd
-    return {"wte.weight": (V, C), "wpe.weight": (S, C), "ln_f.weight": (C,), "ln_f.bias": (C,),
-            "ln_1.weight": (C,), "ln_1.bias": (C,), "ln_2.weight": (C,), "ln_2.bias": (C,),
-            "attn.c_attn.weight": (C, 3 * C), "attn.c_attn.bias": (3 * C,), "attn.c_proj.weight": (C, C),
-            "attn.c_proj.bias": (C,), "mlp.c_fc.weight": (C, 4 * C), "mlp.c_fc.bias": (4 * C,),
-            "mlp.c_proj.weight": (4 * C, C), "mlp.c_proj.bias": (C,)}
-
-
-def _check_shapes(params, config):
-    from fungpt.gpt.model import init_params
-
-    want = jax.eval_shape(lambda: init_params(config, jax.random.key(0)))
-    got = jax.tree_util.tree_map(lambda a: a.shape, params)
-    if jax.tree_util.tree_map(lambda a: a.shape, want) != got:
-        raise ValueError(f"parameter shapes {got} do not match config {config}")
-
-
-def to_hf(params, config: GPTConfig, path) -> pathlib.Path:
+def to_hf(params, config: GPTConfig, path, tokenizer=None) -> pathlib.Path:
     """Write params as a GPT-2 checkpoint directory that `transformers.GPT2LMHeadModel.from_pretrained`
     loads: config.json + model.safetensors (float32, keys `transformer.*`, tied lm_head omitted).
-    Models without biases get zero biases (the same function).  The write is atomic per file."""
+    Models without biases get zero biases (the same function).  The write is atomic per file.
+
+    With a tokenizer, its files go beside the weights: a `BPETokenizer` (GPT-2's split pattern) as GPT-2's
+    vocab.json + merges.txt, which `transformers.GPT2TokenizerFast.from_pretrained(path)` reads; a
+    `CharTokenizer` as fungpt_tokenizer.json (its characters, id i = character i), with a README.md
+    saying how to load it.  Returns path."""
     if config.dropout:
         config = config.replace(dropout=0.0)  # a saved model has no training-time state
-    _check_shapes(params, config)
+    check_params(params, config)
+    if tokenizer is not None and not isinstance(tokenizer, (BPETokenizer, CharTokenizer)):
+        raise TypeError(f"tokenizer must be a BPETokenizer or CharTokenizer, got {type(tokenizer).__name__}")
+    if tokenizer is not None and tokenizer.vocab_size > config.vocab_size:
+        raise ValueError(f"the tokenizer has {tokenizer.vocab_size} tokens, more than the model's "
+                         f"vocab_size={config.vocab_size}")
+    if isinstance(tokenizer, BPETokenizer) and tokenizer.pattern != GPT2_SPLIT:
+        raise ValueError("transformers' GPT-2 tokenizer splits text with GPT-2's pattern; this BPETokenizer uses "
+                         "another one, so its ids would differ")
     path = pathlib.Path(path)
     path.mkdir(parents=True, exist_ok=True)
-    p = jax.tree_util.tree_map(lambda a: np.asarray(a, np.float32), params)
-    zeros = lambda n: np.zeros((n,), np.float32)
-    C = config.n_embd
-    sd = {"transformer.wte.weight": p["wte"]["weight"], "transformer.wpe.weight": p["wpe"]["weight"],
-          "transformer.ln_f.weight": p["ln_f"]["weight"],
-          "transformer.ln_f.bias": p["ln_f"].get("bias", zeros(C))}
-    for k in _LAYER_KEYS:
-        *parents, leaf = k.split(".")
-        node = p["h"]
-        for q in parents:
-            node = node[q]
-        for i in range(config.n_layer):
-            if leaf in node:
-                sd[f"transformer.h.{i}.{k}"] = np.ascontiguousarray(node[leaf][i])
-            else:
-                sd[f"transformer.h.{i}.{k}"] = zeros(node["weight"].shape[-1])
+    sd = {}
+    for p, name, shape in _hf_table(config):
+        node = params
+        for k in p:
+            node = node.get(k) if isinstance(node, dict) else None
+        a = np.zeros(((config.n_layer,) if p[0] == "h" else ()) + shape, np.float32) if node is None else \
+            np.asarray(node, np.float32)
+        if p[0] == "h":
+            sd.update({f"transformer.h.{i}.{name}": np.ascontiguousarray(a[i]) for i in range(config.n_layer)})
+        else:
+            sd[f"transformer.{name}"] = a
     hf_config = {
         "architectures": ["GPT2LMHeadModel"], "model_type": "gpt2", "vocab_size": config.vocab_size,
-        "n_positions": config.block_size, "n_ctx": config.block_size, "n_embd": C,
+        "n_positions": config.block_size, "n_ctx": config.block_size, "n_embd": config.n_embd,
         "n_layer": config.n_layer, "n_head": config.n_head, "n_inner": None,
         "activation_function": {"gelu_tanh": "gelu_new", "gelu": "gelu"}[config.activation],
         "layer_norm_epsilon": config.layer_norm_epsilon, "resid_pdrop": 0.0, "embd_pdrop": 0.0,
@@ -156,7 +146,28 @@ def to_hf(params, config: GPTConfig, path) -> pathlib.Path:
     }
     _atomic_write(path / "config.json", lambda f: f.write_text(json.dumps(hf_config, indent=2) + "\n"))
     _atomic_write(path / "model.safetensors", lambda f: save_file(sd, str(f), metadata={"format": "pt"}))
+    if tokenizer is not None:
+        _write_tokenizer(tokenizer, path)
     return path
+
+
+def _write_tokenizer(tokenizer, path):
+    if isinstance(tokenizer, BPETokenizer):
+        tokenizer.to_gpt2_files(path)
+        how = ("GPT-2 byte-level BPE in vocab.json + merges.txt:\n\n"
+               "    transformers.GPT2TokenizerFast.from_pretrained(THIS_FOLDER)\n"
+               "    fungpt.gpt.BPETokenizer.from_gpt2_files(THIS_FOLDER / 'vocab.json', THIS_FOLDER / 'merges.txt')\n")
+    else:
+        tokenizer.save(path / "fungpt_tokenizer.json")
+        how = ("character-level: fungpt_tokenizer.json holds the characters, token id i = chars[i]:\n\n"
+               "    fungpt.gpt.load_tokenizer(THIS_FOLDER / 'fungpt_tokenizer.json')\n"
+               "    # without fungpt: chars = json.load(open('fungpt_tokenizer.json'))['chars']\n"
+               "    #                 ids = [chars.index(c) for c in text]; text = ''.join(chars[i] for i in ids)\n")
+    readme = ("# A GPT-2 model exported by fungpt\n\n"
+              "Weights (config.json + model.safetensors):\n\n"
+              "    transformers.GPT2LMHeadModel.from_pretrained(THIS_FOLDER)\n"
+              f"\nTokenizer: {how}")
+    _atomic_write(path / "README.md", lambda f: f.write_text(readme, encoding="utf-8"))
 
 
 def _atomic_write(target: pathlib.Path, write):

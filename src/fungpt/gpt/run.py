@@ -26,7 +26,7 @@ from fungpt.gpt import checkpoint as ckpt_lib
 from fungpt.gpt import data as data_lib
 from fungpt.gpt import model as gpt
 from fungpt.gpt.config import MODEL_FIELDS, PRESETS, GPTConfig, TrainConfig, config_from, config_from_dict
-from fungpt.gpt.generate import generate
+from fungpt.gpt.generate import generate_text
 from fungpt.gpt.tokenizer import CharTokenizer
 
 __all__ = [
@@ -246,14 +246,8 @@ def plot(metrics_path: pathlib.Path, out: pathlib.Path) -> None:
 
 def sample_text(params, mcfg: GPTConfig, tok, prompt: str, max_new_tokens: int, key, temperature: float = 0.8,
                 top_k: int | None = 200, top_p: float | None = None) -> str:
-    """Prompt + ``max_new_tokens`` generated tokens, decoded to text."""
-    if top_k is not None and top_k >= mcfg.vocab_size:
-        top_k = None  # keeping the top V of V logits filters nothing (nanoGPT: min(top_k, V))
-    ids = np.asarray(tok.encode(prompt), np.int32)
-    if len(ids) == 0:
-        raise ValueError("the prompt must hold at least one token")
-    out = generate(params, mcfg, ids, max_new_tokens, key, temperature, top_k, top_p)
-    return tok.decode(np.asarray(out))
+    """Prompt + ``max_new_tokens`` generated tokens, decoded to text (`gpt.generate_text` without stops)."""
+    return generate_text(params, mcfg, tok, prompt, max_new_tokens, key, temperature, top_k, top_p)
 
 
 class Run(NamedTuple):

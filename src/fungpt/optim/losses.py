@@ -6,6 +6,8 @@ losses are written in their log-sum-exp / softplus forms, so extreme logits give
 import jax
 import jax.numpy as jnp
 
+from fungpt.information import cross_entropy_from_logits
+
 
 def _check_same(name, a, b):
     if a.shape != b.shape:
@@ -44,20 +46,10 @@ def softmax_cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
     """``-log softmax(logits)[label] = logsumexp(logits) - logits[label]``, per example.
 
     logits (..., K) float, labels (...) int in [0, K) → (...). ∂/∂logits = ``softmax(logits) - onehot``.
+    A label outside [0, K) gives NaN (value and gradient).  This is
+    `fungpt.information.cross_entropy_from_logits`, the one implementation (chapter 7 owns it).
     """
-    if not jnp.issubdtype(labels.dtype, jnp.integer):
-        raise TypeError(f"softmax_cross_entropy: labels must be integer class ids, got {labels.dtype}")
-    if logits.shape[:-1] != labels.shape:
-        raise ValueError(f"softmax_cross_entropy: logits {logits.shape} need labels of shape {logits.shape[:-1]}")
-    # Subtracting the max keeps exp() in range; it cancels exactly, so no gradient flows through it.
-    m = jax.lax.stop_gradient(jnp.max(logits, axis=-1, keepdims=True))
-    shifted = logits - m
-    lse = jnp.log(jnp.sum(jnp.exp(shifted), axis=-1))
-    # A label outside [0, K) reads NaN (mode="fill"); negative ones are sent out of range first, since
-    # take_along_axis would otherwise wrap -1 to the last class, a silently wrong loss.
-    idx = jnp.where(labels < 0, logits.shape[-1], labels)[..., None]
-    picked = jnp.take_along_axis(shifted, idx, axis=-1, mode="fill")[..., 0]
-    return lse - picked
+    return cross_entropy_from_logits(logits, labels)
 
 
 def binary_cross_entropy_with_logits(logits: jax.Array, labels: jax.Array) -> jax.Array:
