@@ -472,3 +472,14 @@ def test_bpe_data_round_trips_through_the_checkpoint_dict(tmp_path):
     np.testing.assert_array_equal(again.encode(text), np.concatenate([train_ids, val_ids]))
     with pytest.raises(ck.CheckpointError, match="unknown tokenizer"):
         T.tokenizer_from_dict({"type": "sentencepiece"})
+
+
+def test_out_of_range_targets_stop_training_like_a_non_finite_loss(tmp_path, text_file):
+    # A model whose targets leave [0, vocab) (e.g. data encoded with a larger vocabulary): under jit the real
+    # gpt.loss is NaN, never a plausible number, and the loop stops naming the step.
+    cfg = tiny(text_file, tmp_path / "bad")
+    tok, _, _ = T.prepare_data(cfg)
+    good, mcfg = T.gpt_model(cfg, tok.vocab_size)
+    bad = T.Model(good.init, lambda p, x, y, key: good.loss(p, x, jnp.where(y == y[0, 0], mcfg.vocab_size, y), key))
+    with pytest.raises(T.NonFiniteError, match="step 1: non-finite loss"):
+        T.train(cfg, model=bad, progress=False)
