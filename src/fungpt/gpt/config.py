@@ -16,7 +16,7 @@ import numpy as np
 from fungpt._names import did_you_mean
 
 _ACTIVATIONS = ("gelu_tanh", "gelu")
-_FLOATS = ("float32", "float64", "bfloat16", "float16")
+FLOAT_DTYPES = ("float32", "float64", "bfloat16", "float16")  # what GPTConfig and the HF import accept
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,8 +85,8 @@ class GPTConfig:
         object.__setattr__(self, "dropout", float(self.dropout))
         for name in ("param_dtype", "compute_dtype"):
             v = getattr(self, name)
-            if v not in _FLOATS and not (name == "compute_dtype" and v is None):
-                raise ValueError(f"GPTConfig.{name} must be one of {_FLOATS}, got {v!r}")
+            if v not in FLOAT_DTYPES and not (name == "compute_dtype" and v is None):
+                raise ValueError(f"GPTConfig.{name} must be one of {FLOAT_DTYPES}, got {v!r}")
 
     @property
     def head_size(self) -> int:

@@ -19,7 +19,7 @@ import numpy as np
 from safetensors import SafetensorError
 from safetensors.numpy import load_file, save_file
 
-from fungpt.gpt.config import _FLOATS, GPTConfig
+from fungpt.gpt.config import FLOAT_DTYPES, GPTConfig
 from fungpt.gpt.model import check_params, param_table, tree_from_paths
 from fungpt.gpt.tokenizer import GPT2_SPLIT, BPETokenizer, CharTokenizer
 
@@ -65,8 +65,8 @@ def from_hf(path, *, param_dtype: str = "float32"):
     """Load a GPT-2 checkpoint directory (config.json + model.safetensors, Hugging Face layout) as
     (GPTConfig, params).  Keys may carry the `transformer.` prefix (save_pretrained) or not (the
     original `gpt2` upload); `lm_head.weight` must equal wte if present (tied embeddings)."""
-    if param_dtype not in _FLOATS:
-        raise ValueError(f"param_dtype must be one of {_FLOATS}, got {param_dtype!r}")
+    if param_dtype not in FLOAT_DTYPES:
+        raise ValueError(f"param_dtype must be one of {FLOAT_DTYPES}, got {param_dtype!r}")
     path = pathlib.Path(path)
     for f in ("config.json", "model.safetensors"):
         if not (path / f).is_file():
