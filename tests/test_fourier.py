@@ -330,3 +330,31 @@ def test_experiment_runs_quick(tmp_path):
     res = json.loads((tmp_path / "ch10_fourier.json").read_text())
     assert res["fft_bench"] and all(r["rel_err_f32"] < 1e-4 for r in res["fft_bench"])
     assert res["denoise"]["snr_ideal_lowpass_db"] > res["denoise"]["snr_noisy_db"] + 5
+
+
+# --------------------------------------------------------------------------- extremes (issue 17)
+
+def test_butterworth_gain_with_integer_frequencies_keeps_a_fractional_cutoff():
+    f = np.arange(5)
+    want = 1 / np.sqrt(1 + (f / 2.5) ** 4)  # the cutoff used to be truncated to 2 for integer f
+    np.testing.assert_allclose(F.butterworth_gain(jnp.asarray(f), 2.5, 2), want, rtol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
+def test_butterworth_gain_across_magnitudes(dtype):
+    # f/f_c from 1e-30 to 1e30: the gain stays in [0, 1], 1 below, (f_c/f)^n above (overflow gives the limit 0)
+    info = np.finfo(dtype)
+    f = np.asarray([0, info.tiny, 1e-20, 1.0, 1e10, 1e30, info.max], dtype)
+    got = np.asarray(F.butterworth_gain(jnp.asarray(f), 1.0, 3), np.float64)
+    with np.errstate(over="ignore"):
+        want = 1 / np.sqrt(1 + (f.astype(np.float64)) ** 6)
+    np.testing.assert_allclose(got, want, rtol=FFT_TOL[np.dtype(dtype)], atol=info.tiny)
+
+
+def test_empty_and_nan_signals():
+    with pytest.raises(ValueError):
+        np.fft.fft(np.zeros(0))  # the reference refuses an empty transform
+    with pytest.raises(ValueError):
+        F.fft(jnp.zeros(0))
+    x = np.asarray([1.0, np.nan, 2.0, 3.0])
+    np.testing.assert_array_equal(np.isnan(np.asarray(F.fft(x))), np.isnan(np.fft.fft(x)))
