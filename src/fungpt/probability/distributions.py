@@ -296,7 +296,7 @@ def _poisson_entropy(rate):
     rate = as_float(rate)
     check_positive("rate", rate, strict=False)
     base = jnp.maximum(0, jnp.floor(rate - 8 * jnp.sqrt(rate) - 8))
-    k = base[..., None] + jnp.arange(1024, dtype=rate.dtype)
+    k = base[..., None] + jnp.arange(1024, dtype=rate.dtype).reshape((1,) * rate.ndim + (1024,))
     pos = rate > 0  # rate 0: the point mass at 0, entropy 0
     lp = _poisson_log_prob(k, jnp.where(pos, jnp.minimum(rate, 1000), 1)[..., None])
     exact = jnp.where(pos, -jnp.sum(jnp.exp(lp) * lp, axis=-1), 0)
