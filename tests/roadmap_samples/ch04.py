@@ -68,8 +68,7 @@ def _pos(key, shape=(5,)):
 
 
 def _binom(key):
-    k1, k2 = jax.random.split(key)
-    return jnp.asarray([0.0, 3.0, 7.0, 10.0]), 10.0, jax.random.uniform(k1, (4,), minval=0.1, maxval=0.9)
+    return jnp.asarray([0.0, 3.0, 7.0, 10.0]), 10.0, jax.random.uniform(key, (4,), minval=0.1, maxval=0.9)
 
 
 def _poisson(key):
@@ -112,8 +111,8 @@ SAMPLES = {
     P + "welford": Sample(_xs((10, 2)), rtol=1e-5),
     P + "welford_update": Sample(_welford_state, argnum=1),
     P + "welford_merge": Sample(_two_states),
-    P + "bernoulli.log_prob": Sample(lambda key: (jnp.asarray([0.0, 1.0, 1.0]), jax.random.uniform(key, (3,), minval=0.1,
-                                                                                                   maxval=0.9)), argnum=1),
+    P + "bernoulli.log_prob": Sample(lambda key: (jnp.asarray([0.0, 1.0, 1.0]),
+                                                  jax.random.uniform(key, (3,), minval=0.1, maxval=0.9)), argnum=1),
     P + "binomial.log_prob": Sample(_binom, static=(1,), argnum=2),
     P + "binomial.cdf": Sample(_binom, static=(1,), argnum=2, rtol=1e-5),
     P + "poisson.log_prob": Sample(_poisson, argnum=1),
