@@ -3,8 +3,8 @@ mutual information and perplexity, as pure JAX functions.
 
 Distributions are arrays of probabilities over the last axis (``(..., K)``, summing to 1); joint tables of
 two variables are ``(..., |X|, |Y|)``.  ``unit`` chooses nats (natural log, the default) or bits (log₂).
-Terms with p = 0 contribute 0 (the limit p log p → 0), with gradients that stay finite: the log is only
-ever taken of the entries where p > 0.  Everything jits, vmaps over leading axes and differentiates.
+Terms with p = 0 contribute 0 (the limit p log p → 0), with gradients that stay finite: the log never
+sees 0 at an entry where p = 0 (`fungpt._special.xlogy`).  Everything jits, vmaps over leading axes and differentiates.
 """
 from __future__ import annotations
 
@@ -40,12 +40,6 @@ def _float(x, name="p"):
     return x
 
 
-def _xlogy(x, y):
-    # x log y with 0 log y = 0; the inner where keeps log's input (and so its gradient) finite at y = 0.
-    pos = x > 0
-    return jnp.where(pos, x * jnp.log(jnp.where(pos, y, jnp.ones_like(y))), jnp.zeros_like(x))
-
-
 def _cholesky(cov, name):
     """L with cov = L Lᵀ. Not symmetric positive definite: a ValueError on concrete input, NaN under jit
     (jnp.linalg.cholesky's NaN factor then reaches every result), never a plausible number."""
@@ -71,7 +65,7 @@ def entropy(p, unit: str = "nats"):
     p: (..., K) -> (...).  0 <= H <= log K, with log K exactly for the uniform distribution.
     """
     p = _float(p)
-    return -jnp.sum(_xlogy(p, p), axis=-1) * _scale(unit)
+    return -jnp.sum(_special.xlogy(p, p), axis=-1) * _scale(unit)
 
 
 def binary_entropy(p, unit: str = "nats"):
@@ -79,7 +73,7 @@ def binary_entropy(p, unit: str = "nats"):
 
     The second term is (1−p)·log1p(−p): at p = 1e-20 it is 1e-20, which log(1 − p) = log 1 = 0 would drop."""
     p = _float(p)
-    return -(_xlogy(p, p) + _special.xlog1py(1 - p, -p)) * _scale(unit)
+    return -(_special.xlogy(p, p) + _special.xlog1py(1 - p, -p)) * _scale(unit)
 
 
 def gaussian_entropy(cov, unit: str = "nats"):
@@ -113,7 +107,7 @@ def conditional_entropy(pxy, unit: str = "nats"):
     pxy = _table(pxy)
     px = jnp.sum(pxy, axis=-1, keepdims=True)
     cond = pxy / jnp.where(px > 0, px, jnp.ones_like(px))
-    return -jnp.sum(_xlogy(pxy, cond), axis=(-2, -1)) * _scale(unit)
+    return -jnp.sum(_special.xlogy(pxy, cond), axis=(-2, -1)) * _scale(unit)
 
 
 # ------------------------------------------------------------------------------------------ cross-entropy
@@ -123,7 +117,7 @@ def cross_entropy(p, q, unit: str = "nats"):
 
     Infinite where q_k = 0 < p_k (the model rules out something that happens)."""
     p, q = _float(p), _float(q, "q")
-    return -jnp.sum(_xlogy(p, q), axis=-1) * _scale(unit)
+    return -jnp.sum(_special.xlogy(p, q), axis=-1) * _scale(unit)
 
 
 def log_softmax(logits):
@@ -211,7 +205,7 @@ def mutual_information(pxy, unit: str = "nats"):
     pxy = _table(pxy)
     px, py = marginals(pxy)
     # log p(x) and log p(y) separately: the product p(x) p(y) underflows (1e-20 · 1e-20 in float32)
-    terms = _xlogy(pxy, pxy) - _xlogy(pxy, px[..., :, None]) - _xlogy(pxy, py[..., None, :])
+    terms = _special.xlogy(pxy, pxy) - _special.xlogy(pxy, px[..., :, None]) - _special.xlogy(pxy, py[..., None, :])
     return jnp.sum(terms, axis=(-2, -1)) * _scale(unit)
 
 
