@@ -278,3 +278,22 @@ def test_experiment_runs_quick(tmp_path):
     spec.loader.exec_module(module)
     module.main(["--quick", "--out", str(tmp_path)])
     assert (tmp_path / "ch12_category.json").exists() and (tmp_path / "ch12_lens_training.png").exists()
+
+
+# --------------------------------------------------------------------------- extremes (issue 17)
+
+def test_finset_compose_refuses_a_codomain_that_is_not_the_domain():
+    g = jnp.asarray([2, 0, 1])
+    np.testing.assert_array_equal(C.finset_compose(g, jnp.asarray([0, 2, 1, 1])), [2, 1, 0, 0])  # g[f[i]] by hand
+    with pytest.raises(ValueError, match="outside g's domain"):
+        C.finset_compose(g, jnp.asarray([0, 3]))  # used to clamp to g[2] silently
+    np.testing.assert_array_equal(jax.jit(C.finset_compose)(g, jnp.asarray([0, 3, -1])), [2, -1, -1])
+
+
+def test_empty_folds_and_scans_give_the_unit_and_the_empty_scan():
+    # the unit of a monoid is the fold of nothing (Python's sum([]) = 0, max over nothing = -inf)
+    assert C.fold(C.SUM, []) == sum([]) and C.tree_fold(C.SUM, []) == 0
+    assert C.fold(C.MAX, []) == -np.inf and C.tree_fold(C.STRING, []) == ""
+    assert C.prefix_scan(jnp.add, jnp.zeros(0)).shape == np.cumsum(np.zeros(0)).shape
+    big = jnp.asarray([1e30, 1e30, -1e30, -1e30], jnp.float32)  # float32 near its top: the scan keeps the order
+    np.testing.assert_array_equal(C.prefix_scan(jnp.maximum, big), np.maximum.accumulate(np.asarray(big)))

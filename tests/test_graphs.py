@@ -8,12 +8,12 @@ import jax.numpy as jnp
 import networkx as nx
 import numpy as np
 import pytest
-from conftest import TOL
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import fungpt
 from fungpt import graphs
+from tests.helpers import GRAD as TOL  # f32 2e-3, f64 1e-9: relative
 
 SETTINGS = settings(max_examples=12, deadline=None, derandomize=True)
 # jitted once per module: hypothesis calls them with the same few shapes many times
@@ -276,3 +276,41 @@ def test_experiment_runs_quick(tmp_path):
     spec.loader.exec_module(module)
     module.main(["--quick", "--out", str(tmp_path)])
     assert (tmp_path / "ch08_graphs.json").exists()
+
+
+# --------------------------------------------------------------------------- extremes (issue 17)
+
+@pytest.mark.parametrize("n", [13, 17, 100])  # not powers of two: one squaring round fewer must fail
+def test_transitive_closure_on_a_long_path_and_a_hamiltonian_cycle(n):
+    perm = np.random.default_rng(n).permutation(n)  # relabel so the path is not the superdiagonal
+    path = np.stack([perm[:-1], perm[1:]], 1)
+    cycle = np.concatenate([path, [[perm[-1], perm[0]]]])
+    for edges in (path, cycle):
+        g = nx.DiGraph(edges.tolist())
+        want = np.zeros((n, n), bool)
+        for u in range(n):
+            # walks of length >= 1: u reaches itself only on a cycle
+            for v in nx.descendants(g, u) | ({u} if nx.has_path(g, u, u) and len(edges) == n else set()):
+                want[u, v] = True
+        got = graphs.transitive_closure(graphs.adjacency_matrix(edges, n))
+        np.testing.assert_array_equal(got, want)
+        assert bool(graphs.has_cycle(graphs.adjacency_matrix(edges, n))) == (len(edges) == n)
+
+
+def test_adjacency_matrix_refuses_edges_outside_the_node_range():
+    for bad in ([[0, 3]], [[0, -1]], [[5, 0]]):
+        with pytest.raises(ValueError, match=r"nodes 0\.\.2"):
+            graphs.adjacency_matrix(jnp.asarray(bad), 3)
+    # under jit a floating result is all NaN; a bool one drops the edge, never wraps -1 around to node 2
+    w = jax.jit(lambda e: graphs.adjacency_matrix(e, 3, jnp.ones(1)))(jnp.asarray([[0, 5]]))
+    assert np.isnan(w).all()
+    b = jax.jit(lambda e: graphs.adjacency_matrix(e, 3))(jnp.asarray([[0, -1]]))
+    assert not np.asarray(b).any()
+
+
+def test_empty_graph():
+    A = jnp.zeros((0, 0), bool)
+    order, ok = graphs.topological_order(A)
+    assert order.shape == (0,) and bool(ok) and list(nx.topological_sort(nx.DiGraph())) == []
+    assert graphs.transitive_closure(A).shape == (0, 0) and not bool(graphs.has_cycle(A))
+    assert graphs.topological_sort({}) == []

@@ -12,7 +12,6 @@ import pytest
 import scipy.integrate
 import scipy.special
 import scipy.stats
-from conftest import TOL
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
@@ -20,6 +19,7 @@ from sklearn.metrics import mutual_info_score
 
 import fungpt
 from fungpt import information as info
+from tests.helpers import GRAD as TOL  # f32 2e-3, f64 1e-9: relative
 
 SETTINGS = settings(max_examples=12, deadline=None, derandomize=True)
 DTYPES = [jnp.float32, jnp.float64]
@@ -324,3 +324,61 @@ def test_experiment_runs_quick(tmp_path):
     spec.loader.exec_module(module)
     module.main(["--quick", "--out", str(tmp_path)])
     assert (tmp_path / "ch07_information.json").exists()
+
+
+# --------------------------------------------------------------------------- extremes (issue 17)
+
+def _mp_kl(p, q):
+    return float(sum(mpmath.mpf(float(a)) * mpmath.log(mpmath.mpf(float(a)) / mpmath.mpf(float(b)))
+                     for a, b in zip(p, q, strict=True) if a > 0))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_binary_entropy_at_tiny_p_vs_mpmath(dtype):
+    p = np.asarray([1e-20, 1e-10, 1e-3, 0.5], dtype)
+    want = [float(-mpmath.mpf(float(v)) * mpmath.log(float(v)) - (1 - mpmath.mpf(float(v))) * mpmath.log1p(-float(v)))
+            for v in p]
+    np.testing.assert_allclose(info.binary_entropy(p), want, rtol=4e-6 if dtype == jnp.float32 else 1e-14)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_kl_of_nearly_equal_distributions_is_small_and_positive(dtype):
+    p = np.asarray([0.3, 0.3, 0.4], dtype)
+    for d in (1e-3, 1e-5):
+        q = (p + np.asarray([d, -d, 0], dtype)).astype(dtype)
+        got = info.kl_divergence(p, q)
+        # the oracle on the exact float inputs; its value ~ d²/0.3 is below float32's eps near 1
+        np.testing.assert_allclose(got, _mp_kl(p, q), rtol=1e-4 if dtype == jnp.float32 else 1e-10)
+        assert got > 0
+
+
+def test_mutual_information_with_underflowing_product_of_marginals():
+    pxy = jnp.asarray([[1e-20, 0.0], [0.0, 1.0]], jnp.float32)
+    # I = Σ p log(p/(p_x p_y)) = 1e-20·log(1/1e-20) + 1·log(1/1) in exact arithmetic on these marginals
+    px, py = np.asarray(pxy, np.float64).sum(1), np.asarray(pxy, np.float64).sum(0)
+    want = sum(float(mpmath.mpf(float(v)) * mpmath.log(mpmath.mpf(float(v)) / (mpmath.mpf(px[i]) * mpmath.mpf(py[j]))))
+               for (i, j), v in np.ndenumerate(np.asarray(pxy)) if v > 0)
+    np.testing.assert_allclose(info.mutual_information(pxy), want, rtol=1e-5)
+
+
+def test_gaussian_functions_refuse_a_covariance_that_is_not_positive_definite():
+    bad = jnp.asarray([[-1.0]])
+    with pytest.raises(ValueError, match="positive definite"):
+        info.kl_gaussian(jnp.zeros(1), bad, jnp.zeros(1), jnp.eye(1))
+    with pytest.raises(ValueError, match="positive definite"):
+        info.gaussian_entropy(bad)
+    assert np.isnan(jax.jit(info.kl_gaussian)(jnp.zeros(1), bad, jnp.zeros(1), jnp.eye(1)))
+    with pytest.raises(ValueError, match="positive definite"):
+        info.gaussian_mutual_information(jnp.asarray([[1.0, 2.0], [2.0, 1.0]]), 1)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("scale", [1e-30, 1e-10, 1e10, 1e30])
+def test_kl_gaussian_is_scale_invariant_across_magnitudes(dtype, scale):
+    # KL is invariant under x -> s x: the same number at every magnitude float32 holds (s² stays in range)
+    s = np.asarray(np.sqrt(scale), dtype)
+    mu0, mu1 = np.asarray([0.5], dtype), np.asarray([-0.25], dtype)
+    c0, c1 = np.asarray([[2.0]], dtype), np.asarray([[0.5]], dtype)
+    want = 0.5 * (2.0 / 0.5 + 0.75**2 / 0.5 - 1 + math.log(0.5 / 2.0))
+    got = info.kl_gaussian(s * mu0, s * s * c0, s * mu1, s * s * c1)
+    np.testing.assert_allclose(got, want, rtol=1e-5 if dtype == jnp.float32 else 1e-13)

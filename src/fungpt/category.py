@@ -100,8 +100,16 @@ def compose(*fs: Morphism) -> Morphism:
 
 def finset_compose(g, f) -> jax.Array:
     """Composition in FinSet, the category of finite sets {0..n-1} and functions between them, a function
-    f: n → m stored as the index array f (n,) with values < m: ``(g ∘ f)[i] = g[f[i]]``."""
-    return jnp.asarray(g)[jnp.asarray(f)]
+    f: n → m stored as the index array f (n,) with values < m: ``(g ∘ f)[i] = g[f[i]]``.
+
+    f must land in g's domain {0..len(g)-1}: a concrete f outside it raises ValueError; under jit those
+    entries are −1 (not a clamped g[-1] or g[0], which would pass for a function)."""
+    g, f = jnp.asarray(g), jnp.asarray(f)
+    bad = (f < 0) | (f >= g.shape[0])
+    if not isinstance(bad, jax.core.Tracer) and bool(jnp.any(bad)):
+        raise ValueError(f"finset_compose: f's values {np.asarray(f)[np.asarray(bad)].tolist()} are outside "
+                         f"g's domain 0..{g.shape[0] - 1} (codomain of f != domain of g)")
+    return jnp.where(bad, -1, g.at[f].get(mode="fill", fill_value=-1))
 
 
 def finset_identity(n: int) -> jax.Array:

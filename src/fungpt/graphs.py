@@ -58,19 +58,31 @@ def adjacency_matrix(edges, n: int, weights=None, dtype=None):
 
     edges: int (E, 2); n: number of nodes; weights: (E,) or None (each edge counts 1).
     Returns (n, n) of `dtype` (default bool without weights, the weights' dtype with them).
+    An edge outside 0..n-1 raises ValueError on concrete edges; under jit it makes a floating result all NaN
+    (a bool or int result cannot carry NaN: there the bad edge is dropped, never wrapped around).
     """
     n = _check_positive_int("n", n)
     edges = jnp.asarray(edges)
     if edges.ndim != 2 or edges.shape[1] != 2 or not jnp.issubdtype(edges.dtype, jnp.integer):
         raise ValueError(f"edges must be an int array of shape (E, 2), got {edges.dtype}{list(edges.shape)}")
+    bad = jnp.any((edges < 0) | (edges >= n))
+    if not isinstance(bad, jax.core.Tracer) and bool(bad):
+        rows = np.argwhere(np.any((np.asarray(edges) < 0) | (np.asarray(edges) >= n), axis=1)).ravel()
+        raise ValueError(f"edges must join nodes 0..{n - 1}; edges {rows.tolist()} are "
+                         f"{np.asarray(edges)[rows].tolist()}")
+    # under jit: a negative index must not wrap to n-1 (numpy's convention); out of range is dropped, and a
+    # floating result is all NaN so the bad edge cannot pass for a graph
+    safe = jnp.where(edges < 0, n, edges)
     if weights is None:
         dtype = jnp.bool_ if dtype is None else dtype
-        return jnp.zeros((n, n), dtype).at[edges[:, 0], edges[:, 1]].set(True, mode="drop")
-    weights = jnp.asarray(weights)
-    if weights.shape != edges.shape[:1]:
-        raise ValueError(f"weights must have shape ({edges.shape[0]},), got {weights.shape}")
-    dtype = weights.dtype if dtype is None else dtype
-    return jnp.zeros((n, n), dtype).at[edges[:, 0], edges[:, 1]].add(weights.astype(dtype), mode="drop")
+        A = jnp.zeros((n, n), dtype).at[safe[:, 0], safe[:, 1]].set(True, mode="drop")
+    else:
+        weights = jnp.asarray(weights)
+        if weights.shape != edges.shape[:1]:
+            raise ValueError(f"weights must have shape ({edges.shape[0]},), got {weights.shape}")
+        dtype = weights.dtype if dtype is None else dtype
+        A = jnp.zeros((n, n), dtype).at[safe[:, 0], safe[:, 1]].add(weights.astype(dtype), mode="drop")
+    return jnp.where(bad, jnp.nan, A) if jnp.issubdtype(A.dtype, jnp.inexact) else A
 
 
 def edge_list(A) -> np.ndarray:
@@ -225,6 +237,8 @@ def topological_order(A):
     """
     A = _edges(A)
     n = A.shape[0]
+    if n == 0:  # the empty graph is a DAG with the empty order
+        return jnp.zeros(0, jnp.int32), jnp.asarray(True)
     indeg = jnp.sum(A, axis=0, dtype=jnp.int32)
 
     def step(carry, _):

@@ -3,15 +3,19 @@ mutual information and perplexity, as pure JAX functions.
 
 Distributions are arrays of probabilities over the last axis (``(..., K)``, summing to 1); joint tables of
 two variables are ``(..., |X|, |Y|)``.  ``unit`` chooses nats (natural log, the default) or bits (log₂).
-Terms with p = 0 contribute 0 (the limit p log p → 0), with gradients that stay finite: the log is only
-ever taken of the entries where p > 0.  Everything jits, vmaps over leading axes and differentiates.
+Terms with p = 0 contribute 0 (the limit p log p → 0), with gradients that stay finite: the log never
+sees 0 at an entry where p = 0 (`fungpt._special.xlogy`).  Everything jits, vmaps over leading axes and differentiates.
 """
 from __future__ import annotations
 
 import math
 
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
+
+from fungpt import _special
+from fungpt.probability._base import concrete
 
 __all__ = [
     "binary_entropy", "conditional_entropy", "cross_entropy", "cross_entropy_from_logits", "entropy",
@@ -36,10 +40,14 @@ def _float(x, name="p"):
     return x
 
 
-def _xlogy(x, y):
-    # x log y with 0 log y = 0; the inner where keeps log's input (and so its gradient) finite at y = 0.
-    pos = x > 0
-    return jnp.where(pos, x * jnp.log(jnp.where(pos, y, jnp.ones_like(y))), jnp.zeros_like(x))
+def _cholesky(cov, name):
+    """L with cov = L Lᵀ. Not symmetric positive definite: a ValueError on concrete input, NaN under jit
+    (jnp.linalg.cholesky's NaN factor then reaches every result), never a plausible number."""
+    L = jnp.linalg.cholesky(cov)
+    v = concrete(L)
+    if v is not None and not np.all(np.diagonal(v, axis1=-2, axis2=-1) > 0):
+        raise ValueError(f"{name} must be symmetric positive definite (its Cholesky factor is {v})")
+    return L
 
 
 def _table(pxy):
@@ -57,20 +65,22 @@ def entropy(p, unit: str = "nats"):
     p: (..., K) -> (...).  0 <= H <= log K, with log K exactly for the uniform distribution.
     """
     p = _float(p)
-    return -jnp.sum(_xlogy(p, p), axis=-1) * _scale(unit)
+    return -jnp.sum(_special.xlogy(p, p), axis=-1) * _scale(unit)
 
 
 def binary_entropy(p, unit: str = "nats"):
-    """H_b(p) = −p log p − (1−p) log(1−p): the entropy of a coin with P(heads) = p.  Elementwise."""
+    """H_b(p) = −p log p − (1−p) log(1−p): the entropy of a coin with P(heads) = p.  Elementwise.
+
+    The second term is (1−p)·log1p(−p): at p = 1e-20 it is 1e-20, which log(1 − p) = log 1 = 0 would drop."""
     p = _float(p)
-    return -(_xlogy(p, p) + _xlogy(1 - p, 1 - p)) * _scale(unit)
+    return -(_special.xlogy(p, p) + _special.xlog1py(1 - p, -p)) * _scale(unit)
 
 
 def gaussian_entropy(cov, unit: str = "nats"):
     """Differential entropy of N(μ, Σ):  h = ½ log det(2πe Σ)  (via Cholesky).  cov: (..., d, d) -> (...)."""
     cov = _float(cov, "cov")
     d = cov.shape[-1]
-    logdet = 2 * jnp.sum(jnp.log(jnp.diagonal(jnp.linalg.cholesky(cov), axis1=-2, axis2=-1)), axis=-1)
+    logdet = 2 * jnp.sum(jnp.log(jnp.diagonal(_cholesky(cov, "cov"), axis1=-2, axis2=-1)), axis=-1)
     return 0.5 * (d * math.log(2 * math.pi * math.e) + logdet) * _scale(unit)
 
 
@@ -97,7 +107,7 @@ def conditional_entropy(pxy, unit: str = "nats"):
     pxy = _table(pxy)
     px = jnp.sum(pxy, axis=-1, keepdims=True)
     cond = pxy / jnp.where(px > 0, px, jnp.ones_like(px))
-    return -jnp.sum(_xlogy(pxy, cond), axis=(-2, -1)) * _scale(unit)
+    return -jnp.sum(_special.xlogy(pxy, cond), axis=(-2, -1)) * _scale(unit)
 
 
 # ------------------------------------------------------------------------------------------ cross-entropy
@@ -107,7 +117,7 @@ def cross_entropy(p, q, unit: str = "nats"):
 
     Infinite where q_k = 0 < p_k (the model rules out something that happens)."""
     p, q = _float(p), _float(q, "q")
-    return -jnp.sum(_xlogy(p, q), axis=-1) * _scale(unit)
+    return -jnp.sum(_special.xlogy(p, q), axis=-1) * _scale(unit)
 
 
 def log_softmax(logits, axis: int = -1):
@@ -167,9 +177,13 @@ def cross_entropy_from_logits(logits, labels, label_smoothing: float = 0.0, *, r
 # ------------------------------------------------------------------------------------------ KL divergence
 
 def kl_divergence(p, q, unit: str = "nats"):
-    """KL(p ‖ q) = Σ_k p_k log(p_k / q_k) >= 0, = 0 iff p = q; not symmetric.  p, q: (..., K) -> (...)."""
+    """KL(p ‖ q) = Σ_k p_k log(p_k / q_k) >= 0, = 0 iff p = q; not symmetric.  p, q: (..., K) -> (...).
+
+    Summed as Σ_k [p_k log(p_k/q_k) − p_k + q_k] (equal for p, q that sum to 1): each term is Loader's
+    deviance bd0 ≥ 0, accurate as p_k → q_k, so KL of nearly equal distributions is ≈ ½ Σ (p−q)²/q, never
+    a negative rounding residue.  inf where q_k = 0 < p_k."""
     p, q = _float(p), _float(q, "q")
-    return jnp.sum(_xlogy(p, p) - _xlogy(p, q), axis=-1) * _scale(unit)
+    return jnp.sum(_special.bd0(p, q), axis=-1) * _scale(unit)
 
 
 def kl_gaussian(mu0, cov0, mu1, cov1, unit: str = "nats"):
@@ -182,7 +196,7 @@ def kl_gaussian(mu0, cov0, mu1, cov1, unit: str = "nats"):
     d = mu0.shape[-1]
     if mu0.shape != (d,) or mu1.shape != (d,) or cov0.shape != (d, d) or cov1.shape != (d, d):
         raise ValueError(f"need mu (d,) and cov (d, d); got {mu0.shape}, {cov0.shape}, {mu1.shape}, {cov1.shape}")
-    L0, L1 = jnp.linalg.cholesky(cov0), jnp.linalg.cholesky(cov1)
+    L0, L1 = _cholesky(cov0, "cov0"), _cholesky(cov1, "cov1")
     solve = lambda b: lax.linalg.triangular_solve(L1, b, left_side=True, lower=True)
     M = solve(L0)  # L1⁻¹ L0:  tr(Σ₁⁻¹Σ₀) = ‖L1⁻¹L0‖_F²
     r = solve((mu1 - mu0)[:, None])[:, 0]  # L1⁻¹(μ₁−μ₀):  the Mahalanobis term is ‖r‖²
@@ -199,8 +213,9 @@ def mutual_information(pxy, unit: str = "nats"):
     """
     pxy = _table(pxy)
     px, py = marginals(pxy)
-    outer = px[..., :, None] * py[..., None, :]
-    return jnp.sum(_xlogy(pxy, pxy) - _xlogy(pxy, outer), axis=(-2, -1)) * _scale(unit)
+    # log p(x) and log p(y) separately: the product p(x) p(y) underflows (1e-20 · 1e-20 in float32)
+    terms = _special.xlogy(pxy, pxy) - _special.xlogy(pxy, px[..., :, None]) - _special.xlogy(pxy, py[..., None, :])
+    return jnp.sum(terms, axis=(-2, -1)) * _scale(unit)
 
 
 def gaussian_mutual_information(cov, dim_x: int, unit: str = "nats"):
@@ -213,7 +228,7 @@ def gaussian_mutual_information(cov, dim_x: int, unit: str = "nats"):
     d = cov.shape[-1]
     if cov.ndim != 2 or cov.shape[0] != d or not 1 <= dim_x < d:
         raise ValueError(f"need a (d, d) covariance and 1 <= dim_x < d; got shape {cov.shape}, dim_x={dim_x}")
-    logdet = lambda S: 2 * jnp.sum(jnp.log(jnp.diagonal(jnp.linalg.cholesky(S))))
+    logdet = lambda S: 2 * jnp.sum(jnp.log(jnp.diagonal(_cholesky(S, "cov"))))
     return 0.5 * (logdet(cov[:dim_x, :dim_x]) + logdet(cov[dim_x:, dim_x:]) - logdet(cov)) * _scale(unit)
 
 
