@@ -14,8 +14,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from fungpt import _special
-from fungpt.probability._base import concrete
+import fungpt._special as _special
+from fungpt._arrays import concrete
 
 __all__ = [
     "binary_entropy", "conditional_entropy", "cross_entropy", "cross_entropy_from_logits", "entropy",

@@ -10,16 +10,14 @@ from jax import tree_util
 from jax.extend.core import Literal
 
 from fungpt.autodiff.forward import jvp_jaxpr
-from fungpt.autodiff.jaxpr import bind, is_drop, is_float, read, trace
-from fungpt.autodiff.jaxpr import dtype_of as _dtype
-from fungpt.autodiff.jaxpr import zeros_like as _zeros
+from fungpt.autodiff.jaxpr import bind, dtype_of, is_drop, is_float, read, trace, zeros_like
 from fungpt.autodiff.reverse import linearize as reverse_linearize
 
 __all__ = ["grad", "hessian", "jacfwd", "jacrev", "jvp", "linear_transpose", "linearize", "value_and_grad", "vjp"]
 
 
 def _is_float(x):
-    return is_float(_dtype(x))
+    return is_float(dtype_of(x))
 
 
 def _float0_zeros(x):
@@ -28,7 +26,7 @@ def _float0_zeros(x):
 
 def _given_dtype(x):
     # The dtype JAX sees for a user-supplied (co)tangent: canonical (float64 is float32 without x64).
-    dt = _dtype(x)
+    dt = dtype_of(x)
     return dt if dt == jax.dtypes.float0 else jax.dtypes.canonicalize_dtype(dt)
 
 
@@ -49,13 +47,13 @@ def _check_cotangents(ct_flat, outs, out_paths):
     """JAX's check (JAX's vjp raises the same ValueError): each cotangent has its output's shape and
     tangent dtype; an integer output's cotangent only needs the shape (JAX accepts any dtype there)."""
     for c, o, path in zip(ct_flat, outs, out_paths, strict=True):
-        want, got = _tangent_dtype(_dtype(o)), _given_dtype(c)
+        want, got = _tangent_dtype(dtype_of(o)), _given_dtype(c)
         if np.shape(c) != np.shape(o) or (want != jax.dtypes.float0 and got != want):
             raise ValueError(
                 f"unexpected JAX type (e.g. shape/dtype) for argument to VJP function: got "
                 f"{_type_str(got, np.shape(c))}, but expected {_type_str(want, np.shape(o))} because the "
                 f"corresponding output of the differentiated function (out{path}) had JAX type "
-                f"{_type_str(_dtype(o), np.shape(o))}. fungpt.vjp never casts a cotangent: build it with "
+                f"{_type_str(dtype_of(o), np.shape(o))}. fungpt.vjp never casts a cotangent: build it with "
                 f"the output's shape and dtype (e.g. jnp.ones_like(out)).")
 
 
@@ -63,12 +61,12 @@ def _check_tangents(flat, tflat, paths):
     """JAX's checks in its jvp: a tangent has its primal's dtype (float0 for int/bool primals; a
     TypeError otherwise) and its shape (a ValueError otherwise). Tangents are never cast."""
     for x, t, path in zip(flat, tflat, paths, strict=True):
-        want, got = _tangent_dtype(_dtype(x)), _given_dtype(t)
+        want, got = _tangent_dtype(dtype_of(x)), _given_dtype(t)
         if got != want:
             raise TypeError(
                 f"primal and tangent arguments to fungpt.jvp do not match; dtypes must be equal, or in case "
                 f"of int/bool primal dtype the tangent dtype must be float0. Got primal dtype "
-                f"{_dtype_name(_dtype(x))} and so expected tangent dtype {_dtype_name(want)}, but got tangent "
+                f"{_dtype_name(dtype_of(x))} and so expected tangent dtype {_dtype_name(want)}, but got tangent "
                 f"dtype {_dtype_name(got)} instead (at primals{path}). fungpt.jvp never casts a tangent.")
         if np.shape(x) != np.shape(t):
             raise ValueError(f"fungpt.jvp called with different primal and tangent shapes; got primal shape "
@@ -132,7 +130,7 @@ def _traced_fun(fun, has_aux):
 def _check_input_rev(name, holomorphic, allow_int, tree):
     # JAX's checks for grad / jacrev inputs (same messages).
     for leaf in tree_util.tree_leaves(tree):
-        dt = _dtype(leaf)
+        dt = dtype_of(leaf)
         if holomorphic and not jnp.issubdtype(dt, jnp.complexfloating):
             raise TypeError(f"{name} with holomorphic=True requires inputs with complex dtype, but got {dt.name}.")
         if not jnp.issubdtype(dt, jnp.inexact) and not allow_int:
@@ -143,7 +141,7 @@ def _check_input_rev(name, holomorphic, allow_int, tree):
 
 def _check_output_rev(name, holomorphic, tree):
     for leaf in tree_util.tree_leaves(tree):
-        dt = _dtype(leaf)
+        dt = dtype_of(leaf)
         if holomorphic:
             if not jnp.issubdtype(dt, jnp.complexfloating):
                 raise TypeError(f"{name} with holomorphic=True requires outputs with complex dtype, but got "
@@ -162,7 +160,7 @@ def _check_output_rev(name, holomorphic, tree):
 
 def _check_jacfwd(holomorphic, tree, what):
     for leaf in tree_util.tree_leaves(tree):
-        dt = _dtype(leaf)
+        dt = dtype_of(leaf)
         if holomorphic:
             if not jnp.issubdtype(dt, jnp.complexfloating):
                 raise TypeError(f"jacfwd with holomorphic=True requires {what}s with complex dtype, but got "
@@ -205,9 +203,9 @@ def vjp(fun, *primals, has_aux=False):
             raise ValueError(f"fungpt.vjp: the cotangent has tree structure {ct_tree}, but the function's "
                              f"output has {out_tree}.")
         _check_cotangents(ct_flat, outs, out_paths)
-        cts = [jnp.asarray(c, _dtype(o)) if a else None for c, o, a in zip(ct_flat, outs, out_active, strict=True)]
+        cts = [jnp.asarray(c, dtype_of(o)) if a else None for c, o, a in zip(ct_flat, outs, out_active, strict=True)]
         cts_in = backward(residuals, cts + [None] * (n_all - n))
-        res = [(_zeros(x) if c is None else c) if _is_float(x) else _float0_zeros(x)
+        res = [(zeros_like(x) if c is None else c) if _is_float(x) else _float0_zeros(x)
                for x, c in zip(flat, cts_in, strict=True)]
         return tree_util.tree_unflatten(in_tree, res)
 
@@ -230,7 +228,7 @@ def value_and_grad(fun, argnums=0, has_aux=False, holomorphic=False, allow_int=F
             raise TypeError(f"Gradient only defined for scalar-output functions. Output had shape: "
                             f"{np.shape(out)}.")
         _check_output_rev("grad", holomorphic, out)
-        g = pullback(jnp.ones((), _dtype(out)))
+        g = pullback(jnp.ones((), dtype_of(out)))
         g = g[0] if isinstance(argnums, int) else g
         return ((out, res[2]), g) if has_aux else (out, g)
 
@@ -270,10 +268,10 @@ def jvp(fun, primals, tangents, has_aux=False):
                                   tree_util.tree_flatten_with_path(tuple(primals))[0]])
     f, rebuild_aux = _traced_fun(fun, has_aux)
     closed, out_tree = trace(f, flat, in_tree)
-    ts = [jnp.asarray(t, _dtype(x)) if _is_float(x) else None for x, t in zip(flat, tflat, strict=True)]
+    ts = [jnp.asarray(t, dtype_of(x)) if _is_float(x) else None for x, t in zip(flat, tflat, strict=True)]
     outs, touts = jvp_jaxpr(closed.jaxpr, closed.consts, flat, ts)
     outs = [jnp.asarray(o) for o in outs]
-    touts = [(_zeros(o) if t is None else t) if _is_float(o) else _float0_zeros(o)
+    touts = [(zeros_like(o) if t is None else t) if _is_float(o) else _float0_zeros(o)
              for o, t in zip(outs, touts, strict=True)]
     if has_aux:
         out_tree, _ = out_tree.children()
@@ -298,7 +296,7 @@ def linearize(fun, *primals, has_aux=False):
     def both(primal_flat, tangent_flat):
         it = iter(tangent_flat)
         outs, touts = jvp_jaxpr(closed.jaxpr, closed.consts, primal_flat, [next(it) if a else None for a in floats])
-        return outs, [_zeros(o) if t is None else t for o, t in zip(outs, touts, strict=True) if _is_float(o)]
+        return outs, [zeros_like(o) if t is None else t for o, t in zip(outs, touts, strict=True) if _is_float(o)]
 
     t_avals = [jax.ShapeDtypeStruct(x.shape, x.dtype) for x, a in zip(flat, floats, strict=True) if a]
     jvp_closed = jax.make_jaxpr(both)(flat, t_avals)
@@ -382,11 +380,11 @@ def linear_transpose(fun, *primals, reduce_axes=()):
             raise TypeError(f"cotangent tree does not match function output, expected {out_tree} but got {ct_tree}")
         if any(np.shape(c) != a.shape or _given_dtype(c) != a.dtype for c, a in zip(cts, out_avals, strict=True)):
             raise TypeError(f"cotangent type does not match function output, expected {out_avals} but got {cts}")
-        zeros = [_zeros(a) for a in avals]
+        zeros = [zeros_like(a) for a in avals]
         _, out_active, res, backward = reverse_linearize(closed.jaxpr, closed.consts, zeros, [True] * len(zeros))
         cts_in = backward(res, [jnp.asarray(c, a.dtype) if act else None
                                 for c, a, act in zip(cts, out_avals, out_active, strict=True)])
-        return tree_util.tree_unflatten(in_tree, [_zeros(a) if c is None else jnp.asarray(c)
+        return tree_util.tree_unflatten(in_tree, [zeros_like(a) if c is None else jnp.asarray(c)
                                                   for c, a in zip(cts_in, avals, strict=True)])
 
     return transposed
@@ -418,14 +416,14 @@ def jacrev(fun, argnums=0, has_aux=False, holomorphic=False, allow_int=False):
         def row(e):
             parts = jnp.split(e, splits)
             return pullback(tree_util.tree_unflatten(
-                out_tree, [p.reshape(np.shape(o)).astype(_dtype(o)) for p, o in zip(parts, out_flat, strict=True)]))
+                out_tree, [p.reshape(np.shape(o)).astype(dtype_of(o)) for p, o in zip(parts, out_flat, strict=True)]))
 
         rows = jax.vmap(row)(basis)  # tuple over argnums; leaves (n_out, *arg_shape)
         per_out = []
         for k, o in enumerate(out_flat):
             lo, hi = (0 if k == 0 else int(splits[k - 1])), int(np.cumsum(sizes)[k])
             per_out.append(tree_util.tree_map(lambda r, x, o=o, lo=lo, hi=hi: _as_block(r[lo:hi].reshape(
-                (*np.shape(o), *r.shape[1:])), _dtype(x)), rows, dyn))
+                (*np.shape(o), *r.shape[1:])), dtype_of(x)), rows, dyn))
         jac = tree_util.tree_unflatten(out_tree, [p[0] if isinstance(argnums, int) else p for p in per_out])
         return (jac, res[2]) if has_aux else jac
 
@@ -447,9 +445,9 @@ def jacfwd(fun, argnums=0, has_aux=False, holomorphic=False):
         def column(e):
             parts = jnp.split(e, np.cumsum(sizes)[:-1])
             tangents = tree_util.tree_unflatten(
-                dyn_tree, [p.reshape(np.shape(x)).astype(_dtype(x)) for p, x in zip(parts, dyn_flat, strict=True)])
+                dyn_tree, [p.reshape(np.shape(x)).astype(dtype_of(x)) for p, x in zip(parts, dyn_flat, strict=True)])
             r = jvp(f, dyn, tangents, has_aux=has_aux)
-            out_dtypes[:] = [_dtype(o) for o in tree_util.tree_leaves(r[0])]  # static: read after vmap
+            out_dtypes[:] = [dtype_of(o) for o in tree_util.tree_leaves(r[0])]  # static: read after vmap
             return (r[1], r[2]) if has_aux else (r[1], None)
 
         out_dtypes = []

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from fungpt import _special
+import fungpt._special as _special
 from fungpt.discrete._base import as_float, nonneg_int
 
 __all__ = ["comb", "combinations", "factorial", "log_comb", "log_factorial", "log_perm", "nth_permutation", "perm",

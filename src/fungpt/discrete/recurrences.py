@@ -2,7 +2,6 @@
 iteration, by companion-matrix powers and in closed form."""
 from __future__ import annotations
 
-import functools
 import math
 
 import jax
@@ -17,7 +16,6 @@ __all__ = ["binet", "catalan", "characteristic_roots", "companion_matrix", "fibo
            "linear_recurrence_nth", "recurrence_closed_form"]
 
 
-@functools.cache
 def _fib_pair(n):
     # (F(n), F(n+1)) by fast doubling: F(2k) = F(k)(2F(k+1) − F(k)), F(2k+1) = F(k)² + F(k+1)².
     if n == 0:

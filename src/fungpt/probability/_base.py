@@ -6,6 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from fungpt._arrays import concrete
 from fungpt._special import xlogy
 
 __all__ = ["as_float", "bcast", "check_n", "check_positive", "check_probs", "concrete", "floats", "full_shape",
@@ -25,14 +26,6 @@ def floats(*xs):
     fl = [x for x in xs if isinstance(x, float) or jnp.issubdtype(jnp.result_type(x), jnp.floating)]
     dtype = jnp.result_type(*fl) if fl else jnp.asarray(0.0).dtype
     return [jnp.asarray(x).astype(dtype) for x in xs]
-
-
-def concrete(x):
-    """x as a numpy array, or None while tracing (value checks then cannot run)."""
-    try:
-        return np.asarray(x)
-    except (jax.errors.TracerArrayConversionError, jax.errors.ConcretizationTypeError):
-        return None
 
 
 def check_probs(name, p, axis=None, atol=1e-6):

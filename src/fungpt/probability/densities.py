@@ -11,7 +11,8 @@ import numpy as np
 from jax import lax
 from jax.scipy import special
 
-from fungpt import _special, numerics
+import fungpt._special as _special
+from fungpt import numerics
 from fungpt.probability._base import as_float, bcast, check_positive, concrete, floats, full_shape, uniform_bits, xlogy
 from fungpt.probability.distributions import Family
 

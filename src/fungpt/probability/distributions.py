@@ -14,7 +14,7 @@ import numpy as np
 from jax import lax
 from jax.scipy import special
 
-from fungpt import _special
+import fungpt._special as _special
 from fungpt.probability._base import (
     as_float,
     check_n,

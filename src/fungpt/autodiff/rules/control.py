@@ -6,8 +6,7 @@ from jax import lax
 from jax.extend.core import Literal
 
 from fungpt.autodiff.forward import jvp_jaxpr
-from fungpt.autodiff.jaxpr import bind_params, differentiable, eval_jaxpr, is_drop, open_jaxpr
-from fungpt.autodiff.jaxpr import zeros_like as _zeros
+from fungpt.autodiff.jaxpr import bind_params, differentiable, eval_jaxpr, is_drop, open_jaxpr, zeros_like
 from fungpt.autodiff.reverse import linearize
 from fungpt.autodiff.rules import nograd, prim, register
 
@@ -98,7 +97,7 @@ def _custom_jvp_jvp(xs, ts, *, num_consts, **params):
                                   "closed-over value is not supported (JAX refuses it too).")
     primals, tangents = xs[num_consts:], ts[num_consts:]
     if not params.get("symbolic_zeros", False):
-        tangents = [_zeros(x) if t is None else t for x, t in zip(primals, tangents, strict=True)]
+        tangents = [zeros_like(x) if t is None else t for x, t in zip(primals, tangents, strict=True)]
     nonzero = [t is not None for t in tangents]
     jaxpr, consts, out_zeros = _custom_jvp_rule(params, nonzero)
     out = eval_jaxpr(jaxpr, consts, [*primals, *[t for t in tangents if t is not None]])
@@ -117,7 +116,7 @@ def _custom_jvp_fwd(ins, active, *, num_consts, **params):
     n, n_out = len(primals), len(out_zeros)
     # The JVP rule is linear in its tangent inputs: linearizing it at zero tangents and running
     # our backward sweep over the tangent part is its transpose.
-    tangents = [_zeros(x) for x, a in zip(primals, act, strict=True) if a]
+    tangents = [zeros_like(x) for x, a in zip(primals, act, strict=True) if a]
     outs, _, res, backward = linearize(jaxpr, consts, [*primals, *tangents],
                                        [False] * n + [True] * len(tangents))
     nz_out = [i for i, z in enumerate(out_zeros) if not z]
@@ -161,7 +160,7 @@ def _custom_vjp_fwd(ins, active, *, call_jaxpr, num_consts, out_trees, symbolic_
 
     def bwd(res, cts):
         if not symbolic_zeros:
-            cts = [_zeros(a) if c is None else c for c, a in zip(cts, out_avals, strict=True)]
+            cts = [zeros_like(a) if c is None else c for c, a in zip(cts, out_avals, strict=True)]
         cts_in = list(bwd_fun.call_wrapped(*res, *cts))
         cts_in = cts_in[-n_in:] if len(cts_in) >= n_in else cts_in
         return [None if (c is None or _is_symbolic_zero(c)) else c for c in cts_in]
@@ -193,7 +192,7 @@ def _cond_fwd(ins, active, *, branches, **params):
                 jaxpr, consts = open_jaxpr(b)
                 _, _, residuals, backward = linearize(jaxpr, consts, ops, op_act)
                 cts_in = backward(residuals, cts)
-                return [_zeros(o) if c is None else c for o, c, a in zip(ops, cts_in, op_act, strict=True) if a]
+                return [zeros_like(o) if c is None else c for o, c, a in zip(ops, cts_in, op_act, strict=True) if a]
             return run
 
         got = iter(lax.switch(index, [branch(b) for b in branches], list(ops), cts))
@@ -213,7 +212,7 @@ def _cond_jvp(xs, ts, *, branches, **params):
             it = iter(tin)
             jaxpr, consts = open_jaxpr(b)
             outs, touts = jvp_jaxpr(jaxpr, consts, ops, [next(it) if z else None for z in nz])
-            return outs, [_zeros(o) if t is None else t if differentiable(jax.typeof(o)) else None
+            return outs, [zeros_like(o) if t is None else t if differentiable(jax.typeof(o)) else None
                           for o, t in zip(outs, touts, strict=True)]
         return run
 
@@ -264,11 +263,11 @@ def _scan_fwd(ins, active, *, jaxpr, num_consts, num_carry, length, reverse, unr
 
     def bwd(res, cts):
         stk, consts_v, xs_v = res[:n_stk], res[n_stk:n_stk + num_consts], res[n_stk + num_consts:]
-        ct_carry = [(_zeros(a) if c is None else c) if act else None
+        ct_carry = [(zeros_like(a) if c is None else c) if act else None
                     for c, a, act in zip(cts[:num_carry], carry_avals, carry_act, strict=True)]
         ct_ys = cts[num_carry:]
         has_ct_y = [c is not None for c in ct_ys]
-        ct_consts = [_zeros(a) if act else None for a, act in zip(const_avals, c_act, strict=True)]
+        ct_consts = [zeros_like(a) if act else None for a, act in zip(const_avals, c_act, strict=True)]
 
         def bwd_body(state, inp):
             ct_c, ct_k = state
@@ -282,9 +281,9 @@ def _scan_fwd(ins, active, *, jaxpr, num_consts, num_carry, length, reverse, unr
                                 cts_in[num_consts + num_carry:])
             ct_k = [None if acc is None else acc if c is None else acc + c for acc, c in
                     zip(ct_k, k_in, strict=True)]
-            ct_c = [None if act is None else (_zeros(a) if c is None else c) for act, c, a in
+            ct_c = [None if act is None else (zeros_like(a) if c is None else c) for act, c, a in
                     zip(ct_c, c_in, carry_avals, strict=True)]
-            ct_x = [(_zeros(xv) if c is None else c) if a else None for xv, c, a in
+            ct_x = [(zeros_like(xv) if c is None else c) if a else None for xv, c, a in
                     zip(x_i, x_in, x_act, strict=True)]
             return (ct_c, ct_k), ct_x
 
@@ -356,7 +355,7 @@ def _scan_jvp(xs, ts, *, jaxpr, num_consts, num_carry, length, reverse, unroll, 
     tx_nz = [t is not None for t in tx]
     carry_nz = _carry_active(body, [t is not None for t in tc], [t is not None for t in ti], tx_nz)
     out_nz = propagate(body, [t is not None for t in tc] + carry_nz + tx_nz)
-    t_init = [(_zeros(c) if t is None else t) if nz else None for c, t, nz in zip(init, ti, carry_nz, strict=True)]
+    t_init = [(zeros_like(c) if t is None else t) if nz else None for c, t, nz in zip(init, ti, carry_nz, strict=True)]
 
     def body_fn(carry, x):
         c, tcar = carry
@@ -364,9 +363,9 @@ def _scan_jvp(xs, ts, *, jaxpr, num_consts, num_carry, length, reverse, unroll, 
         it = iter(txv)
         outs, touts = jvp_jaxpr(body, body_consts, [*consts, *c, *xv],
                                 [*tc, *tcar, *[next(it) if nz else None for nz in tx_nz]])
-        tcar_out = [(_zeros(o) if t is None else t) if nz else None
+        tcar_out = [(zeros_like(o) if t is None else t) if nz else None
                     for o, t, nz in zip(outs[:num_carry], touts[:num_carry], carry_nz, strict=True)]
-        ty = [(_zeros(o) if t is None else t) if nz else None
+        ty = [(zeros_like(o) if t is None else t) if nz else None
               for o, t, nz in zip(outs[num_carry:], touts[num_carry:], out_nz[num_carry:], strict=True)]
         return (outs[:num_carry], tcar_out), (outs[num_carry:], ty)
 
@@ -403,7 +402,7 @@ def _while_jvp(xs, ts, *, cond_jaxpr, body_jaxpr, cond_nconsts, body_nconsts, **
         xs[cond_nconsts + body_nconsts:]
     tb, ti = ts[cond_nconsts:cond_nconsts + body_nconsts], ts[cond_nconsts + body_nconsts:]
     nz = _carry_active(bj, [t is not None for t in tb], [t is not None for t in ti])
-    t0 = [(_zeros(c) if t is None else t) if z else None for c, t, z in zip(init, ti, nz, strict=True)]
+    t0 = [(zeros_like(c) if t is None else t) if z else None for c, t, z in zip(init, ti, nz, strict=True)]
 
     def cond_fn(carry):
         return eval_jaxpr(cj, cc, [*cconsts, *carry[0]])[0]
@@ -411,7 +410,8 @@ def _while_jvp(xs, ts, *, cond_jaxpr, body_jaxpr, cond_nconsts, body_nconsts, **
     def body_fn(carry):
         c, tcar = carry
         outs, touts = jvp_jaxpr(bj, bc, [*bconsts, *c], [*tb, *tcar])
-        return outs, [(_zeros(o) if t is None else t) if z else None for o, t, z in zip(outs, touts, nz, strict=True)]
+        return outs, [(zeros_like(o) if t is None else t) if z else None
+                      for o, t, z in zip(outs, touts, nz, strict=True)]
 
     c, tc = lax.while_loop(cond_fn, body_fn, (list(init), t0))
     return c, tc

@@ -17,8 +17,7 @@ import numpy as np
 from jax import lax
 
 from fungpt.autodiff.forward import jvp_jaxpr
-from fungpt.autodiff.jaxpr import is_float, open_jaxpr
-from fungpt.autodiff.jaxpr import zeros_like as _zeros
+from fungpt.autodiff.jaxpr import is_float, open_jaxpr, zeros_like
 from fungpt.autodiff.reverse import linearize
 from fungpt.autodiff.rules import prim, register
 
@@ -195,7 +194,7 @@ def _linear_solve_jvp(xs, ts, *, const_lengths, jaxprs):
     # Tangents of the solve / vecmat consts are ignored, as in JAX: solve is the exact inverse of matvec.
     if all(t is None for t in tb + tconsts.matvec):
         return outs, [None] * len(outs)
-    rhs = [_zeros(x) if t is None else t for x, t in zip(b, tb, strict=True)]
+    rhs = [zeros_like(x) if t is None else t for x, t in zip(b, tb, strict=True)]
     if any(t is not None for t in tconsts.matvec):
         jaxpr, mv_consts = open_jaxpr(jaxprs.matvec)
         _, dmv = jvp_jaxpr(jaxpr, mv_consts, [*consts.matvec, *outs[:nb]], [*tconsts.matvec, *[None] * nb])
