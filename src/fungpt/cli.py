@@ -187,9 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _cmd_train(args) -> int:
-    from fungpt.gpt import checkpoint, train
-
-    from fungpt.gpt import sharding
+    from fungpt.gpt import checkpoint, sharding, train
 
     sharding.parse_mesh(args.mesh)  # a bad --mesh is refused before anything starts
     dist = (args.coordinator, args.num_processes, args.process_id)

@@ -99,8 +99,8 @@ def test_two_processes_through_the_cli_train_like_one_and_resume_in_one(tiny_tex
     single = _losses(tmp_path / "single")
     assert len(single) == 6 and _close(_losses(tmp_path / "p0"), single[:4])
     # the 2-process run's checkpoint resumes in 1 process on 1 device
-    _check(subprocess.run([sys.executable, "-m", "fungpt.cli", "train", "--no-progress", "--resume", str(tmp_path / "p0"),
-                           "--max-iters", "6"], env=_env(1), capture_output=True, text=True, timeout=600))
+    resume = [sys.executable, "-m", "fungpt.cli", "train", "--no-progress", "--resume", str(tmp_path / "p0")]
+    _check(subprocess.run([*resume, "--max-iters", "6"], env=_env(1), capture_output=True, text=True, timeout=600))
     assert _close(_losses(tmp_path / "p0"), single)
 
 

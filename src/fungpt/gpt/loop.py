@@ -18,11 +18,11 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+
 from fungpt.gpt import checkpoint as ckpt_lib
 from fungpt.gpt import data as data_lib
-from fungpt.gpt import finetune
+from fungpt.gpt import finetune, sharding
 from fungpt.gpt import run as run_lib
-from fungpt.gpt import sharding
 from fungpt.gpt import step as step_lib
 from fungpt.gpt.config import TrainConfig, config_from_dict
 from fungpt.runtime import tune_malloc
