@@ -125,13 +125,19 @@ def make_train_step(model: Model, optimizer, cfg: TrainConfig, mesh: Mesh, grad:
                     specs: TrainState | None = None):
     """``step(state, s, train_ids, k_data, k_drop) -> (state, loss, grad_norm, ok)``, jitted, state donated.
 
-    `sharding.make_sharded_train_step` with the state kept in ``specs`` (default: `state_specs`); ``s`` is an
-    int32 scalar (the number of updates done), so the step compiles once.
+    `sharding.make_sharded_train_step` with the state kept in ``specs`` (default: `state_specs`; on a
+    1-device mesh, unsharded); ``s`` is an int32 scalar (the number of updates done), so the step compiles once.
     """
     vg = our_value_and_grad if (grad or cfg.grad) == "fungpt" else jax.value_and_grad
-    return sharding.make_sharded_train_step(
-        model.loss, optimizer, mesh, state_specs(model, optimizer, mesh) if specs is None else specs,
-        batch_size=cfg.batch_size, block_size=cfg.model.block_size, grad_accum=cfg.grad_accum, value_and_grad=vg)
+    if mesh.devices.size == 1:
+        # Nothing to shard: without the sharding constraints XLA fuses the step as before meshes existed,
+        # so one device trains bit for bit as it always did (the constraints change a reduction's tiling).
+        specs = None
+    elif specs is None:
+        specs = state_specs(model, optimizer, mesh)
+    return sharding.make_sharded_train_step(model.loss, optimizer, mesh, specs, batch_size=cfg.batch_size,
+                                            block_size=cfg.model.block_size, grad_accum=cfg.grad_accum,
+                                            value_and_grad=vg)
 
 
 def make_eval_fn(model: Model, cfg: TrainConfig, mesh: Mesh):
