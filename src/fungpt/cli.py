@@ -145,6 +145,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "(with --num-processes and --process-id; calls jax.distributed.initialize)")
     g.add_argument("--num-processes", type=int, metavar="N", help="processes in the run (one per host or GPU)")
     g.add_argument("--process-id", type=int, metavar="I", help="this process's index in [0, N); 0 writes the run")
+    g.add_argument("--distributed", action="store_true", help="join a multi-process run found by JAX's "
+                   "auto-detection (Cloud TPU pod slices, SLURM, Open MPI): no process flags needed")
     _train_flags(t)
 
     s = sub.add_parser("sample", help="generate text from a trained run", description="Generate text from a run.")
@@ -191,10 +193,10 @@ def _cmd_train(args) -> int:
 
     sharding.parse_mesh(args.mesh)  # a bad --mesh is refused before anything starts
     dist = (args.coordinator, args.num_processes, args.process_id)
-    if any(v is not None for v in dist):  # before anything touches the devices
+    if args.distributed or any(v is not None for v in dist):  # before anything touches the devices
         sharding.initialize_distributed(*dist)
     skip = ("command", "preset", "config", "resume", "no_progress", "mesh", "coordinator", "num_processes",
-            "process_id")
+            "process_id", "distributed")
     flags = {k: v for k, v in vars(args).items() if k not in skip}
     if flags.get("data"):  # saved absolute, so that eval and --resume find it from any directory
         flags["data"] = str(pathlib.Path(flags["data"]).resolve())
@@ -215,8 +217,9 @@ def _cmd_train(args) -> int:
               f"continue with: fungpt train --resume {res.run_dir}", file=sys.stderr)
         return 128 + sig  # the shell's convention: 130 after Ctrl-C (SIGINT), 143 after SIGTERM
     ev = f", val loss {res.evals[-1][2]:.4f}" if res.evals else ""
-    print(f"done: {res.step} steps{ev}; run saved in {res.run_dir} "
-          f"(metrics.jsonl, loss.png, {checkpoint.LATEST} -> checkpoint)")
+    if sharding.is_writer():  # the other processes of a multi-process run saved nothing
+        print(f"done: {res.step} steps{ev}; run saved in {res.run_dir} "
+              f"(metrics.jsonl, loss.png, {checkpoint.LATEST} -> checkpoint)")
     return 0
 
 
