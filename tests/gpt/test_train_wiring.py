@@ -159,3 +159,20 @@ def test_presets_come_from_presets_py():
             k = {"dtype": "compute_dtype"}.get(k, k)
             got = getattr(cfg.model, k) if hasattr(cfg.model, k) and not hasattr(cfg, k) else getattr(cfg, k)
             assert got == v, (name, k, got, v)
+
+
+def test_init_from_a_fungpt_run_starts_from_its_weights(tiny_text, tmp_path):
+    small = {**CFG, "max_iters": 2, "batch_size": 4, "data": tiny_text}
+    T.train(T.config_from("baby", **small, out_dir=str(tmp_path / "src")), progress=False, print_fn=None)
+    src = T.load_run(tmp_path / "src")
+    # a new run of another width: the source's shape and tokenizer win (init_from fixes the model)
+    cfg = T.config_from("baby", **{**small, "n_embd": 32}, init_from=str(tmp_path / "src"),
+                        out_dir=str(tmp_path / "ft"))
+    res = T.train(cfg, progress=False, print_fn=None)
+    ft = T.load_run(tmp_path / "ft")
+    assert ft.model_config.n_embd == 16 and ft.tokenizer.to_dict() == src.tokenizer.to_dict()
+    _, train_np, _ = T.prepare_data(src.config, src.tokenizer.to_dict())
+    x, y = get_batch(jax.random.fold_in(T.run_keys(cfg.seed)[1], 0), jnp.asarray(train_np), 4, 8)
+    assert abs(res.losses[0] - float(gpt.loss(src.params, x, y, src.model_config))) <= 1e-5
+    meta = ckpt_lib.read_meta(ckpt_lib.find_checkpoint(tmp_path / "ft"))
+    assert meta["extra"]["init_from"] == {"init_from": str((tmp_path / "src").resolve()), "kind": "run"}
