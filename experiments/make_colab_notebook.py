@@ -131,9 +131,11 @@ assert backend == RUNTIME, (
     f"{JAX_REQUIREMENT!r}.")
 assert 64 % jax.device_count() == 0, "the small preset's batch (64) must split evenly over the devices"'''
 
-MESH = """One process sees all the devices of this host. `fungpt.gpt.train` builds a 1-D `Mesh` over
-`jax.devices()` with axis `data`: each step's batch is split across the devices, parameters and optimizer
-state are replicated, and `jax.jit` inserts the gradient all-reduce."""
+MESH = """One process sees all the devices of this host. `fungpt.gpt.train` builds a `Mesh` over
+`jax.devices()` with axes `("data", "model")`, by default every device on `data`: each step's batch is split
+across the devices, and parameters and optimizer state are stored sharded (FSDP: each device keeps 1/D of
+every weight matrix; XLA gathers them for the products). `train(cfg, mesh="data=4,model=2")` adds Megatron
+tensor parallelism (docs/training.md, "Scaling out")."""
 
 DRIVE = '''#@title Optional: keep runs on Google Drive (a recycled runtime loses /content)
 USE_DRIVE = False  #@param {{type:"boolean"}}

@@ -215,9 +215,14 @@ def test_console_script_is_declared():
      (["bench", "--steps", "0"], "--steps must be > 0"),
      (["train", "--learning-rate=-1e-3"], "learning_rate must be a finite number > 0"),
      (["train", "--resume", "/nonexistent-run", "--preset", "small"], "--preset cannot be combined with --resume"),
-     (["eval", "/nonexistent-run", "--batch-size", "0"], "--batch-size must be > 0")],
+     (["eval", "/nonexistent-run", "--batch-size", "0"], "--batch-size must be > 0"),
+     (["train", "--mesh", "data=0"], "bad mesh 'data=0'"),
+     (["train", "--num-processes", "2"], "pass coordinator, num_processes and process_id together"),
+     (["train", "--coordinator", "nohost", "--num-processes", "2", "--process-id", "0"], "HOST:PORT"),
+     (["train", "--resume", "/nonexistent-run", "--init-from", "x"], "--init-from cannot be combined with --resume")],
     ids=["bad-value", "missing-data", "missing-config", "sample-missing-run", "eval-missing-run", "bench-steps",
-         "negative-lr", "resume-preset", "eval-batch-size"],
+         "negative-lr", "resume-preset", "eval-batch-size", "bad-mesh", "partial-distributed", "bad-coordinator",
+         "resume-init-from"],
 )
 def test_errors_are_one_clear_line(argv, match, capsys):
     assert cli.main(argv) == 2
@@ -230,24 +235,27 @@ def test_errors_are_one_clear_line(argv, match, capsys):
 def test_train_with_no_arguments_is_the_default_baby_run(monkeypatch, tmp_path):
     seen = {}
 
-    def fake_train(cfg, resume=None, progress=True):
-        seen["cfg"], seen["resume"] = cfg, resume
+    def fake_train(cfg, resume=None, progress=True, mesh=None):
+        seen["cfg"], seen["resume"], seen["mesh"] = cfg, resume, mesh
         return T.TrainResult(tmp_path, cfg.max_iters, [], [(2000, 1.9, 1.95)], False, "sample")
 
     monkeypatch.setattr(T, "train", fake_train)
     monkeypatch.chdir(tmp_path)
     assert cli.main(["train"]) == 0
-    assert seen["cfg"] == T.TrainConfig() and seen["resume"] is None
+    assert seen["cfg"] == T.TrainConfig() and seen["resume"] is None and seen["mesh"] is None
     # A taken default folder moves to runs/baby-1, ...: the same rule for the API and the CLI, so it lives in
     # train (tests/gpt/test_train.py::test_a_taken_default_folder_moves_to_the_first_free_one).
     # A relative --data is saved absolute, so that `fungpt eval RUN` and --resume work from any directory.
     (tmp_path / "mine.txt").write_text("some text")
     assert cli.main(["train", "--data", "mine.txt", "--out-dir", "r"]) == 0
     assert seen["cfg"].data == str(tmp_path.resolve() / "mine.txt")
+    # --mesh reaches train() as given (not saved in the config: a run resumes on any mesh)
+    assert cli.main(["train", "--mesh", "data=1,model=1", "--out-dir", "r2"]) == 0
+    assert seen["mesh"] == "data=1,model=1" and seen["cfg"] == T.TrainConfig(out_dir="r2")
 
 
 def test_ctrl_c_message_and_exit_code(monkeypatch, tmp_path, capsys):
-    monkeypatch.setattr(T, "train", lambda cfg, resume=None, progress=True: T.TrainResult(
+    monkeypatch.setattr(T, "train", lambda cfg, resume=None, progress=True, mesh=None: T.TrainResult(
         tmp_path, 3, [4.0, 3.9, 3.8], [], True, None))
     assert cli.main(["train", "--out-dir", str(tmp_path)]) == 130
     err = capsys.readouterr().err

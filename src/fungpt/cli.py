@@ -3,6 +3,8 @@
     fungpt train                          # the baby GPT on the shipped Shakespeare, then a sample
     fungpt train --preset small --config run.toml --max-iters 500 --grad jax --dtype bfloat16
     fungpt train --resume runs/baby --max-iters 3000
+    fungpt train --mesh data=4,model=2    # 8 devices: FSDP along data x Megatron tensor parallel along model
+    fungpt train --preset finetune --init-from path/to/gpt2   # fine-tune GPT-2 (a Hugging Face folder)
     fungpt sample runs/baby --prompt "ROMEO:" --max-new-tokens 300 --temperature 0.8 --top-k 200
     fungpt sample runs/baby --prompt-file prompt.txt --stop "\n\n"   # cut (and stop) at a blank line
     fungpt export runs/baby --hf out/baby  # a GPT-2 folder for transformers (weights + tokenizer)
@@ -138,6 +140,15 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", metavar="RUN_DIR", help="continue this run from its latest checkpoint, with its "
                    "saved config (then the --config file's fields, then flags, e.g. --max-iters 3000)")
     t.add_argument("--no-progress", action="store_true", help="no progress bar (evals still print)")
+    g = t.add_argument_group("devices and processes (not saved with the run: a run resumes on any mesh)")
+    g.add_argument("--mesh", metavar="data=D,model=M", help="the device mesh: batch and FSDP shards along data, "
+                   "Megatron splits along model (default: every device on data)")
+    g.add_argument("--coordinator", metavar="HOST:PORT", help="process 0's address for a multi-process run "
+                   "(with --num-processes and --process-id; calls jax.distributed.initialize)")
+    g.add_argument("--num-processes", type=int, metavar="N", help="processes in the run (one per host or GPU)")
+    g.add_argument("--process-id", type=int, metavar="I", help="this process's index in [0, N); 0 writes the run")
+    g.add_argument("--distributed", action="store_true", help="join a multi-process run found by JAX's "
+                   "auto-detection (Cloud TPU pod slices, SLURM, Open MPI): no process flags needed")
     _train_flags(t)
 
     s = sub.add_parser("sample", help="generate text from a trained run", description="Generate text from a run.")
@@ -190,9 +201,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _cmd_train(args) -> int:
-    from fungpt.gpt import checkpoint, train
+    from fungpt.gpt import checkpoint, sharding, train
 
-    flags = {k: v for k, v in vars(args).items() if k not in ("command", "preset", "config", "resume", "no_progress")}
+    sharding.parse_mesh(args.mesh)  # a bad --mesh is refused before anything starts
+    dist = (args.coordinator, args.num_processes, args.process_id)
+    if args.distributed or any(v is not None for v in dist):  # before anything touches the devices
+        sharding.initialize_distributed(*dist)
+    skip = ("command", "preset", "config", "resume", "no_progress", "mesh", "coordinator", "num_processes",
+            "process_id", "distributed")
+    flags = {k: v for k, v in vars(args).items() if k not in skip}
     if flags.get("data"):  # saved absolute, so that eval and --resume find it from any directory
         flags["data"] = str(pathlib.Path(flags["data"]).resolve())
     if args.resume:
@@ -200,18 +217,21 @@ def _cmd_train(args) -> int:
             raise ValueError("--preset cannot be combined with --resume: the run continues with its saved config")
         if "out_dir" in flags and pathlib.Path(flags["out_dir"]).resolve() != pathlib.Path(args.resume).resolve():
             raise ValueError(f"--out-dir cannot be combined with --resume: the run continues in {args.resume}")
+        if flags.get("init_from"):
+            raise ValueError("--init-from cannot be combined with --resume: the run continues from its checkpoint")
         cfg = train.resume_config(args.resume, args.config, **flags)  # saved < --config file < flags
     else:
         cfg = train.config_from(args.preset or "baby", args.config, **flags)
-    res = train.train(cfg, resume=args.resume, progress=not args.no_progress)
+    res = train.train(cfg, resume=args.resume, mesh=args.mesh, progress=not args.no_progress)
     if res.interrupted:
         sig = signal.Signals(res.signal or signal.SIGINT)
         print(f"interrupted at step {res.step}: checkpoint saved in {res.run_dir} ({sig.name}); "
               f"continue with: fungpt train --resume {res.run_dir}", file=sys.stderr)
         return 128 + sig  # the shell's convention: 130 after Ctrl-C (SIGINT), 143 after SIGTERM
     ev = f", val loss {res.evals[-1][2]:.4f}" if res.evals else ""
-    print(f"done: {res.step} steps{ev}; run saved in {res.run_dir} "
-          f"(metrics.jsonl, loss.png, {checkpoint.LATEST} -> checkpoint)")
+    if sharding.is_writer():  # the other processes of a multi-process run saved nothing
+        print(f"done: {res.step} steps{ev}; run saved in {res.run_dir} "
+              f"(metrics.jsonl, loss.png, {checkpoint.LATEST} -> checkpoint)")
     return 0
 
 

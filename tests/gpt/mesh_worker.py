@@ -35,7 +35,7 @@ def run_steps(env, cfg, mesh, state, s0, n, sharded=True):
     rep = jax.sharding.PartitionSpec()
     state = S.shard(state, specs if sharded else jax.tree.map(lambda _: rep, state), mesh)
     step = S.make_sharded_train_step(env["model"].loss, env["optimizer"], mesh, specs, batch_size=cfg.batch_size,
-                                     block_size=cfg.block_size, grad_accum=cfg.grad_accum)
+                                     block_size=cfg.model.block_size, grad_accum=cfg.grad_accum)
     ids = S.shard(env["train_np"], jax.sharding.PartitionSpec(), mesh)
     losses = []
     for s in range(s0, s0 + n):
@@ -115,7 +115,7 @@ def gpt2(cfg, out_dir):
     # Lower and compile (no run) one step of the gpt2 preset on a (4,2) mesh; report XLA's per-device sizes.
     from fungpt.gpt.presets import GPT2_PRESETS
 
-    cfg = T.TrainConfig(**{**GPT2_PRESETS["gpt2"], "batch_size": 8, "grad_accum": 1})
+    cfg = T.config_from("baby", **{**GPT2_PRESETS["gpt2"], "batch_size": 8, "grad_accum": 1})
     model, _ = T.gpt_model(cfg, 50257)
     optimizer, _ = T.make_optimizer(cfg)
     mesh = S.make_mesh(4, 2)
@@ -127,7 +127,7 @@ def gpt2(cfg, out_dir):
     rep = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
     ids = jax.ShapeDtypeStruct((4096,), jnp.int32, sharding=rep)
     step = S.make_sharded_train_step(model.loss, optimizer, mesh, specs, batch_size=cfg.batch_size,
-                                     block_size=cfg.block_size)
+                                     block_size=cfg.model.block_size)
     compiled = step.lower(abstract, jnp.int32(0), ids, k, k).compile()
     mem = compiled.memory_analysis()
     leaves = {jax.tree_util.keystr(p): [list(x.shape), jnp.dtype(x.dtype).itemsize]

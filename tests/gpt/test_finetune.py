@@ -35,7 +35,7 @@ def _hf_loss(logits, tokens):
 def test_loss_at_step_zero_equals_transformers_loss():
     config, params, tok = finetune.init_from(TINY)
     assert tok is None  # the fixture has no tokenizer files
-    cfg = T.TrainConfig(**finetune.train_fields(config), dropout=0.0)
+    cfg = T.config_from("baby", **finetune.train_fields(config), dropout=0.0)
     model, mcfg = T.gpt_model(cfg, config.vocab_size)  # the loss the training step differentiates
     assert (mcfg.n_layer, mcfg.n_head, mcfg.n_embd, mcfg.block_size, mcfg.activation, mcfg.layer_norm_epsilon) == (
         config.n_layer, config.n_head, config.n_embd, config.block_size, config.activation, config.layer_norm_epsilon)
@@ -65,14 +65,14 @@ def test_twenty_finetune_steps_lower_the_loss(hf_dir):
     fields = finetune.train_fields(config, tok)
     assert fields["tokenizer"] == "bpe" and fields["vocab_size"] == 400
     # the finetune preset, with a batch and rate a 2-layer random model moves in 20 steps
-    cfg = T.TrainConfig(**{**FINETUNE_PRESET, **fields, "batch_size": 4, "grad_accum": 2, "learning_rate": 1e-3,
+    cfg = T.config_from("baby", **{**FINETUNE_PRESET, **fields, "batch_size": 4, "grad_accum": 2, "learning_rate": 1e-3,
                            "min_lr": 1e-3})
     model, _ = T.gpt_model(cfg, config.vocab_size)
     optimizer, schedule = T.make_optimizer(cfg)
     assert float(schedule(0)) == float(schedule(19)) == 1e-3  # constant rate, as nanoGPT's decay_lr=False
     mesh = S.make_mesh(1, 1, jax.devices()[:1])
     step = S.make_sharded_train_step(model.loss, optimizer, mesh, batch_size=cfg.batch_size,
-                                     block_size=cfg.block_size, grad_accum=cfg.grad_accum)
+                                     block_size=cfg.model.block_size, grad_accum=cfg.grad_accum)
     train_ids, (xv, yv) = jnp.asarray(ids[:-2000]), get_batch(jax.random.key(9), jnp.asarray(ids[-2000:]), 16, 32)
     k_data, k_drop = jax.random.key(1), jax.random.key(2)
     state = T.TrainState(params, optimizer.init(params))
@@ -128,10 +128,10 @@ def test_init_from_a_fungpt_run(tmp_path):
 @pytest.mark.parametrize("name, n_params", [("gpt2", 124_439_808), ("gpt2-medium", 354_823_168)])
 def test_gpt2_presets_are_gpt2(name, n_params):
     # Hugging Face's model cards: gpt2 has 124,439,808 parameters, gpt2-medium 354,823,168 (tied lm_head).
-    cfg = T.TrainConfig(**GPT2_PRESETS[name])
-    _, mcfg = T.gpt_model(cfg, cfg.vocab_size)
+    cfg = T.config_from("baby", **GPT2_PRESETS[name])
+    _, mcfg = T.gpt_model(cfg, cfg.model.vocab_size)
     shapes = jax.eval_shape(lambda: gpt.init_params(mcfg, jax.random.key(0)))
     assert sum(int(np.prod(x.shape)) for x in jax.tree.leaves(shapes)) == n_params
-    assert cfg.batch_size * cfg.grad_accum * cfg.block_size == 12 * 5 * 8 * 1024  # nanoGPT's 491,520 tokens/step
+    assert cfg.batch_size * cfg.grad_accum * cfg.model.block_size == 12 * 5 * 8 * 1024  # nanoGPT's 491,520 tokens/step
     assert (cfg.learning_rate, cfg.min_lr, cfg.beta2, cfg.warmup_iters, cfg.max_iters) == (6e-4, 6e-5, 0.95, 2000,
                                                                                          600_000)

@@ -106,7 +106,7 @@ def test_every_model_field_is_a_flag_and_a_config_key(tmp_path, monkeypatch, cap
     assert c.model.scan_unroll == 2  # the preset unrolled all its layers: so does the new depth
     seen = {}
 
-    def fake_train(cfg, resume=None, progress=True):
+    def fake_train(cfg, resume=None, progress=True, mesh=None):
         seen["cfg"] = cfg
         return T.TrainResult(tmp_path, 1, [], [], False, None)
 

@@ -153,6 +153,8 @@ class TrainConfig:
     AdamW (learning_rate peak, min_lr, warmup_iters, lr_decay_iters, beta1, beta2, weight_decay on ≥2-D
     params), grad_clip (global norm). Run: eval_interval/eval_iters (val loss = mean over eval_iters
     batches), ckpt_interval, log_interval, seed, grad ("fungpt" or "jax"), out_dir, sample_tokens.
+    init_from: a Hugging Face GPT-2 folder or a fungpt run folder whose weights and tokenizer a new run starts
+    from (`fungpt.gpt.finetune.init_from`; the model's shape fields then come from it).
     Config files and flags may also name the model's fields flat (``n_layer = 6``, ``dtype``).
     """
 
@@ -179,6 +181,7 @@ class TrainConfig:
     grad: str = "fungpt"
     out_dir: str = "runs/baby"
     sample_tokens: int = 300
+    init_from: str | None = None
 
     def __post_init__(self):
         if isinstance(self.model, dict):
@@ -249,6 +252,14 @@ PRESETS: dict[str, TrainConfig] = {
 }
 
 
+def _add_presets() -> None:
+    # GPT-2 124M / 350M and nanoGPT's finetune_shakespeare (`fungpt.gpt.presets`), over the baby defaults
+    from fungpt.gpt.presets import FINETUNE_PRESET, GPT2_PRESETS
+
+    for name, fields in {**GPT2_PRESETS, "finetune": FINETUNE_PRESET}.items():
+        PRESETS[name] = _merged(TrainConfig(), fields, f"the {name} preset")
+
+
 def _nested(fields: dict, where: str) -> dict:
     # ``fields`` with flat model keys (and aliases) moved into the ``model`` table; unknown keys refused.
     fields = dict(fields)
@@ -277,6 +288,9 @@ def _merged(cfg: TrainConfig, fields: dict, where: str) -> TrainConfig:
     elif "scan_unroll" not in model and cfg.model.scan_unroll >= cfg.model.n_layer:
         model["scan_unroll"] = n_layer  # a config that unrolled all its layers keeps doing so at a new depth
     return dataclasses.replace(cfg, model=cfg.model.replace(**model), **fields)
+
+
+_add_presets()
 
 
 def read_config_file(path: str | pathlib.Path) -> dict:

@@ -18,11 +18,10 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.sharding import NamedSharding
-from jax.sharding import PartitionSpec as P
 
 from fungpt.gpt import checkpoint as ckpt_lib
 from fungpt.gpt import data as data_lib
+from fungpt.gpt import finetune, sharding
 from fungpt.gpt import run as run_lib
 from fungpt.gpt import step as step_lib
 from fungpt.gpt.config import TrainConfig, config_from_dict
@@ -43,6 +42,7 @@ class TrainResult(NamedTuple):
     interrupted: bool
     sample: str | None
     signal: int | None = None  # signal.SIGINT or signal.SIGTERM when one stopped the run
+    state: step_lib.TrainState | None = None  # the final (params, opt_state), sharded on the run's mesh
 
 
 class _StopFlag:
@@ -82,7 +82,7 @@ def _describe(cfg: TrainConfig, mcfg, n_params: int, run_dir, mesh) -> str:
 
 
 def train(cfg: TrainConfig, *, resume: str | pathlib.Path | None = None, model: step_lib.Model | None = None,
-          devices=None, callback: Callable | None = None, progress: bool = True,
+          devices=None, mesh: str | tuple | None = None, callback: Callable | None = None, progress: bool = True,
           print_fn: Callable | None = print) -> TrainResult:
     """Train (or resume) a run into ``cfg.out_dir``; returns the losses, evals and final sample.
 
@@ -90,7 +90,12 @@ def train(cfg: TrainConfig, *, resume: str | pathlib.Path | None = None, model: 
     complete checkpoint (the ``cfg`` given may change run fields such as max_iters, not the model; a run
     already at ``max_iters`` is refused). Without it, ``cfg.out_dir`` must be new or an empty folder, except
     a preset's default folder (``runs/baby``), which moves to the first free ``runs/baby-N``. The folder is
-    locked for the call (a second process is refused naming this one's PID). ``model``: a `Model` to train
+    locked for the call (a second process is refused naming this one's PID). ``mesh``: ``"data=D,model=M"`` or
+    ``(D, M)`` over ``devices`` (default: all of them on "data"); parameters and optimizer state are stored
+    sharded on it (`fungpt.gpt.sharding`) and checkpoints hold the gathered arrays, so a run resumes on any
+    mesh. With many processes (`sharding.initialize_distributed` first) only process 0 locks the folder and
+    writes; every process reads a resumed checkpoint. ``cfg.init_from`` starts a new run from a Hugging Face
+    GPT-2 folder's or a fungpt run's weights and tokenizer (`finetune.init_from`). ``model``: a `Model` to train
     instead of the GPT (it then gets no sample). ``callback(step, loss)`` runs after each step's loss is
     known. Ctrl-C or SIGTERM saves a checkpoint at the next step boundary and returns with
     ``interrupted=True`` and ``signal`` set. A non-finite loss or gradient raises NonFiniteError naming the
@@ -100,10 +105,13 @@ def train(cfg: TrainConfig, *, resume: str | pathlib.Path | None = None, model: 
     if cfg.min_lr > cfg.learning_rate:  # here, not in TrainConfig: runs saved with it stay loadable
         raise ValueError(f"min_lr ({cfg.min_lr}) must not exceed learning_rate ({cfg.learning_rate}): the cosine "
                          f"schedule would raise the rate as it decays; set --min-lr too")
+    if not sharding.is_writer():  # the other processes of a multi-process run write nothing, so take no lock
+        run_dir = run_lib.resume_dir(resume) if resume is not None else pathlib.Path(cfg.out_dir)
+        return _Trainer(cfg, run_dir, resume is not None, model, devices, mesh, print_fn).run(callback, progress)
     lock = run_lib.lock_run_dir(run_lib.resume_dir(resume)) if resume is not None else \
         run_lib.lock_new_run_dir(cfg.out_dir)
     try:
-        trainer = _Trainer(cfg, lock.run_dir, resume is not None, model, devices, print_fn)
+        trainer = _Trainer(cfg, lock.run_dir, resume is not None, model, devices, mesh, print_fn)
     except BaseException:
         lock.release(discard=resume is None)
         raise
@@ -116,10 +124,12 @@ def train(cfg: TrainConfig, *, resume: str | pathlib.Path | None = None, model: 
 class _Trainer:
     """One call of `train`: the set-up state and the pieces of the loop."""
 
-    def __init__(self, cfg, run_dir: pathlib.Path, resume: bool, model, devices, print_fn):
+    def __init__(self, cfg, run_dir: pathlib.Path, resume: bool, model, devices, mesh, print_fn):
         self.run_dir, self.print_fn = run_dir, print_fn
-        meta = None
-        ckpt_lib.remove_strays(run_dir)  # under the lock: no live process writes them
+        self.is_main = sharding.is_writer()
+        meta, init = None, None
+        if self.is_main:
+            ckpt_lib.remove_strays(run_dir)  # under the lock: no live process writes them
         if resume:
             ckpt = ckpt_lib.find_checkpoint(run_dir)  # falls back (with a warning) past a broken `latest`
             meta = ckpt_lib.read_meta(ckpt)
@@ -127,26 +137,32 @@ class _Trainer:
             if meta["step"] >= cfg.max_iters:
                 raise ValueError(f"{run_dir} is already at step {meta['step']} (max_iters {cfg.max_iters}); "
                                  f"pass a larger --max-iters to train on")
+        elif cfg.init_from is not None:
+            if model is not None:
+                raise ValueError("init_from starts the GPT from trained weights; it cannot be used with model=")
+            init, cfg = _init_from(cfg)
         self.cfg = cfg = cfg.replace(out_dir=str(run_dir))
-        self.tok, train_np, val_np = data_lib.prepare_data(cfg, meta["tokenizer"] if meta else None)
-        mesh = step_lib.make_mesh(devices)
-        if cfg.batch_size % mesh.devices.size:
-            raise ValueError(f"batch_size {cfg.batch_size} must be divisible by the {mesh.devices.size} devices "
-                             f"of the data mesh")
+        tok_dict = meta["tokenizer"] if meta else init.tokenizer.to_dict() if init else None
+        self.tok, train_np, val_np = data_lib.prepare_data(cfg, tok_dict)
+        mesh = step_lib.make_mesh(devices, mesh)
+        if cfg.batch_size % mesh.shape["data"]:
+            raise ValueError(f"batch_size {cfg.batch_size} must be divisible by the mesh's data axis "
+                             f"({mesh.shape['data']} devices)")
         self.fns = (step_lib.compiled_functions(step_lib.step_fields(cfg), self.tok.vocab_size, mesh)
                     if model is None else step_lib.functions(model, None, cfg, mesh))
         _, self.k_data, self.k_drop, self.k_eval, self.k_sample = keys = step_lib.run_keys(cfg.seed)
-        params = self.fns.init(keys[0])
+        specs = self.fns.specs
+        params = self.fns.init(keys[0]) if init is None else sharding.shard(init.params, specs.params, mesh)
         opt_state = self.fns.opt_init(params)
         self.step, self.saved_at = 0, None
         if meta is not None:
-            ck = ckpt_lib.load_checkpoint(ckpt, params, opt_state)
-            replicate = jax.jit(lambda t: t, out_shardings=NamedSharding(mesh, P()))  # works across hosts
-            params, opt_state, self.step = replicate(ck.params), replicate(ck.opt_state), ck.step
-            self.saved_at = ck.step
+            ck = ckpt_lib.load_checkpoint(ckpt, params, opt_state)  # the gathered arrays, onto this mesh
+            params, opt_state = sharding.shard((ck.params, ck.opt_state), (specs.params, specs.opt_state), mesh)
+            self.step = self.saved_at = ck.step
         self.state = step_lib.TrainState(params, opt_state)
         self.train_ids, self.val_ids = step_lib.put_ids(train_np, mesh), step_lib.put_ids(val_np, mesh)
-        self.is_main = jax.process_index() == 0
+        self.extra = {"init_from": finetune.source_record(cfg.init_from)} if init is not None else \
+            {k: v for k, v in (meta or {}).get("extra", {}).items() if k == "init_from"}
         self.log = run_lib.MetricsLog(run_dir / "metrics.jsonl", self.is_main)
         self.losses, self.evals = [], []
         self.tokens_per_step = cfg.batch_size * cfg.model.block_size * cfg.grad_accum
@@ -164,12 +180,13 @@ class _Trainer:
     def save(self, s: int) -> None:
         if self.saved_at == s:
             return
+        state = _host(self.state)  # every process takes part in gathering a state that spans processes
         if self.is_main:
             mcfg = self.fns.mcfg
             try:
-                ckpt_lib.save_checkpoint(self.run_dir, s, self.state.params, self.state.opt_state,
+                ckpt_lib.save_checkpoint(self.run_dir, s, state.params, state.opt_state,
                                          jax.random.key(self.cfg.seed), self.cfg.to_dict(), self.tok.to_dict(),
-                                         extra={"model_config": mcfg.to_dict() if mcfg else None})
+                                         extra={"model_config": mcfg.to_dict() if mcfg else None, **self.extra})
             except KeyboardInterrupt:
                 raise KeyboardInterrupt(f"interrupted while saving step {s}; {self.remains()}") from None
         self.saved_at = s
@@ -249,10 +266,31 @@ class _Trainer:
             run_lib.plot(self.log.path, self.run_dir / "loss.png")
         text = None
         if self.fns.mcfg is not None and signum is None and self.cfg.sample_tokens > 0:
-            text = run_lib.sample_text(self.state.params, self.fns.mcfg, self.tok, "\n", self.cfg.sample_tokens,
-                                       self.k_sample)
+            params = _host(self.state.params) if jax.process_count() > 1 else self.state.params
+            text = run_lib.sample_text(params, self.fns.mcfg, self.tok, "\n", self.cfg.sample_tokens, self.k_sample)
             self.say(text)
-        return TrainResult(self.run_dir, self.step, self.losses, self.evals, signum is not None, text, signum)
+        return TrainResult(self.run_dir, self.step, self.losses, self.evals, signum is not None, text, signum,
+                           self.state)
+
+
+def _host(tree):
+    # ``tree`` itself when this process holds all of it, else the gathered numpy arrays (a collective)
+    if all(x.is_fully_addressable for x in jax.tree.leaves(tree) if isinstance(x, jax.Array)):
+        return tree
+    return sharding.gather(tree)
+
+
+def _init_from(cfg: TrainConfig):
+    # (finetune.Init, cfg with the source's model shape, tokenizer and absolute path)
+    init = finetune.init_from(cfg.init_from)
+    if init.tokenizer is None:
+        raise ValueError(f"--init-from {cfg.init_from}: training needs the checkpoint's tokenizer "
+                         f"(vocab.json and merges.txt beside config.json)")
+    if init.tokenizer.vocab_size != init.config.vocab_size:
+        raise ValueError(f"--init-from {cfg.init_from}: the tokenizer has {init.tokenizer.vocab_size} tokens and the "
+                         f"model {init.config.vocab_size} embeddings; fungpt train needs them equal")
+    fields = finetune.train_fields(init.config, init.tokenizer)
+    return init, cfg.replace(**fields, init_from=finetune.source_record(cfg.init_from)["init_from"])
 
 
 def _progress(start, total, enabled):

@@ -11,11 +11,11 @@ The gradient function is a value: ``fungpt.value_and_grad`` (our autodiff, the d
 ``jax.value_and_grad`` for comparison, applied to the same loss code. Every random choice is a
 ``fold_in`` of the seed's key with the step, so a resumed run replays the uninterrupted one bit for bit.
 
-Data parallelism is JAX's own: a 1-D ``Mesh`` over the devices with axis ``"data"``; the batch is
-constrained to ``P("data")``, parameters and optimizer state are replicated, and ``jax.jit`` inserts the
-all-reduce. One device is the same code path. On a multi-host TPU slice call
-``jax.distributed.initialize()`` first: ``jax.devices()`` is then global, arrays are built with
-``jax.make_array_from_callback``/``jit(out_shardings=...)``, and only process 0 writes files.
+The mesh is `fungpt.gpt.sharding`'s 2-D ``("data", "model")`` grid (default: every device on "data"): the
+batch is split along "data", parameters and optimizer state are stored sharded as `sharding.state_specs`
+says (FSDP along "data", Megatron splits along "model"), and XLA inserts the collectives. One device is the
+same code path. With many processes call `sharding.initialize_distributed` first: ``jax.devices()`` is then
+global, arrays are built with ``jax.make_array_from_callback``, and only process 0 writes files.
 """
 from __future__ import annotations
 
@@ -34,13 +34,14 @@ from fungpt import optim
 from fungpt.autodiff import value_and_grad as our_value_and_grad
 from fungpt.gpt import data as data_lib
 from fungpt.gpt import model as gpt
+from fungpt.gpt import sharding
 from fungpt.gpt.config import GPTConfig, TrainConfig
 from fungpt.runtime import tune_malloc
 
 __all__ = [
     "Functions", "Model", "TrainState", "bench_step", "compiled_functions", "decay_mask", "estimate_loss", "functions",
     "gpt_model", "make_eval_fn", "make_mesh", "make_optimizer", "make_train_step", "put_ids", "run_keys",
-    "step_fields",
+    "state_specs", "step_fields",
 ]
 
 
@@ -95,61 +96,52 @@ class TrainState(NamedTuple):
     opt_state: Any
 
 
-def make_mesh(devices=None) -> Mesh:
-    """A 1-D mesh with axis ``"data"`` over ``devices`` (default: all devices, across hosts)."""
-    devices = jax.devices() if devices is None else list(devices)
-    return Mesh(np.array(devices), ("data",))
+def make_mesh(devices=None, mesh: str | tuple | None = None) -> Mesh:
+    """The ``("data", "model")`` mesh over ``devices`` (default: all devices, across hosts).
+
+    ``mesh``: ``"data=D,model=M"`` (`sharding.parse_mesh`), a ``(D, M)`` pair, or None (every device on "data").
+    """
+    data, model = sharding.parse_mesh(mesh) if mesh is None or isinstance(mesh, str) else mesh
+    return sharding.make_mesh(data, model, devices)
+
+
+def state_specs(model: Model, optimizer, mesh: Mesh) -> TrainState:
+    """The PartitionSpecs of a `TrainState` of ``model`` on ``mesh`` (`sharding.state_specs`, from shapes only)."""
+    like = jax.eval_shape(lambda k: TrainState(p := model.init(k), optimizer.init(p)), jax.random.key(0))
+    return sharding.state_specs(like, mesh)
 
 
 def put_ids(ids: np.ndarray, mesh: Mesh) -> jax.Array:
     """A token array replicated over ``mesh`` (built per device, so it works across hosts too)."""
-    sharding = NamedSharding(mesh, P())
-    return jax.make_array_from_callback(ids.shape, sharding, lambda idx: ids[idx])
+    return jax.make_array_from_callback(ids.shape, NamedSharding(mesh, P()), lambda idx: ids[idx])
 
 
-def make_train_step(model: Model, optimizer, cfg: TrainConfig, mesh: Mesh, grad: str | None = None):
+def make_train_step(model: Model, optimizer, cfg: TrainConfig, mesh: Mesh, grad: str | None = None,
+                    specs: TrainState | None = None):
     """``step(state, s, train_ids, k_data, k_drop) -> (state, loss, grad_norm, ok)``, jitted, state donated.
 
-    ``s`` is an int32 scalar (the number of updates done), so the step compiles once.
+    `sharding.make_sharded_train_step` with the state kept in ``specs`` (default: `state_specs`; on a
+    1-device mesh, unsharded); ``s`` is an int32 scalar (the number of updates done), so the step compiles once.
     """
-    vg = (our_value_and_grad if (grad or cfg.grad) == "fungpt" else jax.value_and_grad)(model.loss)
-    A, B, T = cfg.grad_accum, cfg.batch_size, cfg.model.block_size
-    batch_sharding = NamedSharding(mesh, P(None, "data", None))
-    replicated = NamedSharding(mesh, P())
-
-    def step(state, s, train_ids, k_data, k_drop):
-        x, y = data_lib.get_batch(jax.random.fold_in(k_data, s), train_ids, A * B, T)
-        x = jax.lax.with_sharding_constraint(x.reshape(A, B, T), batch_sharding)  # (A, B, T)
-        y = jax.lax.with_sharding_constraint(y.reshape(A, B, T), batch_sharding)
-        keys = jax.random.split(jax.random.fold_in(k_drop, s), A)
-        if A == 1:
-            loss, grads = vg(state.params, x[0], y[0], keys[0])
-        else:
-            def micro(acc, inp):
-                l, g = vg(state.params, *inp)
-                return jax.tree.map(jnp.add, acc, (l, g)), None
-
-            zero = jax.tree.map(jnp.zeros_like, (jnp.zeros((), jnp.float32), state.params))
-            (loss, grads), _ = jax.lax.scan(micro, zero, (x, y, keys))
-            loss, grads = jax.tree.map(lambda v: v / A, (loss, grads))
-        gnorm = optim.global_norm(grads)  # the same expression as the clip's, so XLA computes it once
-        ok = jnp.isfinite(loss) & jnp.isfinite(gnorm)
-        updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
-        new = TrainState(optim.apply_updates(state.params, updates), opt_state)
-        # A non-finite step leaves the state as it was, so the last good state can still be saved.
-        new = jax.tree.map(lambda n, o: jnp.where(ok, n, o), new, state)
-        return new, loss, gnorm, ok
-
-    return jax.jit(step, donate_argnums=0, out_shardings=(replicated, replicated, replicated, replicated))
+    vg = our_value_and_grad if (grad or cfg.grad) == "fungpt" else jax.value_and_grad
+    if mesh.devices.size == 1:
+        # Nothing to shard: without the sharding constraints XLA fuses the step as before meshes existed,
+        # so one device trains bit for bit as it always did (the constraints change a reduction's tiling).
+        specs = None
+    elif specs is None:
+        specs = state_specs(model, optimizer, mesh)
+    return sharding.make_sharded_train_step(model.loss, optimizer, mesh, specs, batch_size=cfg.batch_size,
+                                            block_size=cfg.model.block_size, grad_accum=cfg.grad_accum,
+                                            value_and_grad=vg)
 
 
 def make_eval_fn(model: Model, cfg: TrainConfig, mesh: Mesh):
     """``eval(params, ids, key) -> mean loss`` over ``cfg.eval_iters`` random batches (no dropout)."""
-    sharding = NamedSharding(mesh, P("data", None))
+    rows = NamedSharding(mesh, sharding.batch_spec(2))
 
     def one(params, ids, key):
         x, y = data_lib.get_batch(key, ids, cfg.batch_size, cfg.model.block_size)
-        x, y = (jax.lax.with_sharding_constraint(v, sharding) for v in (x, y))
+        x, y = (jax.lax.with_sharding_constraint(v, rows) for v in (x, y))
         return model.loss(params, x, y, None)
 
     def evaluate(params, ids, key):
@@ -166,7 +158,7 @@ def estimate_loss(eval_fn, params, ids, key) -> float:
 
 class Functions(NamedTuple):
     """A run's compiled pieces: model config (None for a custom `Model`), optimizer, lr schedule, jitted
-    init / optimizer init / step / eval."""
+    init / optimizer init / step / eval, and the state's PartitionSpecs (`state_specs`)."""
 
     mcfg: Any
     optimizer: Any
@@ -175,23 +167,24 @@ class Functions(NamedTuple):
     opt_init: Callable
     step: Callable
     eval: Callable
+    specs: Any = None
 
 
 def functions(model: Model, mcfg, cfg: TrainConfig, mesh: Mesh, step: bool = True) -> Functions:
     """The `Functions` of any `Model` (``step=False`` leaves the step out)."""
     optimizer, schedule = make_optimizer(cfg)
-    replicated = NamedSharding(mesh, P())
-    return Functions(mcfg, optimizer, schedule, jax.jit(model.init, out_shardings=replicated),
-                     jax.jit(optimizer.init, out_shardings=replicated),
-                     make_train_step(model, optimizer, cfg, mesh) if step else None,
-                     make_eval_fn(model, cfg, mesh))
+    specs = state_specs(model, optimizer, mesh)
+    return Functions(mcfg, optimizer, schedule, jax.jit(model.init, out_shardings=sharding.named(specs.params, mesh)),
+                     jax.jit(optimizer.init, out_shardings=sharding.named(specs.opt_state, mesh)),
+                     make_train_step(model, optimizer, cfg, mesh, specs=specs) if step else None,
+                     make_eval_fn(model, cfg, mesh), specs)
 
 
 def step_fields(cfg: TrainConfig) -> TrainConfig:
     """``cfg`` with the fields that only steer the loop blanked, so runs differing in them share compiled
     functions (the key of `compiled_functions`)."""
     return cfg.replace(data=None, max_iters=1, eval_interval=1, ckpt_interval=1, log_interval=1, out_dir="",
-                       sample_tokens=0)
+                       sample_tokens=0, init_from=None)
 
 
 @functools.lru_cache(maxsize=8)
@@ -205,7 +198,7 @@ def _gpt_shared(cfg: TrainConfig, vocab_size: int, mesh: Mesh):
 def compiled_functions(cfg: TrainConfig, vocab_size: int, mesh: Mesh) -> Functions:
     """The GPT's `Functions` for ``step_fields(cfg)``, cached per (config, vocabulary, mesh)."""
     model, fns = _gpt_shared(cfg.replace(grad="fungpt"), vocab_size, mesh)
-    return fns._replace(step=make_train_step(model, fns.optimizer, cfg, mesh))
+    return fns._replace(step=make_train_step(model, fns.optimizer, cfg, mesh, specs=fns.specs))
 
 
 def bench_step(cfg: TrainConfig, grads=("fungpt", "jax"), steps: int = 50, rounds: int = 5,
