@@ -12,9 +12,11 @@ from __future__ import annotations
 import pathlib
 from typing import Any, NamedTuple
 
+from fungpt.gpt import checkpoint as ckpt_lib
 from fungpt.gpt.config import GPTConfig
 from fungpt.gpt.hf import from_hf
 from fungpt.gpt.presets import FINETUNE_PRESET
+from fungpt.gpt.run import load_run
 from fungpt.gpt.tokenizer import BPETokenizer
 
 __all__ = ["FINETUNE_PRESET", "Init", "init_from", "source_record", "train_fields"]
@@ -30,8 +32,6 @@ class Init(NamedTuple):
 
 
 def _kind(path: pathlib.Path) -> str:
-    from fungpt.gpt import checkpoint as ckpt_lib
-
     if all((path / f).is_file() for f in _HF_FILES):
         return "hf"
     if (path / ckpt_lib.LATEST).is_file() or (path / ckpt_lib.META_FILE).is_file():
@@ -52,8 +52,6 @@ def init_from(path) -> Init:
     if not path.is_dir():
         raise FileNotFoundError(f"--init-from {path}: no such folder")
     if _kind(path) == "run":
-        from fungpt.gpt.train import load_run  # (run.py after the split of train.py)
-
         run = load_run(path)
         # the model itself; how the new run computes (matmul dtype, layer unroll) is its own choice
         return Init(run.model_config.replace(compute_dtype=None, scan_unroll=1), run.params, run.tokenizer)
