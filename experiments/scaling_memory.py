@@ -7,6 +7,7 @@ Lowers and compiles (does not run) the sharded step of `fungpt.gpt.sharding` on 
 (parameters + AdamW moments + the scalars), temporaries (activations kept for the backward pass, gathered
 weights, logits) and the replicated figure for comparison.  Writes experiments/out/scaling_memory.json.
 The sizes are XLA:CPU's; a GPU or TPU compiler schedules temporaries differently.
+On an accelerator: runs on JAX's default backend with at most its device count, and reports that compiler's sizes.
 """
 import argparse
 import json
@@ -26,7 +27,6 @@ def main():
     ap.add_argument("--quick", action="store_true", help="only the (D/2, 2) mesh, batch 8, accum 1")
     args = ap.parse_args()
     os.environ.setdefault("XLA_FLAGS", f"--xla_force_host_platform_device_count={args.devices}")
-    os.environ.setdefault("JAX_PLATFORMS", "cpu")
     import jax
     import jax.numpy as jnp
     from jax.sharding import NamedSharding
@@ -46,7 +46,7 @@ def main():
     k = jax.random.key(0)
     like = jax.eval_shape(lambda: T.TrainState(p := model.init(k), optimizer.init(p)))
     full = sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(like))
-    n = args.devices
+    n = min(args.devices, jax.device_count())  # on CPU, XLA_FLAGS above makes the virtual devices
     meshes = [(n // 2, 2)] if args.quick else [(n // m, m) for m in (1, 2, 4, 8) if n % m == 0 and m <= n]
     rows = []
     for D, M in meshes:
