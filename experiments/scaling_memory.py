@@ -47,7 +47,8 @@ def main():
     like = jax.eval_shape(lambda: T.TrainState(p := model.init(k), optimizer.init(p)))
     full = sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(like))
     n = min(args.devices, jax.device_count())  # on CPU, XLA_FLAGS above makes the virtual devices
-    meshes = [(n // 2, 2)] if args.quick else [(n // m, m) for m in (1, 2, 4, 8) if n % m == 0 and m <= n]
+    m2 = min(2, n)
+    meshes = [(n // m2, m2)] if args.quick else [(n // m, m) for m in (1, 2, 4, 8) if n % m == 0 and m <= n]
     rows = []
     for D, M in meshes:
         mesh = S.make_mesh(D, M)
