@@ -47,7 +47,7 @@ _PRIMITIVE_MODULES = [
     "jax._src.lax.control_flow.loops", "jax._src.lax.windowed_reductions", "jax._src.lax.linalg",
     "jax._src.lax.fft", "jax._src.lax.convolution", "jax._src.lax.special", "jax._src.lax.parallel",
     "jax._src.lax.scaled_dot", "jax._src.ad_checkpoint", "jax._src.ad_util", "jax._src.core",
-    "jax._src.dispatch", "jax._src.pjit", "jax._src.custom_derivatives", "jax._src.interpreters.ad",
+    "jax._src.dispatch", "jax._src.pjit", "jax._src.custom_derivatives",
     "jax._src.callback", "jax._src.checkify", "jax._src.debugging", "jax._src.custom_batching",
     "jax._src.custom_partitioning", "jax._src.shard_map", "jax._src.ffi", "jax._src.hijax",
     "jax._src.random", "jax._src.random.prng", "jax._src.random.threefry2x32", "jax._src.random.threefry4x32",
