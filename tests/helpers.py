@@ -25,7 +25,7 @@ def close(got, want, rtol, atol=None):
     np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=rtol, atol=rtol if atol is None else atol)
 
 
-def assert_trees_close(actual, expected, rtol, atol=0.0, what=""):
+def assert_trees_close(actual, expected, rtol, what="", atol=0.0):
     """Structure first, then each leaf (shape, dtype, NaN pattern, values), naming the differing leaf's path.
 
     Values: max |a - e| <= atol + rtol * max(1, max |e|) per leaf.

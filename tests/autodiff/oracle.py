@@ -6,6 +6,7 @@ import numpy as np
 from jax import tree_util
 
 import fungpt
+from tests.helpers import assert_trees_close
 
 # Named, dtype-keyed tolerances (relative). References run in the same dtype; float64 is exact-ish.
 TOL = {np.dtype("float32"): 2e-3, np.dtype("float64"): 1e-9, np.dtype("complex64"): 2e-3,
@@ -33,27 +34,6 @@ def _random_like(key, tree):
         else:
             out.append(np.zeros(x.shape, jax.dtypes.float0))
     return tree_util.tree_unflatten(treedef, out)
-
-
-def assert_trees_close(actual, expected, rtol, what=""):
-    """Structure first, then each leaf, naming the differing leaf's path."""
-    a_leaves, a_def = tree_util.tree_flatten_with_path(actual)
-    e_leaves, e_def = tree_util.tree_flatten_with_path(expected)
-    assert a_def == e_def, f"{what}: tree structures differ: {a_def} vs {e_def}"
-    for (path, a), (_, e) in zip(a_leaves, e_leaves, strict=True):
-        name = f"{what}{jax.tree_util.keystr(path)}"
-        assert np.shape(a) == np.shape(e), f"{name}: shape {np.shape(a)} != {np.shape(e)}"
-        if getattr(e, "dtype", None) == jax.dtypes.float0:
-            assert getattr(a, "dtype", None) == jax.dtypes.float0, f"{name}: expected a float0 cotangent"
-            continue
-        a, e = np.asarray(a), np.asarray(e)
-        assert a.dtype == e.dtype, f"{name}: dtype {a.dtype} != {e.dtype}"
-        nan_a, nan_e = np.isnan(a), np.isnan(e)
-        assert np.array_equal(nan_a, nan_e), f"{name}: NaN at {np.argwhere(nan_a)} vs {np.argwhere(nan_e)}"
-        a, e = np.where(nan_a, 0, a), np.where(nan_e, 0, e)
-        scale = max(1.0, float(np.max(np.abs(e)))) if e.size else 1.0
-        err = float(np.max(np.abs(a - e))) if e.size else 0.0
-        assert err <= rtol * scale, f"{name}: max abs error {err:.3e} > {rtol:.1e} * {scale:.3e}"
 
 
 def check_vjp(f, args, key, rtol=None):
