@@ -132,10 +132,21 @@ def build_parser() -> argparse.ArgumentParser:
     top.add_argument("--version", action=_VersionAction,
                      help="print the fungpt, jax and jaxlib versions and JAX's backend and devices, then exit")
     sub = top.add_subparsers(dest="command", metavar="{train,sample,eval,bench,demo,export}", parser_class=_Parser)
+    presets = sorted(PRESETS)
+    _add_train(sub, presets)
+    _add_sample(sub)
+    _add_eval(sub)
+    _add_bench(sub, presets)
+    _add_export(sub)
+    _add_demo(sub)
+    top.commands = sub.choices  # main() reports a subcommand's unknown flags with that subcommand's usage
+    return top
 
+
+def _add_train(sub, presets) -> None:
     t = sub.add_parser("train", help="train a GPT (default: the baby preset on the shipped corpus)",
                        description="Train a GPT: the preset, then the --config file, then flags.")
-    t.add_argument("--preset", choices=sorted(PRESETS), help="the starting config (default: baby; not with --resume)")
+    t.add_argument("--preset", choices=presets, help="the starting config (default: baby; not with --resume)")
     t.add_argument("--config", help="a TOML or JSON file of TrainConfig fields")
     t.add_argument("--resume", metavar="RUN_DIR", help="continue this run from its latest checkpoint, with its "
                    "saved config (then the --config file's fields, then flags, e.g. --max-iters 3000)")
@@ -151,6 +162,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "auto-detection (Cloud TPU pod slices, SLURM, Open MPI): no process flags needed")
     _train_flags(t)
 
+
+def _add_sample(sub) -> None:
     s = sub.add_parser("sample", help="generate text from a trained run", description="Generate text from a run.")
     s.add_argument("run_dir", help="a run folder written by `fungpt train`")
     s.add_argument("--prompt", default="\n", help="the text to continue (default: a newline)")
@@ -166,6 +179,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--num-samples", type=int, default=1, help="independent samples, separated by a line")
     s.add_argument("--seed", type=int, default=0, help="sample i uses fold_in(key(seed), i)")
 
+
+def _add_eval(sub) -> None:
     e = sub.add_parser("eval", help="loss and perplexity of a trained run on a text",
                        description="Mean cross-entropy (nats/token) and perplexity of a run on a text.")
     e.add_argument("run_dir", help="a run folder written by `fungpt train`")
@@ -175,20 +190,26 @@ def build_parser() -> argparse.ArgumentParser:
                    help="characters of --data outside the run's vocabulary: refuse (default), drop, or make "
                         "them spaces")
 
+
+def _add_bench(sub, presets) -> None:
     b = sub.add_parser("bench", help="ms/iter of the train step: fungpt.grad vs jax.grad",
                        description="Times one jitted train step with fungpt.grad and with jax.grad, "
                                    "interleaved: no training loop, evals, checkpoints or run folder.",
                        inapplicable=["--" + n.replace("_", "-") for n in _NOT_FOR_BENCH])
-    b.add_argument("--preset", default="baby", choices=sorted(PRESETS), help="the starting config")
+    b.add_argument("--preset", default="baby", choices=presets, help="the starting config")
     b.add_argument("--config", help="a TOML or JSON file of TrainConfig fields")
     b.add_argument("--steps", type=int, default=50, help="timed steps per gradient function")
     _train_flags(b, skip=_NOT_FOR_BENCH)
 
+
+def _add_export(sub) -> None:
     x = sub.add_parser("export", help="write a run as a Hugging Face GPT-2 folder (weights + tokenizer)",
                        description="Write a run's weights and tokenizer in the Hugging Face GPT-2 layout.")
     x.add_argument("run_dir", help="a run folder written by `fungpt train`")
     x.add_argument("--hf", required=True, metavar="OUT_DIR", help="the folder to write (created if missing)")
 
+
+def _add_demo(sub) -> None:
     d = sub.add_parser("demo", help="fungpt.grad vs jax.grad on a small GPT loss",
                        description="The gradient of a small GPT's loss by our autodiff and by JAX's: agreement "
                                    "and time.")
@@ -196,8 +217,6 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--n-layer", type=int, default=2, help="transformer blocks")
     d.add_argument("--n-embd", type=int, default=64, help="embedding width (2 heads)")
     d.add_argument("--block-size", type=int, default=32, help="tokens per sequence (batch 8)")
-    top.commands = sub.choices  # main() reports a subcommand's unknown flags with that subcommand's usage
-    return top
 
 
 def _cmd_train(args) -> int:

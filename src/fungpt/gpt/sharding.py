@@ -239,15 +239,7 @@ def make_sharded_train_step(loss: Callable, optimizer, mesh: Mesh, specs=None, *
         keys = jax.random.split(jax.random.fold_in(k_drop, s), A)
         # identity on values: the gradient with respect to the gathered copy is the gradient
         params = state.params if p_compute is None else jax.lax.with_sharding_constraint(state.params, p_compute)
-        if A == 1:
-            ell, grads = vg(params, x[0], y[0], keys[0])
-        else:
-            def micro(acc, inp):
-                return jax.tree.map(jnp.add, acc, vg(params, *inp)), None
-
-            zero = jax.tree.map(jnp.zeros_like, (jnp.zeros((), jnp.float32), params))
-            (ell, grads), _ = jax.lax.scan(micro, zero, (x, y, keys))
-            ell, grads = jax.tree.map(lambda v: v / A, (ell, grads))
+        ell, grads = _mean_over_micro_batches(vg, params, x, y, keys)
         if p_shard is not None:
             grads = jax.lax.with_sharding_constraint(grads, p_shard)
         gnorm = optim.global_norm(grads)  # the clip's own expression: XLA computes it once
@@ -261,6 +253,19 @@ def make_sharded_train_step(loss: Callable, optimizer, mesh: Mesh, specs=None, *
         return new, *jax.lax.with_sharding_constraint((ell, gnorm, ok), replicated)
 
     return jax.jit(step, donate_argnums=0)
+
+
+def _mean_over_micro_batches(vg: Callable, params, x, y, keys):
+    """(mean ℓ, mean g) of ``vg(params, x[a], y[a], keys[a])`` over the A micro-batches, summed in a scan."""
+    if x.shape[0] == 1:
+        return vg(params, x[0], y[0], keys[0])
+
+    def micro(acc, inp):
+        return jax.tree.map(jnp.add, acc, vg(params, *inp)), None
+
+    zero = jax.tree.map(jnp.zeros_like, (jnp.zeros((), jnp.float32), params))
+    (ell, grads), _ = jax.lax.scan(micro, zero, (x, y, keys))
+    return jax.tree.map(lambda v: v / x.shape[0], (ell, grads))
 
 
 def _without_data(spec: P) -> P:

@@ -269,6 +269,31 @@ def _givens_c(x, y):
     return jnp.stack([jnp.stack([jnp.conj(x), jnp.conj(y)]), jnp.stack([-y, x])])
 
 
+def _qr_step(h, z, lo, k):
+    """One QR step on the block lo..k of Hessenberg h (already shifted): h = QR by Givens rotations
+    G_i on rows i, i+1 (i in [lo, k)), then h <- RQ = h G_i^* on columns i, i+1, and z <- z G_i^*."""
+    n = h.shape[0]
+
+    def left(i, carry):
+        h, gs = carry
+        active = (i >= lo) & (i < k)
+        g = _givens_c(h[i, i], jnp.where(active, h[i + 1, i], 0))
+        rows2 = lax.dynamic_slice(h, (i, 0), (2, n))
+        h = lax.dynamic_update_slice(h, g @ rows2, (i, 0))
+        return h, gs.at[i].set(g)
+
+    h, gs = lax.fori_loop(0, n - 1, left, (h, jnp.zeros((n - 1, 2, 2), h.dtype)))
+
+    def right(i, carry):
+        h, z = carry
+        gh = jnp.conj(gs[i]).T
+        h = lax.dynamic_update_slice(h, lax.dynamic_slice(h, (0, i), (n, 2)) @ gh, (0, i))
+        z = lax.dynamic_update_slice(z, lax.dynamic_slice(z, (0, i), (n, 2)) @ gh, (0, i))
+        return h, z
+
+    return lax.fori_loop(0, n - 1, right, (h, z))
+
+
 @checked_jit('max_iter')
 def schur(a, max_iter=None):
     """Complex Schur form A = Z T Z^* (T upper triangular, Z unitary) by the shifted QR algorithm:
@@ -316,26 +341,7 @@ def schur(a, max_iter=None):
         mu1, mu2 = (a11 + a22) / 2 + root, (a11 + a22) / 2 - root
         mu = jnp.where(jnp.abs(mu1 - a22) < jnp.abs(mu2 - a22), mu1, mu2)
         mu = jnp.where(it % 10 == 9, a22 + 0.75 * jnp.abs(a21).astype(mu.dtype), mu)   # breaks cycles
-        h = h - mu * eye
-
-        def left(i, carry):
-            h, gs = carry
-            active = (i >= lo) & (i < k)
-            g = _givens_c(h[i, i], jnp.where(active, h[i + 1, i], 0))
-            rows2 = lax.dynamic_slice(h, (i, 0), (2, n))
-            h = lax.dynamic_update_slice(h, g @ rows2, (i, 0))
-            return h, gs.at[i].set(g)
-
-        h, gs = lax.fori_loop(0, n - 1, left, (h, jnp.zeros((n - 1, 2, 2), a.dtype)))
-
-        def right(i, carry):
-            h, z = carry
-            gh = jnp.conj(gs[i]).T
-            h = lax.dynamic_update_slice(h, lax.dynamic_slice(h, (0, i), (n, 2)) @ gh, (0, i))
-            z = lax.dynamic_update_slice(z, lax.dynamic_slice(z, (0, i), (n, 2)) @ gh, (0, i))
-            return h, z
-
-        h, z = lax.fori_loop(0, n - 1, right, (h, z))
+        h, z = _qr_step(h - mu * eye, z, lo, k)
         return h + mu * eye, z, it + 1
 
     h, z, _ = lax.while_loop(cond, body, (h, z, jnp.zeros((), jnp.int32)))
