@@ -13,7 +13,10 @@
    4.26 clauses per variable; CNF size by distribution (exponential) against Tseitin (linear).
 
 Run: .venv/bin/python experiments/ch09_discrete.py [--quick] [--out experiments/out]
-Writes ch09_discrete.json, ch09_discrete.png (Stirling, Binet), ch09_swell.png and ch09_sat.png.
+5. Trees: a binary heap drawn as a tree and as its array; heapify (O(n)) vs n pushes (O(n log n)) vs heap_sort vs
+   XLA's sort, jitted and timed per key; a parameter pytree drawn as the tree that `tree_graph` returns.
+
+Writes ch09_discrete.json, ch09_discrete.png (Stirling, Binet), ch09_swell.png, ch09_sat.png and ch09_trees.png.
 
 On an accelerator: nothing that matters changes: the big-integer and symbolic parts run on the host; Binet's
 float64 column needs a CPU or GPU.
@@ -240,6 +243,92 @@ def sat_figure(scaling, ratios, phase, sizes, path):
     plt.close(fig)
 
 
+def _draw_heap(ax, keys):
+    """A heap as a tree (slot i has children 2i+1, 2i+2) over the same keys as the array that stores it."""
+    n = len(keys)
+    pos = {}
+    for i in range(n):
+        d = int(np.log2(i + 1))
+        pos[i] = ((i + 1 - 2**d + 0.5) / 2**d, -d)
+    for i in range(1, n):
+        (a, b), (c, d) = pos[(i - 1) // 2], pos[i]
+        ax.plot([a, c], [b, d], "0.6", lw=1, zorder=1)
+    for i, (a, b) in pos.items():
+        ax.scatter(a, b, s=380, color="C0" if i else "C3", zorder=2)
+        ax.text(a, b, f"{keys[i]:g}", ha="center", va="center", color="white", fontsize=8, zorder=3)
+        ax.text(a, b - 0.32, f"[{i}]", ha="center", fontsize=6, color="0.4")
+    y = -int(np.log2(n)) - 1.3
+    for i, k in enumerate(keys):
+        ax.text((i + 0.5) / n, y, f"{k:g}", ha="center", va="center", fontsize=8,
+                bbox=dict(boxstyle="square", fc="C3" if i == 0 else "white"))
+    ax.text(0.5, y - 0.55, "the same heap as its array: children of slot i at 2i+1, 2i+2", ha="center", fontsize=7)
+    ax.set(xlim=(0, 1), ylim=(y - 0.9, 0.6), xticks=[], yticks=[],
+           title="heapify([9, 4, 7, 1, 8, 2, 6, 3, 5, 0]): every parent <= its children")
+    ax.title.set_fontsize(9)
+
+
+def _draw_pytree(ax, tree):
+    """A pytree as a rooted tree: containers are nodes, arrays are leaves; numbers give the pre-order."""
+    g, post, pre = dm.tree_graph(tree), dm.traverse(tree, "post"), dm.traverse(tree, "pre")
+    leaves = [p for p in pre if not g[p]]
+    x = {p: float(leaves.index(p)) for p in leaves}
+    for p in post:
+        if g[p]:
+            x[p] = float(np.mean([x[c] for c in g[p]]))
+    for p, kids in g.items():
+        for c in kids:
+            ax.plot([x[p], x[c]], [-len(p), -len(c)], "0.6", lw=1, zorder=1)
+    for i, p in enumerate(pre):
+        ax.scatter(x[p], -len(p), s=300, color="C2" if g[p] else "C1", zorder=2)
+        ax.text(x[p], -len(p), str(i), ha="center", va="center", fontsize=7, zorder=3)
+        label = jax.tree_util.keystr(p[-1:]) if p else "params"
+        ax.text(x[p], -len(p) + 0.3, label, ha="center", fontsize=6)
+    ax.set(xticks=[], yticks=[], ylim=(-dm.tree_depth(tree) - 0.5, 0.7),
+           title=f"a pytree is a tree: depth {dm.tree_depth(tree)}, {dm.tree_leaf_count(tree)} leaves "
+                 "(numbers: traverse(tree, 'pre'))")
+    ax.title.set_fontsize(9)
+
+
+def heap_timing(quick):
+    """Jitted, per key: Floyd's heapify (O(n)) vs n pushes (O(n log n)) vs heap_sort vs jnp.sort, interleaved."""
+    pushes = jax.jit(lambda x: jax.lax.fori_loop(0, x.shape[0], lambda i, h: dm.heap_push(h, x[i]),
+                                                 dm.heap_init(x.shape[0], x.dtype)))
+    fns = {"heapify (Floyd, bottom-up)": jax.jit(dm.heapify), "n × heap_push": pushes,
+           "heap_sort": jax.jit(dm.heap_sort), "jnp.sort (XLA)": jax.jit(jnp.sort)}
+    rows = []
+    for e in range(6, 11 if quick else 16):
+        x = jnp.asarray(np.random.default_rng(e).permutation(2**e), jnp.float32)
+        for f in fns.values():
+            jax.block_until_ready(f(x))  # compile outside the timing
+        times = {k: [] for k in fns}
+        for _ in range(3 if quick else 7):
+            for k, f in fns.items():
+                t = time.perf_counter()
+                jax.block_until_ready(f(x))
+                times[k].append(time.perf_counter() - t)
+        rows.append({"n": 2**e, **{k: float(np.median(v)) / 2**e * 1e9 for k, v in times.items()}})
+    return rows
+
+
+def trees_figure(rows, path):
+    fig, ax = plt.subplots(1, 3, figsize=(15, 4.2))
+    h = dm.heapify(jnp.asarray([9, 4, 7, 1, 8, 2, 6, 3, 5, 0], jnp.float32))
+    _draw_heap(ax[0], np.asarray(h.keys).tolist())
+    for k, st in zip([k for k in rows[0] if k != "n"], ["o-", "s-", "^-", "x:"], strict=True):
+        ax[1].loglog([r["n"] for r in rows], [r[k] for r in rows], st, label=k)
+    ax[1].set(xlabel="n keys", ylabel="ns per key (jitted, CPU, median)",
+              title="heapify: O(n) total; n pushes and heap_sort: O(n log n)")
+    ax[1].title.set_fontsize(9)
+    ax[1].set_xscale("log", base=2)
+    ax[1].legend(fontsize=7)
+    params = {"wte": jnp.zeros((4, 2)), "h": [{"attn": {"w": 0.0, "b": 0.0}, "mlp": {"w": 0.0}},
+                                             {"attn": {"w": 0.0, "b": 0.0}, "mlp": {"w": 0.0}}], "ln_f": {"g": 0.0}}
+    _draw_pytree(ax[2], params)
+    fig.tight_layout()
+    fig.savefig(path, dpi=85)
+    plt.close(fig)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small sizes, for the smoke test")
@@ -254,6 +343,8 @@ def main(argv=None):
     swell_figure(swell, out / "ch09_swell.png")
     scaling, (ratios, phase), sizes = sat_scaling(args.quick), sat_phase(args.quick), cnf_sizes(6 if args.quick else 12)
     sat_figure(scaling, ratios, phase, sizes, out / "ch09_sat.png")
+    heap_rows = heap_timing(args.quick)
+    trees_figure(heap_rows, out / "ch09_trees.png")
 
     fig, ax = plt.subplots(1, 2, figsize=(9, 3.6))
     ax[0].loglog(n, err, "o", ms=3, label="ours (float64)")
@@ -274,10 +365,11 @@ def main(argv=None):
               "fibonacci": fib_rows,
               "binet": {k: v["first n where rounding fails"] for k, v in binet.items()},
               "expression_swell": swell, "sat_scaling": scaling,
-              "sat_phase": {"ratios": ratios.tolist(), **{str(n): v for n, v in phase.items()}}, "cnf_sizes": sizes}
+              "sat_phase": {"ratios": ratios.tolist(), **{str(n): v for n, v in phase.items()}}, "cnf_sizes": sizes,
+              "heap_ns_per_key": heap_rows}
     (out / "ch09_discrete.json").write_text(json.dumps(result, indent=1))
     print(json.dumps({k: result[k] for k in ("fibonacci", "binet")}, indent=1))
-    for r in swell + scaling + sizes:
+    for r in swell + scaling + sizes + heap_rows:
         print(r)
     return result
 

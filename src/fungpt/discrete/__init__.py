@@ -8,7 +8,7 @@ jnp's logical operators, so one call evaluates it on every row of the truth tabl
 Python ints (unbounded); log-counts are jnp floats (jittable) for n far beyond any float's range.
 Formulas can also be trees (`Atom`, `Not`, `And`, `Or`, `Implies`, `Iff`) converted to CNF and solved by DPLL
 (`sat`).  Every public name lives at ``fungpt.discrete.NAME``; the modules are `sets_logic`, `sat`, `counting`,
-`recurrences`, `trees` and `symbolic`.
+`recurrences`, `trees`, `heap` and `symbolic`.
 """
 from fungpt.discrete.counting import (
     comb,
@@ -24,6 +24,7 @@ from fungpt.discrete.counting import (
     stirling,
     stirling_log_error,
 )
+from fungpt.discrete.heap import Heap, heap_init, heap_is_valid, heap_pop, heap_push, heap_sort, heapify
 from fungpt.discrete.recurrences import (
     binet,
     catalan,
@@ -96,14 +97,15 @@ from fungpt.discrete.symbolic import (
 from fungpt.discrete.trees import traverse, tree_children, tree_depth, tree_graph, tree_leaf_count, tree_paths
 
 __all__ = [
-    "Add", "And", "Atom", "Call", "Const", "Expr", "Formula", "Iff", "Implies", "Mul", "Not", "Or", "Pow", "Var",
-    "as_set", "atoms", "binet", "bitmask", "bits", "brute_force_sat", "catalan", "characteristic_roots", "cnf_holds",
-    "comb", "combinations", "companion_matrix", "contains", "cos", "dag_size", "diff", "difference", "dpll",
-    "equivalent", "evaluate", "exp", "expr_size", "factorial", "fibonacci", "formula_of", "holds", "iff", "implies",
-    "intersection", "is_subset", "is_tautology", "linear_recurrence", "linear_recurrence_nth", "log", "log_comb",
-    "log_factorial", "log_perm", "models", "nnf", "nth_permutation", "num_vars", "perm", "permutation_rank",
-    "permutations", "power_set", "power_set_masks", "random_cnf", "recurrence_closed_form", "sat_solve",
-    "satisfiable", "simplify", "sin", "stirling", "stirling_log_error", "tanh", "to_cnf", "traverse", "tree_children",
-    "tree_depth", "tree_graph", "tree_leaf_count", "tree_paths", "truth_table", "tseitin", "union",
+    "Add", "And", "Atom", "Call", "Const", "Expr", "Formula", "Heap", "Iff", "Implies", "Mul", "Not", "Or", "Pow",
+    "Var", "as_set", "atoms", "binet", "bitmask", "bits", "brute_force_sat", "catalan", "characteristic_roots",
+    "cnf_holds", "comb", "combinations", "companion_matrix", "contains", "cos", "dag_size", "diff", "difference",
+    "dpll", "equivalent", "evaluate", "exp", "expr_size", "factorial", "fibonacci", "formula_of", "heap_init",
+    "heap_is_valid", "heap_pop", "heap_push", "heap_sort", "heapify", "holds", "iff", "implies", "intersection",
+    "is_subset", "is_tautology", "linear_recurrence", "linear_recurrence_nth", "log", "log_comb", "log_factorial",
+    "log_perm", "models", "nnf", "nth_permutation", "num_vars", "perm", "permutation_rank", "permutations",
+    "power_set", "power_set_masks", "random_cnf", "recurrence_closed_form", "sat_solve", "satisfiable", "simplify",
+    "sin", "stirling", "stirling_log_error", "tanh", "to_cnf", "traverse", "tree_children", "tree_depth",
+    "tree_graph", "tree_leaf_count", "tree_paths", "truth_table", "tseitin", "union",
 ]
 
