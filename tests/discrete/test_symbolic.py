@@ -131,6 +131,9 @@ def test_dag_size_counts_distinct_subtrees():
         assert dm.dag_size(dm.diff(f, "x", simplified=False)) == 7 * k + 1
     # equal subtrees built as separate objects are still one node; Const(2) and Const(3) are two
     assert dm.dag_size(dm.sin(x + 1) * dm.sin(x + 1)) == 5 and dm.dag_size(x * 2 + x * 3) == 6
+    # ... and nodes that differ only in child order, in type or in function are different nodes
+    assert dm.dag_size((x + y) * (y + x)) == len(_distinct_subtrees((x + y) * (y + x), set())) == 5
+    assert dm.dag_size((x + y) * (x * y)) == 5 and dm.dag_size(dm.sin(x) + dm.cos(x)) == 4
     # sympy's common-subexpression elimination finds the repeated subtrees too: f_2 = sin(sin(x)·x)·(sin(x)·x)
     f2 = dm.sin(dm.sin(x) * x) * (dm.sin(x) * x)
     replacements, _ = sympy.cse(to_sympy(f2))
