@@ -44,8 +44,10 @@ def heap_is_valid(h: Heap):
 
 
 def _swap(keys, i, j):
-    ki, kj = keys[i], keys[j]
-    return keys.at[i].set(kj).at[j].set(ki)
+    # one gather and one scatter: XLA on CPU updates the array in place.  Reading keys[i], keys[j] as scalars and
+    # writing them back with two .at[].set calls makes it copy the whole array inside a loop: O(capacity) per swap.
+    idx = jnp.stack([i, j])
+    return keys.at[idx].set(keys[idx[::-1]])
 
 
 def _sift_up(keys, i):
@@ -63,10 +65,12 @@ def _sift_up(keys, i):
 
 def _sift_down(keys, i, n):
     # move keys[i] down, swapping with the smaller child, while a child (within the first n slots) is smaller
+    last = keys.shape[0] - 1
+
     def smallest(keys, i):
         best = i
         for c in (2 * i + 1, 2 * i + 2):
-            best = jnp.where((c < n) & (keys[jnp.minimum(c, keys.shape[0] - 1)] < keys[best]), c, best)
+            best = jnp.where((c < n) & (keys[jnp.minimum(c, last)] < keys[best]), c, best)
         return best
 
     def cond(s):
@@ -95,10 +99,12 @@ def heap_push(h: Heap, x) -> Heap:
 
 @jax.jit  # compiled once per shape and dtype, also when called eagerly
 def _push(h, x):
+    # A refused push must leave the keys alone without a select over the whole array (that would make every
+    # push O(capacity)): its write goes out of bounds and is dropped, and it sifts from slot 0, which never moves.
     ok = (h.size >= 0) & (h.size < h.keys.shape[0])
-    i = jnp.clip(h.size, 0, h.keys.shape[0] - 1)
-    keys = _sift_up(h.keys.at[i].set(x), i)
-    return Heap(jnp.where(ok, keys, h.keys), jnp.where(ok, h.size + 1, -1).astype(jnp.int32))
+    i = jnp.where(ok, h.size, 0)
+    keys = _sift_up(h.keys.at[jnp.where(ok, h.size, h.keys.shape[0])].set(x, mode="drop"), i)
+    return Heap(keys, jnp.where(ok, h.size + 1, -1).astype(jnp.int32))
 
 
 def heap_pop(h: Heap):
@@ -116,10 +122,12 @@ def heap_pop(h: Heap):
 
 @jax.jit
 def _pop(h, big):
+    # on an empty or invalid heap last = 0: slot 0 is rewritten with itself and sifting within 0 slots is a no-op
     ok = h.size > 0
     last = jnp.maximum(h.size - 1, 0)
-    keys = _sift_down(h.keys.at[0].set(h.keys[last]), 0, last)
-    return jnp.where(ok, h.keys[0], big), Heap(jnp.where(ok, keys, h.keys), jnp.where(ok, last, -1).astype(jnp.int32))
+    keys = _swap(h.keys, jnp.zeros_like(last), last)  # the minimum goes to the freed slot `last`, outside the heap
+    keys = _sift_down(keys, 0, last)
+    return jnp.where(ok, keys[last], big), Heap(keys, jnp.where(ok, last, -1).astype(jnp.int32))
 
 
 def heapify(x, capacity: int | None = None) -> Heap:
