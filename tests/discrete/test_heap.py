@@ -79,6 +79,7 @@ def test_overflow_and_underflow_are_refused_or_marked():
         dm.heap_pop(dm.heap_init(4))
     bad = PUSH(full, np.float32(0.0))  # under jit: size -1, and it stays -1
     assert int(bad.size) == -1 and not bool(VALID(bad))
+    np.testing.assert_array_equal(bad.keys, full.keys)  # the refused key went nowhere
     top, worse = POP(bad)
     assert float(top) == np.inf and int(worse.size) == -1
     top, empty = POP(dm.heap_init(CAP))
