@@ -150,6 +150,9 @@ def test_python_functions_become_formulas_and_truth_tables_agree():
     assert np.asarray(vals).tolist() == [naive(g, tuple(r)) for r in np.asarray(rows_).tolist()]
     holds = jax.jit(lambda cols: dm.holds(g, cols))
     assert np.asarray(holds([rows_[:, i] for i in range(3)])).tolist() == np.asarray(vals).tolist()
+    cnf = dm.to_cnf(g)  # the CNF on jnp arrays under jit, on numpy arrays eagerly: the same truth table
+    assert np.asarray(jax.jit(lambda r: dm.cnf_holds(cnf, r))(rows_)).tolist() == np.asarray(vals).tolist()
+    assert dm.cnf_holds(cnf, np.asarray(rows_)).tolist() == np.asarray(vals).tolist()
 
 
 def test_bad_input_is_refused():
