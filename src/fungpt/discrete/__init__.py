@@ -1,5 +1,5 @@
-"""Chapter 9, combinatorics & discrete math: sets, propositional logic, counting, recurrences, trees
-(pytrees are trees) and symbolic expressions with symbolic differentiation.
+"""Chapter 9, combinatorics & discrete math: sets, propositional logic and SAT, counting, recurrences, trees
+(pytrees are trees; a jittable binary heap) and symbolic expressions with symbolic differentiation.
 
 Conventions.  A *set* is either a sorted array of distinct values (`as_set`, `union`, ...) or, over a
 universe {0, ..., n−1}, an indicator vector / integer bitmask (bit i set ⇔ i ∈ S), where ∪, ∩, ∖ are
