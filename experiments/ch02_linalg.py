@@ -48,31 +48,11 @@ def scale_errors(cs):
     return out
 
 
-def gendot(n, log2_cond, rng, dtype):
-    """Ill-conditioned dot products (Ogita, Rump & Oishi's GenDot), exact sums in mpmath."""
-    import mpmath
-    mpmath.mp.prec = 4000
-    n2, b = n // 2, log2_cond / 2
-    e = np.round(rng.uniform(0, 1, n2) * b).astype(int)
-    e[0], e[-1] = round(b) + 1, 0
-    x, y = np.zeros(n), np.zeros(n)
-    x[:n2] = ((2 * rng.uniform(size=n2) - 1) * 2.0**e).astype(dtype)
-    y[:n2] = ((2 * rng.uniform(size=n2) - 1) * 2.0**e).astype(dtype)
-    for i, ei in enumerate(np.round(np.linspace(b, 0, n - n2)).astype(int), start=n2):
-        x[i] = dtype((2 * rng.uniform() - 1) * 2.0**ei)
-        part = mpmath.fsum(mpmath.mpf(float(p)) * mpmath.mpf(float(q)) for p, q in zip(x[:i], y[:i], strict=True))
-        y[i] = dtype(((2 * rng.uniform() - 1) * 2.0**ei - float(part)) / x[i])
-    x, y = x.astype(dtype), y.astype(dtype)
-    exact = mpmath.fsum(mpmath.mpf(float(p)) * mpmath.mpf(float(q)) for p, q in zip(x, y, strict=True))
-    absum = mpmath.fsum(abs(mpmath.mpf(float(p)) * mpmath.mpf(float(q))) for p, q in zip(x, y, strict=True))
-    return x, y, float(exact), float(2 * absum / abs(exact))
-
-
 def dot_errors(log2_conds, dtype, n=24):
     rng = np.random.default_rng(1)
     rows = []
     for lc in log2_conds:
-        x, y, exact, cond = gendot(n, lc, rng, dtype)
+        x, y, exact, cond = numerics.ill_conditioned_dot(n, lc, rng, dtype)
         plain = abs(float(linalg.dot(jnp.asarray(x), jnp.asarray(y))) - exact) / abs(exact)
         dot2 = abs(float(linalg.dot(jnp.asarray(x), jnp.asarray(y), compensated=True)) - exact) / abs(exact)
         rows.append((cond, plain, dot2))

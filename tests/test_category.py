@@ -2,6 +2,7 @@
 update against gradient descent with fungpt.grad and jax.grad."""
 import importlib.util
 import itertools
+import json
 import pathlib
 
 import jax
@@ -14,16 +15,10 @@ from hypothesis import strategies as st
 import fungpt
 from fungpt import category as C
 from fungpt import optim
+from tests.helpers import EXACT, assert_trees_close
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-TOL = {np.dtype("float32"): 2e-6, np.dtype("float64"): 1e-12}
 DTYPES = [np.float32, np.float64]
-
-
-def assert_trees_close(a, b, tol, atol=0.0):
-    assert jax.tree.structure(a) == jax.tree.structure(b), (jax.tree.structure(a), jax.tree.structure(b))
-    for (path, x), y in zip(jax.tree_util.tree_leaves_with_path(a), jax.tree.leaves(b), strict=True):
-        np.testing.assert_allclose(x, y, rtol=tol, atol=atol, err_msg=jax.tree_util.keystr(path))
 
 
 # --- categories --------------------------------------------------------------------------------------
@@ -183,7 +178,7 @@ def test_data_parallel_gradient_sum(dtype, key):
     want = jax.grad(loss)(params, batch)
     for shards in [1, 3, 4, 12]:
         got = jax.jit(lambda p, bt, s=shards: C.data_parallel_grad(loss, p, bt, s))(params, batch)
-        assert_trees_close(got, want, TOL[np.dtype(dtype)] * 10, atol=TOL[np.dtype(dtype)])
+        assert_trees_close(got, want, EXACT[np.dtype(dtype)], atol=EXACT[np.dtype(dtype)])
     with pytest.raises(ValueError, match="divide"):
         C.data_parallel_grad(loss, params, batch, 5)
 
@@ -203,7 +198,7 @@ def test_lens_mlp_update_equals_gradient_descent(dtype, key):
     a, b = jax.random.normal(k2, (3,), dtype), jax.random.normal(k3, (2,), dtype)
     loss = lambda p: 0.5 * jnp.sum((L.implement(p, a) - b) ** 2)
     got = jax.jit(L.update)(p, a, b)
-    tol = TOL[np.dtype(dtype)] * 10
+    tol = EXACT[np.dtype(dtype)]
     assert_trees_close(got, _gd(loss, p, lr, fungpt.grad), tol, atol=tol)
     if dtype == np.float64:  # the same against JAX's own gradient, and the request: a - ∇_a E
         assert_trees_close(got, _gd(loss, p, lr, jax.grad), tol, atol=tol)
@@ -277,7 +272,12 @@ def test_experiment_runs_quick(tmp_path):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     module.main(["--quick", "--out", str(tmp_path)])
-    assert (tmp_path / "ch12_category.json").exists() and (tmp_path / "ch12_lens_training.png").exists()
+    for png in ("ch12_lens_training.png", "ch12_finset.png", "ch12_monoid_fold.png"):
+        assert (tmp_path / png).exists(), png
+    res = json.loads((tmp_path / "ch12_category.json").read_text())
+    assert res["finset"]["assoc_failures"] == res["finset"]["identity_failures"] == 0
+    assert res["finset"]["triples_checked"] == 4 * 9 * 8  # |Hom(2,2)| |Hom(2,3)| |Hom(3,2)|
+    assert all(r["tree_fold (pairwise)"] < 1e-6 for r in res["folds"])  # float32 pairwise: O(log n) eps
 
 
 # --------------------------------------------------------------------------- extremes (issue 17)

@@ -113,8 +113,8 @@ def finset_compose(g, f) -> jax.Array:
 
 
 def finset_identity(n: int) -> jax.Array:
-    """``id_n = [0, 1, ..., n-1]``."""
-    return jnp.arange(n)
+    """``id_n = [0, 1, ..., n-1]`` (int32, like `finset_hom`, so that compositions keep one dtype)."""
+    return jnp.arange(n, dtype=jnp.int32)
 
 
 def finset_hom(n: int, m: int) -> jax.Array:

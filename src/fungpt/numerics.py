@@ -26,11 +26,10 @@ from fungpt.calculus import derivative
 from fungpt.linalg.factor import LU, cholesky, householder, lu, lu_factor, qr_givens, qr_householder, solve_triangular
 
 __all__ = [
-    "CSR", "LU", "FloatInfo", "GradCheck", "blocked_matmul", "cholesky", "contraction_path", "csr_from_dense",
-    "csr_matvec", "einsum",
-    "finite_difference", "float_info", "gradient_check", "householder", "kahan_sum", "lu", "lu_factor",
-    "machine_epsilon", "matmul_flops", "matrix_chain_order", "multi_dot", "naive_sum",
-    "nextafter", "one_minus_cos_over_x2", "optimal_step", "pairwise_sum", "qr_givens",
+    "CSR", "LU", "FloatInfo", "GradCheck", "IllConditionedDot", "blocked_matmul", "cholesky", "contraction_path",
+    "csr_from_dense", "csr_matvec", "einsum", "finite_difference", "float_info", "gradient_check", "householder",
+    "ill_conditioned_dot", "kahan_sum", "lu", "lu_factor", "machine_epsilon", "matmul_flops", "matrix_chain_order",
+    "multi_dot", "naive_sum", "nextafter", "one_minus_cos_over_x2", "optimal_step", "pairwise_sum", "qr_givens",
     "qr_householder", "relative_error", "solve_triangular", "ulp",
 ]
 
@@ -226,6 +225,44 @@ def kahan_sum(x):
     zero = jnp.zeros((), x.dtype)
     (s, _), _ = lax.scan(step, (zero, zero), x)
     return s
+
+
+class IllConditionedDot(NamedTuple):
+    x: np.ndarray
+    y: np.ndarray
+    exact: float  # x · y computed exactly (rational arithmetic), then rounded to float64
+    cond: float  # 2 Σ|x_i y_i| / |x · y|
+
+
+def ill_conditioned_dot(n: int, log2_cond: float, rng, dtype=np.float64) -> IllConditionedDot:
+    """Test vectors x, y (n,) of `dtype` whose dot product has condition number 2Σ|x_i y_i| / |x·y| ≈ 2^log2_cond
+    (Ogita, Rump & Oishi 2005, "Accurate sum and dot product", Algorithm 6.1 GenDot).
+
+    The first half of the terms have random exponents up to log2_cond / 2; each later y_i is chosen so that the
+    exact running sum cancels down to a random number of decreasing size, so the total is tiny compared with its
+    terms.  Exact sums use Python's `fractions.Fraction` (floats are dyadic rationals: no rounding anywhere).
+    Host-side numpy (not jittable); rng: a numpy Generator or a seed.  Used by the dot-product tests and by
+    experiments/ch02_linalg.py.
+    """
+    from fractions import Fraction
+
+    rng, dt = np.random.default_rng(rng), np.dtype(dtype)
+    if n < 2:
+        raise ValueError(f"ill_conditioned_dot: need n >= 2, got {n}")
+    n2, b = n // 2, log2_cond / 2
+    e = np.round(rng.uniform(0, 1, n2) * b).astype(int)
+    e[0], e[-1] = round(b) + 1, 0
+    x, y = np.zeros(n, dt), np.zeros(n, dt)
+    x[:n2] = (2 * rng.uniform(size=n2) - 1) * 2.0**e
+    y[:n2] = (2 * rng.uniform(size=n2) - 1) * 2.0**e
+    exact = sum((Fraction(float(p)) * Fraction(float(q)) for p, q in zip(x[:n2], y[:n2], strict=True)), Fraction(0))
+    for i, ei in enumerate(np.round(np.linspace(b, 0, n - n2)).astype(int), start=n2):
+        x[i] = (2 * rng.uniform() - 1) * 2.0**ei
+        y[i] = ((2 * rng.uniform() - 1) * 2.0**ei - float(exact)) / float(x[i])
+        exact += Fraction(float(x[i])) * Fraction(float(y[i]))  # the stored (rounded) values, exactly
+    p = rng.permutation(n)
+    absum = sum((abs(Fraction(float(a)) * Fraction(float(c))) for a, c in zip(x, y, strict=True)), Fraction(0))
+    return IllConditionedDot(x[p], y[p], float(exact), float(2 * absum / abs(exact)) if exact else float("inf"))
 
 
 # --------------------------------------------------------------------------------------------

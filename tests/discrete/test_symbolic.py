@@ -1,4 +1,5 @@
 """Symbolic expressions against sympy and autodiff."""
+import dataclasses
 import importlib.util
 import math
 import pathlib
@@ -109,6 +110,34 @@ def test_expression_size_and_sharing():
     assert n_eqns == 2 * 6
     np.testing.assert_allclose(dm.evaluate(dm.diff(f, "x", simplified=False), {"x": 0.5}),
                                dm.evaluate(dm.diff(f, "x"), {"x": 0.5}), rtol=1e-12)
+
+
+def _distinct_subtrees(e, seen):
+    """Test-only count of the DAG: every subtree put in a set (frozen dataclasses hash by structure)."""
+    seen.add(e)
+    for field in dataclasses.fields(e):
+        if isinstance(child := getattr(e, field.name), dm.Expr):
+            _distinct_subtrees(child, seen)
+    return seen
+
+
+def test_dag_size_counts_distinct_subtrees():
+    f = x
+    for k in range(1, 6):
+        f = dm.sin(f) * f
+        for e in (f, dm.diff(f, "x", simplified=False), dm.diff(f, "x"), dm.diff(f * y + y * f, "y")):
+            assert dm.dag_size(e) == len(_distinct_subtrees(e, set()))
+        # each level adds sin, mul and a constant number of derivative nodes: linear, where the tree doubles
+        assert dm.dag_size(dm.diff(f, "x", simplified=False)) == 7 * k + 1
+    # equal subtrees built as separate objects are still one node; Const(2) and Const(3) are two
+    assert dm.dag_size(dm.sin(x + 1) * dm.sin(x + 1)) == 5 and dm.dag_size(x * 2 + x * 3) == 6
+    # ... and nodes that differ only in child order, in type or in function are different nodes
+    assert dm.dag_size((x + y) * (y + x)) == len(_distinct_subtrees((x + y) * (y + x), set())) == 5
+    assert dm.dag_size((x + y) * (x * y)) == 5 and dm.dag_size(dm.sin(x) + dm.cos(x)) == 4
+    # sympy's common-subexpression elimination finds the repeated subtrees too: f_2 = sin(sin(x)·x)·(sin(x)·x)
+    f2 = dm.sin(dm.sin(x) * x) * (dm.sin(x) * x)
+    replacements, _ = sympy.cse(to_sympy(f2))
+    assert len(replacements) == 1 and dm.dag_size(f2) == 5 < dm.expr_size(f2) == 10
 
 
 def test_symbolic_evaluation_jits_vmaps_and_keeps_float32():

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from fungpt import linalg as la
+from fungpt import numerics
 from fungpt import topology as topo
 from tests.helpers import ALG, F32, F64, close
 
@@ -135,24 +136,6 @@ def test_nan_and_inf_entries_refuse_or_propagate(dtype):
     assert np.isnan(float(la.vector_norm(bad.ravel())))
 
 
-def _gendot(n, log2_cond, rng, dtype):
-    """Ill-conditioned dot products (Ogita, Rump & Oishi 2005, GenDot): the second half of the terms is
-    chosen to cancel the running exact sum (computed in mpmath) down to ~2^-log2_cond of its size."""
-    import mpmath
-    n2, b = n // 2, log2_cond / 2
-    e = np.round(rng.uniform(0, 1, n2) * b).astype(int)
-    e[0], e[-1] = round(b) + 1, 0
-    x, y = np.zeros(n), np.zeros(n)
-    x[:n2] = ((2 * rng.uniform(size=n2) - 1) * 2.0**e).astype(dtype)
-    y[:n2] = ((2 * rng.uniform(size=n2) - 1) * 2.0**e).astype(dtype)
-    for i, ei in enumerate(np.round(np.linspace(b, 0, n - n2)).astype(int), start=n2):
-        x[i] = dtype.type((2 * rng.uniform() - 1) * 2.0**ei)
-        partial = mpmath.fsum(mpmath.mpf(float(a)) * mpmath.mpf(float(c)) for a, c in zip(x[:i], y[:i], strict=True))
-        y[i] = dtype.type(((2 * rng.uniform() - 1) * 2.0**ei - float(partial)) / x[i])
-    p = rng.permutation(n)
-    return x[p].astype(dtype), y[p].astype(dtype)
-
-
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 def test_compensated_dot_is_accurate_to_cond_one_over_eps_vs_mpmath(dtype):
     import mpmath
@@ -162,10 +145,12 @@ def test_compensated_dot_is_accurate_to_cond_one_over_eps_vs_mpmath(dtype):
     dot2 = jax.jit(lambda x, y: la.dot(x, y, compensated=True))
     worst_naive = 0.0
     for log2_cond in ([10, 30, 45] if dtype == F32 else [20, 60, 100]):
-        x, y = _gendot(24, log2_cond, rng, dtype)
+        x, y, exact_gen, cond_gen = numerics.ill_conditioned_dot(24, log2_cond, rng, dtype)  # GenDot
         exact = mpmath.fsum(mpmath.mpf(float(a)) * mpmath.mpf(float(b)) for a, b in zip(x, y, strict=True))
         cond = float(2 * mpmath.fsum(abs(mpmath.mpf(float(a)) * float(b)) for a, b in zip(x, y, strict=True))
                      / abs(exact))
+        assert x.dtype == y.dtype == dtype and exact_gen == float(exact) and cond_gen == pytest.approx(cond, rel=1e-12)
+        assert 2.0 ** (log2_cond - 8) < cond < 2.0 ** (log2_cond + 8)   # the condition number it was asked for
         err = abs(float(dot2(x, y)) - float(exact)) / abs(float(exact))
         assert err <= 2 * eps + 24**2 * eps**2 * cond, (cond, err)       # the Dot2 error bound
         worst_naive = max(worst_naive, abs(float(la.dot(x, y)) - float(exact)) / abs(float(exact)))

@@ -21,6 +21,10 @@ def _rec(key):
     return jnp.asarray([1.0, 1.0]) + 0.1 * jax.random.normal(key, (2,)), jnp.asarray([0.0, 1.0])
 
 
+def _heap(key):
+    return dm.heapify(jax.random.normal(key, (6,)), 8)
+
+
 X = dm.Var("x")
 EXPR = dm.tanh(X) * X**2 + dm.exp(dm.sin(X)) / (1 + X * X)
 
@@ -34,5 +38,10 @@ SAMPLES = {
     D + "linear_recurrence": Sample(lambda key: (*_rec(key), 12), static=(2,)),
     D + "linear_recurrence_nth": Sample(lambda key: (*_rec(key), 12), static=(2,), rtol=1e-5),
     D + "companion_matrix": Sample(lambda key: (jax.random.normal(key, (3,)),)),
+    D + "heapify": Sample(lambda key: (jax.random.normal(key, (7,)), 9), static=(1,)),
+    D + "heap_push": Sample(lambda key: (_heap(key), jax.random.normal(key, ()))),
+    D + "heap_pop": Sample(lambda key: (_heap(key),)),
+    D + "heap_sort": Sample(lambda key: (jax.random.normal(key, (7,)),)),
+    D + "heap_is_valid": Sample(lambda key: (_heap(key),)),
     D + "evaluate": Sample(lambda key: (EXPR, {"x": jax.random.normal(key, (5,))}), static=(0,), argnum=1),
 }

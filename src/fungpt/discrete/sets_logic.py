@@ -8,6 +8,7 @@ import numpy as np
 from jax import lax
 
 from fungpt.discrete._base import nonneg_int
+from fungpt.discrete.sat import Formula, Iff, Implies
 
 __all__ = ["as_set", "bitmask", "bits", "contains", "difference", "equivalent", "iff", "implies", "intersection",
            "is_subset", "is_tautology", "models", "power_set", "power_set_masks", "satisfiable", "truth_table", "union"]
@@ -120,12 +121,16 @@ def power_set(s) -> list:
 # ---------------------------------------------------------------------------------------------- logic
 
 def implies(a, b):
-    """a → b ≡ ¬a ∨ b."""
+    """a → b ≡ ¬a ∨ b on bool arrays; the formula node `Implies(a, b)` when a or b is a `Formula`."""
+    if isinstance(a, Formula) or isinstance(b, Formula):
+        return Implies(a, b)
     return jnp.logical_or(jnp.logical_not(a), b)
 
 
 def iff(a, b):
-    """a ↔ b ≡ (a → b) ∧ (b → a)."""
+    """a ↔ b ≡ (a → b) ∧ (b → a) on bool arrays; the formula node `Iff(a, b)` when a or b is a `Formula`."""
+    if isinstance(a, Formula) or isinstance(b, Formula):
+        return Iff(a, b)
     return jnp.equal(jnp.asarray(a, bool), jnp.asarray(b, bool))
 
 
@@ -150,7 +155,8 @@ def models(f: Callable, n: int):
 
 
 def satisfiable(f: Callable, n: int):
-    """∃ assignment with f true, by enumeration: O(2ⁿ) evaluations (SAT is NP-complete)."""
+    """∃ assignment with f true, by enumeration: O(2ⁿ) evaluations (SAT is NP-complete; `dpll` searches
+    with propagation instead)."""
     return jnp.any(truth_table(f, n)[1])
 
 

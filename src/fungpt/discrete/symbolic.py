@@ -8,8 +8,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-__all__ = ["Add", "Call", "Const", "Expr", "Mul", "Pow", "Var", "cos", "diff", "evaluate", "exp", "expr_size", "log",
-           "simplify", "sin", "tanh"]
+__all__ = ["Add", "Call", "Const", "Expr", "Mul", "Pow", "Var", "cos", "dag_size", "diff", "evaluate", "exp",
+           "expr_size", "log", "simplify", "sin", "tanh"]
 
 
 class Expr:
@@ -191,13 +191,47 @@ def diff(e: Expr, var: str, simplified: bool = True) -> Expr:
 
 
 def expr_size(e: Expr) -> int:
-    """Number of nodes of the expression tree."""
+    """Number of nodes of the expression tree (a subexpression counted once per occurrence)."""
     if isinstance(e, (Const, Var)):
         return 1
     if isinstance(e, Call):
         return 1 + expr_size(e.arg)
     a, b = (e.base, e.exponent) if isinstance(e, Pow) else (e.a, e.b)
     return 1 + expr_size(a) + expr_size(b)
+
+
+def _kids(e) -> tuple:
+    if isinstance(e, (Const, Var)):
+        return ()
+    if isinstance(e, Call):
+        return (e.arg,)
+    return (e.base, e.exponent) if isinstance(e, Pow) else (e.a, e.b)
+
+
+def dag_size(e: Expr) -> int:
+    """Number of nodes of e as a hash-consed DAG: distinct subexpressions, equal ones stored once.
+
+    Each node gets a key (type, payload, keys of its children) bottom-up and is interned in a table, so
+    equal subtrees meet in one entry: O(nodes of the DAG) work with a per-object memo, even where the tree
+    (`expr_size`) is exponentially larger.  This is the size of the program a CSE pass would emit.
+    """
+    table: dict[tuple, int] = {}
+    memo: dict[int, int] = {}  # by id: the objects stay alive in e during the call
+    stack = [(e, False)]
+    while stack:  # iterative post-order: deep expressions do not hit the recursion limit
+        node, ready = stack.pop()
+        if id(node) in memo:
+            continue
+        kids = _kids(node)
+        if not ready:
+            stack.append((node, True))
+            stack.extend((k, False) for k in kids if id(k) not in memo)
+            continue
+        payload = node.value if isinstance(node, Const) else node.name if isinstance(node, Var) else (
+            node.fn if isinstance(node, Call) else None)
+        key = (type(node).__name__, payload, *(memo[id(k)] for k in kids))
+        memo[id(node)] = table.setdefault(key, len(table))
+    return len(table)
 
 
 def _diff(e, x):
