@@ -266,6 +266,7 @@ def test_float32_defaults_keep_dtype():
     close(bm.polyval(x, x), np.polyval(x.astype(F64), x.astype(F64)), TOL[F32])
 
 
+@pytest.mark.slow
 def test_experiment_runs_quick(tmp_path):
     import importlib.util
     import pathlib

@@ -266,6 +266,7 @@ def test_bad_input_errors():
         C.finset_hom(30, 30)
 
 
+@pytest.mark.slow
 def test_experiment_runs_quick(tmp_path):
     # In-process (import + main) under this strict harness: no second JAX start-up, shared compile caches.
     spec = importlib.util.spec_from_file_location("ch12_category", ROOT / "experiments" / "ch12_category.py")

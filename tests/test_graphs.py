@@ -268,6 +268,7 @@ def test_attention_graph_gradients_fungpt_match_jax():
 
 # ----------------------------------------------------------------------------------------- experiment
 
+@pytest.mark.slow
 def test_experiment_runs_quick(tmp_path):
     """Smoke test: the chapter's experiment in --quick mode, in this process (no second jax import)."""
     path = pathlib.Path(__file__).resolve().parents[1] / "experiments" / "ch08_graphs.py"

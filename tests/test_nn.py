@@ -398,6 +398,7 @@ def _experiment(name):
     return mod
 
 
+@pytest.mark.slow
 def test_mlp_digits_experiment_quick():
     exp = _experiment("mlp_digits")
     res = exp.main(["--quick"])

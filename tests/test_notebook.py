@@ -108,6 +108,7 @@ def executed():
         return nb.notebook(quick=True), nb.execute(quick=True)
 
 
+@pytest.mark.slow
 def test_every_cell_runs_on_cpu_and_trains(executed):
     _, ns = executed
     assert ns["RUNTIME"] == "cpu" and ns["backend"] == "cpu"
@@ -117,6 +118,7 @@ def test_every_cell_runs_on_cpu_and_trains(executed):
     assert ns["text"].startswith("ROMEO:")
 
 
+@pytest.mark.slow
 def test_training_cell_run_again_continues_or_takes_a_fresh_folder(executed, tmp_path):
     quick, ns = executed
     from fungpt.gpt import train as T
@@ -134,6 +136,7 @@ def test_training_cell_run_again_continues_or_takes_a_fresh_folder(executed, tmp
     assert checkpoint.read_meta(base.with_name("small-2"))["step"] == 6 and checkpoint.read_meta(base)["step"] == 6
 
 
+@pytest.mark.slow
 def test_experiments_are_listed_and_the_chosen_one_shows_its_figures(executed, capsys):
     _, ns = executed
     src = pathlib.Path(ns["EXPERIMENTS"])

@@ -178,6 +178,7 @@ def test_bad_input_errors():
         F.fourier_coefficients(jnp.sin, 10, n_samples=8)
 
 
+@pytest.mark.slow
 def test_experiment_runs_quick(tmp_path):
     # In-process (import + main) under this strict harness: no second JAX start-up, shared compile caches.
     spec = importlib.util.spec_from_file_location("ch10_fourier", ROOT / "experiments" / "ch10_fourier.py")

@@ -116,6 +116,7 @@ def test_bad_arguments_are_refused(params, key, kw, err, match):
         generate(params, CFG, key=key, **{**args, **kw})
 
 
+@pytest.mark.slow
 def test_generate_bench_experiment_quick():
     [row] = run_experiment("gpt_generate_bench", "--quick")
     assert row["cached"] > 0 and row["uncached"] > 0

@@ -372,6 +372,7 @@ def run_experiment(name, *args):
     return mod.main(list(args))
 
 
+@pytest.mark.slow
 def test_compile_time_experiment_quick():
     res = run_experiment("gpt_compile_time", "--quick")
     assert res["compile_s"]["scan"][1] > 0 and res["step_ms"]["float32 scan jax.grad"] > 0

@@ -62,6 +62,7 @@ CFG = dict(n_layer=1, n_head=2, n_embd=16, block_size=8, batch_size=4, grad_accu
            sample_tokens=0)
 
 
+@pytest.mark.slow
 def test_four_devices_train_like_one(tmp_path):
     data = tmp_path / "tiny.txt"
     from fungpt.gpt.data import load_text

@@ -267,6 +267,7 @@ def test_corrupt_tokenizer_files_name_the_file_and_the_problem(bpe, tmp_path):
         BPETokenizer.from_gpt2_files(vocab_json, merges_txt)
 
 
+@pytest.mark.slow
 def test_bpe_bench_experiment_quick():
     from test_model import run_experiment
 

@@ -450,6 +450,7 @@ def _experiment(name):
     return mod
 
 
+@pytest.mark.slow
 def test_experiments_run_in_quick_mode(text_file):
     rows = _experiment("train_step_bench").main(["--quick", "--dtypes", "float32", "--data", text_file])
     assert {r["grad"] for r in rows} == {"fungpt", "jax"} and all(r["ms_per_iter"] > 0 for r in rows)

@@ -375,6 +375,7 @@ def test_bad_input_raises_clear_errors():
         la.rank(np.eye(2), method="qr")
 
 
+@pytest.mark.slow
 def test_experiment_runs_quick(tmp_path):
     import importlib.util
     import pathlib

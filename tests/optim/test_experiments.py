@@ -9,6 +9,7 @@ EXPERIMENTS = ["optim_trajectories", "optim_schedules", "optim_lagrange", "optim
                "optim_convexity", "optim_losses"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", EXPERIMENTS)
 def test_experiment_quick(name, tmp_path):
     main = runpy.run_path(f"experiments/{name}.py", run_name=name)["main"]
