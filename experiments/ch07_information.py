@@ -9,9 +9,13 @@
    baby GPT's validation loss from docs/baselines.md.
 4. Speed of the GPT's loss: `cross_entropy_from_logits` (and its gradient by fungpt.grad and jax.grad) vs
    the textbook log_softmax + take_along_axis, jitted, medians over interleaved rounds.
+5. Perplexity against context length (`strided_perplexity`): bits per character on the validation split of
+   unigram and bigram models (flat: they cannot use more history) and of a baby GPT trained here (300 steps of
+   the baby preset; --quick: a 1-layer model, 5 steps), with sliding windows (stride = context/4: every token
+   sees at least 3/4 of the context) and with disjoint windows (stride = context: half the context on average).
 
 Run: .venv/bin/python experiments/ch07_information.py [--quick] [--out experiments/out]
-Writes ch07_information.json and ch07_entropy_kl.png, ch07_mutual_information.png.
+Writes ch07_information.json and ch07_entropy_kl.png, ch07_mutual_information.png, ch07_perplexity_context.png.
 
 On an accelerator: the entropies and losses do not change beyond float32 rounding; the loss-speed timings
 become the accelerator's.
@@ -22,7 +26,9 @@ import argparse
 import json
 import math
 import pathlib
+import shutil
 import statistics
+import tempfile
 import time
 
 import jax
@@ -36,6 +42,8 @@ import numpy as np
 import fungpt
 from fungpt import information as info
 from fungpt.gpt import data as gpt_data
+from fungpt.gpt import model as gpt_model
+from fungpt.gpt import train as gpt_train
 
 BABY_GPT_VAL_LOSS = 1.9443  # nats/char, nanoGPT baby config after 2,000 iters (docs/baselines.md)
 
@@ -145,6 +153,53 @@ def loss_benchmark(quick):
     return rows
 
 
+def perplexity_vs_context(quick):
+    """Bits/char of unigram, bigram and a freshly trained baby GPT on the validation split, by context length."""
+    tiny = dict(n_layer=1, n_head=2, n_embd=16, block_size=16, batch_size=8, max_iters=5, warmup_iters=1,
+                lr_decay_iters=5)
+    cfg = gpt_train.config_from("baby", **(tiny if quick else dict(max_iters=300, lr_decay_iters=300)),
+                                eval_interval=10_000, eval_iters=1, ckpt_interval=10_000, sample_tokens=0,
+                                out_dir=tempfile.mkdtemp(prefix="ch07_gpt_"))
+    res = gpt_train.train(cfg, progress=False, print_fn=None)
+    run = gpt_train.load_run(res.run_dir)
+    shutil.rmtree(res.run_dir)
+    _, train_ids, val_ids = gpt_train.prepare_data(run.config, run.tokenizer.to_dict())
+    V, T = run.model_config.vocab_size, run.model_config.block_size
+    val = jnp.asarray(val_ids[: 2_000 if quick else 20_000])
+    counts = np.zeros((V, V))
+    np.add.at(counts, (train_ids[:-1], train_ids[1:]), 1.0)
+    uni = jnp.log(jnp.asarray(counts.sum(0) + 1.0, jnp.float32))  # add-one smoothed
+    bi = jnp.log(jnp.asarray(counts + 1.0, jnp.float32))
+    models = {"unigram": lambda x: jnp.broadcast_to(uni, (*x.shape, V)), "bigram": lambda x: bi[x],
+              "GPT": lambda x: gpt_model.forward(run.params, x, run.model_config)}
+    contexts = [c for c in (1, 2, 4, 8, 16, 32, 64) if c <= T]
+    bits = {name: [] for name in (*models, "GPT, disjoint windows")}
+    for c in contexts:
+        for name, f in models.items():
+            score = info.strided_perplexity(f, val, c, max(1, c // 4), batch_size=64)
+            bits[name].append(float(score.nll) / math.log(2))  # a character tokenizer: bits/char = nats/token / ln 2
+        score = info.strided_perplexity(models["GPT"], val, c, c, batch_size=64)
+        bits["GPT, disjoint windows"].append(float(score.nll) / math.log(2))
+    return {"contexts": contexts, "bits_per_char": bits, "gpt_steps": res.step, "val_chars": int(val.shape[0]),
+            "block_size": T}
+
+
+def plot_context(context, path):
+    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    styles = {"unigram": "k:", "bigram": "k--", "GPT": "o-", "GPT, disjoint windows": "s--"}
+    for name, vals in context["bits_per_char"].items():
+        label = f"baby GPT, {context['gpt_steps']} steps" + (", disjoint windows" if "disjoint" in name else
+                                                            ", sliding (stride c/4)") if "GPT" in name else name
+        ax.plot(context["contexts"], vals, styles[name], ms=3, label=label)
+    ax.set(xscale="log", xlabel="context length c (characters of history, at most)", ylabel="bits per character",
+           title=f"Validation split, {context['val_chars']:,} characters")
+    ax.set_xticks(context["contexts"], [str(c) for c in context["contexts"]])
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small sizes, for the smoke test")
@@ -157,6 +212,7 @@ def main(argv=None):
     rhos, est, exact = mutual_information_bias(args.quick)
     corpus = shakespeare(args.quick)
     bench = loss_benchmark(args.quick)
+    context = perplexity_vs_context(args.quick)
 
     fig, ax = plt.subplots(1, 2, figsize=(9, 3.4))
     ax[0].plot(p, hb)
@@ -179,11 +235,13 @@ def main(argv=None):
     fig.savefig(out / "ch07_mutual_information.png", dpi=90)
     plt.close(fig)
 
+    plot_context(context, out / "ch07_perplexity_context.png")
+
     mi = {"rho": rhos.tolist(), "exact": exact, "histogram": {str(k): v for k, v in est.items()}}
     result = {"mutual_information": mi,
               "kl_gaussian_sigma_2": {"forward": float(np.interp(2.0, sigmas, fwd)),
                                       "backward": float(np.interp(2.0, sigmas, bwd))},
-              "shakespeare": corpus, "loss_benchmark": bench}
+              "shakespeare": corpus, "loss_benchmark": bench, "perplexity_vs_context": context}
     (out / "ch07_information.json").write_text(json.dumps(result, indent=1))
     print(json.dumps({"shakespeare": corpus, "loss_benchmark": bench}, indent=1))
     return result

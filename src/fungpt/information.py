@@ -9,6 +9,8 @@ sees 0 at an entry where p = 0 (`fungpt._special.xlogy`).  Everything jits, vmap
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import NamedTuple
 
 import jax.numpy as jnp
 import numpy as np
@@ -18,10 +20,10 @@ import fungpt._special as _special
 from fungpt._arrays import concrete
 
 __all__ = [
-    "binary_entropy", "conditional_entropy", "cross_entropy", "cross_entropy_from_logits", "entropy",
-    "gaussian_entropy", "gaussian_mutual_information", "joint_entropy", "kl_divergence", "kl_gaussian",
-    "log_softmax", "marginals", "mutual_information", "mutual_information_histogram", "perplexity",
-    "perplexity_from_probs",
+    "CorpusScore", "binary_entropy", "bits_per_character", "conditional_entropy", "cross_entropy",
+    "cross_entropy_from_logits", "entropy", "gaussian_entropy", "gaussian_mutual_information", "joint_entropy",
+    "kl_divergence", "kl_gaussian", "log_softmax", "marginals", "mutual_information", "mutual_information_histogram",
+    "perplexity", "perplexity_from_probs", "strided_perplexity", "strided_windows",
 ]
 
 _UNITS = {"nats": 1.0, "bits": 1.0 / math.log(2.0)}
@@ -269,3 +271,79 @@ def perplexity_from_probs(p, axis=-1):
     i-th observed token.  Computed in log space (the product underflows for long texts).  p: (..., N)."""
     p = _float(p)
     return jnp.exp(-jnp.mean(jnp.log(p), axis=axis))
+
+
+def bits_per_character(nll, n_tokens, n_chars):
+    """Bits per character of a text scored at ``nll`` nats per token:  bpc = nll · n_tokens / (n_chars · ln 2).
+
+    The text's total information, nll · n_tokens nats, spread over its characters and turned into bits; pass the
+    UTF-8 byte count as ``n_chars`` for bits per byte.  A tokenizer-free figure: models with different
+    vocabularies (characters, BPE) compare on it, not on perplexity per token.  Elementwise."""
+    nll = _float(nll, "nll")
+    return nll * (jnp.asarray(n_tokens, nll.dtype) / (jnp.asarray(n_chars, nll.dtype) * math.log(2.0)))
+
+
+def strided_windows(n: int, context: int, stride: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """The sliding-window plan that scores tokens 1..n−1 of a sequence of n tokens once each.
+
+    Window k feeds tokens s_k .. s_k+L−1 (L = min(context, n−1)); its position j predicts token s_k+j+1 from
+    the j+1 tokens s_k..s_k+j.  Starts s_k = 0, stride, 2·stride, ... and a last one at n−1−L, so that the
+    windows end at the text's end.  Window k scores the targets no earlier window reached: positions
+    j >= first_k, first_0 = 0, first_k = s_{k−1} + L − s_k (= L − stride between full strides).  So every
+    target but those of the first window has at least L − stride tokens of history, and at most L.
+    Returns (starts (W,), first (W,), L) as numpy ints (the plan depends on sizes only)."""
+    for name, v in (("n", n), ("context", context), ("stride", stride)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+            raise TypeError(f"{name} must be an int, got {v!r}")
+    if n < 2:
+        raise ValueError(f"scoring needs at least 2 tokens (the first has no history), got {n}")
+    if context < 1 or not 1 <= stride <= context:
+        raise ValueError(f"need context >= 1 and 1 <= stride <= context, got context={context}, stride={stride}")
+    L = min(context, n - 1)
+    starts = np.asarray([*range(0, n - 1 - L, stride), n - 1 - L], np.int64)
+    first = np.concatenate([[0], starts[:-1] + L - starts[1:]])
+    return starts, first, L
+
+
+class CorpusScore(NamedTuple):
+    nll: jnp.ndarray         # mean negative log-likelihood, nats per scored token
+    perplexity: jnp.ndarray  # exp(nll)
+    tokens: int              # tokens scored: n − 1 (all but the first, which has no history)
+
+
+def strided_perplexity(logits_fn: Callable, tokens, context: int, stride: int | None = None,
+                       batch_size: int = 16) -> CorpusScore:
+    """Perplexity of a causal model on a long token sequence, each token scored once with up to ``context``
+    tokens of history (Hugging Face's "perplexity of fixed-length models" with a sliding window).
+
+        NLL = −(1/(n−1)) Σ_{t=1}^{n−1} log p(x_t | x_{s(t)} .. x_{t−1}),   PPL = exp(NLL),
+
+    where s(t) is the start of the window that scores t (`strided_windows`): stride = context gives disjoint
+    windows (cheapest: n/context model calls; a target's history is 1..context tokens, context/2 on average),
+    stride = 1 gives every target its full context (n calls).  Bits per character: `bits_per_character`.
+
+    logits_fn: (B, L) int windows -> (B, L, V) logits or log-probabilities (log_softmax of log-probabilities is
+    themselves); it must be causal (position j may depend on tokens 0..j only).  tokens: (n,) int.  Windows
+    are scored batch_size at a time (`lax.map`, bounded memory).  Jittable with logits_fn closed over."""
+    tokens = jnp.asarray(tokens)
+    if tokens.ndim != 1 or not jnp.issubdtype(tokens.dtype, jnp.integer):
+        raise ValueError(f"tokens must be a 1-D int sequence, got shape {tokens.shape} dtype {tokens.dtype}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
+    n = tokens.shape[0]
+    starts, first, L = strided_windows(n, context, context if stride is None else stride)
+    pad = -len(starts) % batch_size  # padding windows score nothing: first = L
+    starts, first = np.pad(starts, (0, pad)), np.pad(first, (0, pad), constant_values=L)
+    idx = starts[:, None] + np.arange(L)  # (W, L)
+    x, y = tokens[idx], tokens[idx + 1]
+    scored = jnp.asarray(np.arange(L)[None, :] >= first[:, None])  # (W, L)
+
+    def batch_nll(args):
+        xb, yb, mb = args  # (B, L) each
+        nll = cross_entropy_from_logits(logits_fn(xb), yb)  # (B, L)
+        return jnp.sum(jnp.where(mb, nll, jnp.zeros((), nll.dtype)))
+
+    shape = (-1, batch_size, L)
+    total = jnp.sum(lax.map(batch_nll, (x.reshape(shape), y.reshape(shape), scored.reshape(shape))))
+    nll = total / (n - 1)
+    return CorpusScore(nll, jnp.exp(nll), n - 1)
