@@ -1,5 +1,6 @@
 """Chapter 7 (information theory) against scipy, sklearn, mpmath, closed forms and jax.grad."""
 import importlib.util
+import itertools
 import math
 import pathlib
 import zlib
@@ -312,6 +313,65 @@ def test_bad_inputs_raise():
         info.gaussian_mutual_information(jnp.eye(2), 2)
     with pytest.raises(ValueError, match="bins"):
         info.mutual_information_histogram(jnp.zeros(3), jnp.zeros(3), 0)
+
+
+# ------------------------------------------------------------------- entropy as a coding bound (Huffman)
+
+@given(st.lists(st.floats(0.0, 1.0), min_size=1, max_size=12).filter(lambda w: sum(w) > 0), st.data())
+@SETTINGS
+def test_huffman_code_is_prefix_free_complete_and_round_trips(weights, data):
+    code = info.huffman_code(weights)
+    assert len(code) == len(weights) and all(set(w) <= {"0", "1"} and w for w in code)
+    assert not any(a != b and b.startswith(a) for a in code for b in code), code  # prefix-free
+    if len(code) > 1:
+        assert sum(2.0 ** -len(w) for w in code) == 1.0  # complete: Kraft's sum is exactly 1
+    symbols = np.asarray(data.draw(st.lists(st.integers(0, len(code) - 1), max_size=40)), np.int64)
+    bits = info.huffman_encode(symbols, code)
+    assert len(bits) == sum(len(code[s]) for s in symbols)
+    np.testing.assert_array_equal(info.huffman_decode(bits, code), symbols)
+
+
+def test_huffman_code_is_optimal_against_brute_force(rng):
+    """Over every length vector that satisfies Kraft's inequality (a prefix code exists for each), none has a
+    smaller expected length than Huffman's."""
+    for K in (2, 3, 4, 5, 6):
+        lengths = np.asarray(list(itertools.product(range(1, K), repeat=K)))
+        lengths = lengths[(2.0 ** -lengths).sum(axis=1) <= 1.0]
+        for _ in range(12):  # skewed and flat distributions: exponential weights raised to random powers
+            p = rng.exponential(size=K) ** rng.uniform(0.5, 4.0)
+            p /= p.sum()
+            got = sum(pi * len(w) for pi, w in zip(p, info.huffman_code(p), strict=True))
+            np.testing.assert_allclose(got, float(np.min(lengths @ p)), rtol=1e-12)
+
+
+@pytest.mark.parametrize("p", [0.5, 0.3, 0.11, 0.02])
+def test_huffman_on_blocks_of_bernoulli_bits_approaches_the_entropy_from_above(p):
+    H = float(-(mpmath.mpf(p) * mpmath.log(p, 2) + (1 - mpmath.mpf(p)) * mpmath.log(1 - mpmath.mpf(p), 2)))
+    np.testing.assert_allclose(info.binary_entropy(jnp.float64(p), "bits"), H, rtol=1e-14)
+    rates = []
+    for k in (1, 2, 4, 8):
+        ones = np.asarray([bin(s).count("1") for s in range(2**k)])
+        probs = p**ones * (1 - p) ** (k - ones)  # P(block s): k independent bits
+        rate = sum(q * len(w) for q, w in zip(probs, info.huffman_code(probs), strict=True)) / k  # exact, bits/bit
+        assert H - 1e-12 <= rate < H + 1 / k, (k, rate, H)
+        rates.append(rate)
+    assert rates[0] == 1.0  # one bit per bit: a 2-symbol code cannot compress
+    # a code for 2k-bit blocks is at least as good as the k-bit code used twice, which is one of its candidates
+    assert all(b <= a + 1e-12 for a, b in itertools.pairwise(rates)), rates
+    if p == 0.5:
+        assert rates == [1.0] * 4  # nothing to gain: the source is already incompressible
+
+
+def test_huffman_refuses_bad_input():
+    with pytest.raises(ValueError, match="probs"):
+        info.huffman_code([0.5, -0.1])
+    with pytest.raises(ValueError, match="probs"):
+        info.huffman_code([])
+    code = info.huffman_code([0.5, 0.25, 0.25])
+    with pytest.raises(ValueError, match="inside a codeword"):
+        info.huffman_decode(info.huffman_encode([1, 2], code)[:-1], code)
+    with pytest.raises(ValueError, match="symbols"):
+        info.huffman_encode([3], code)
 
 
 # A small causal model with real dependence on history: logits_j = A[x_j] + Σ_{i<j} ½^{j−i} B[x_i].

@@ -8,6 +8,7 @@ sees 0 at an entry where p = 0 (`fungpt._special.xlogy`).  Everything jits, vmap
 """
 from __future__ import annotations
 
+import heapq
 import math
 from collections.abc import Callable
 from typing import NamedTuple
@@ -21,7 +22,8 @@ from fungpt._arrays import concrete
 
 __all__ = [
     "CorpusScore", "binary_entropy", "bits_per_character", "conditional_entropy", "cross_entropy",
-    "cross_entropy_from_logits", "entropy", "gaussian_entropy", "gaussian_mutual_information", "joint_entropy",
+    "cross_entropy_from_logits", "entropy", "gaussian_entropy", "gaussian_mutual_information", "huffman_code",
+    "huffman_decode", "huffman_encode", "joint_entropy",
     "kl_divergence", "kl_gaussian", "log_softmax", "marginals", "mutual_information", "mutual_information_histogram",
     "perplexity", "perplexity_from_probs", "strided_perplexity", "strided_windows",
 ]
@@ -84,6 +86,63 @@ def gaussian_entropy(cov, unit: str = "nats"):
     d = cov.shape[-1]
     logdet = 2 * jnp.sum(jnp.log(jnp.diagonal(_cholesky(cov, "cov"), axis1=-2, axis2=-1)), axis=-1)
     return 0.5 * (d * math.log(2 * math.pi * math.e) + logdet) * _scale(unit)
+
+
+# ---------------------------------------------------------------- entropy as a coding bound: Huffman codes
+
+def huffman_code(probs) -> list[str]:
+    """A binary Huffman code for symbols 0..K−1 of probabilities ``probs`` (K,): codeword i as a '0'/'1' string.
+
+    Merge the two least probable subtrees until one tree remains; a symbol's codeword length is its depth.  The
+    code is prefix-free and optimal: no prefix code has a smaller expected length L = Σ p_i ℓ_i, and
+    H(p) ≤ L < H(p) + 1 bits (entropy is the bound; coding blocks of k symbols as one: H ≤ L_k / k < H + 1/k).
+    Canonical form: codewords counted up in order of (length, symbol), so the lengths alone rebuild the code.
+    Eager (a heap in Python, O(K log K) merges).  A single symbol gets the one-bit code '0'."""
+    p = np.asarray(probs, np.float64)
+    if p.ndim != 1 or p.size == 0 or not np.all(np.isfinite(p)) or np.any(p < 0) or not p.sum() > 0:
+        raise ValueError(f"probs must be a non-empty 1-D array of finite weights >= 0 with a positive sum, got {p}")
+    K = p.size
+    if K == 1:
+        return ["0"]
+    depth = np.zeros(K, np.int64)
+    heap = [(w, i, (i,)) for i, w in enumerate(p)]  # (weight, tie-breaking counter, symbols below)
+    heapq.heapify(heap)
+    for counter in range(K, 2 * K - 1):
+        (wa, _, a), (wb, _, b) = heapq.heappop(heap), heapq.heappop(heap)
+        depth[list(a + b)] += 1  # every symbol below the new node moves one level down
+        heapq.heappush(heap, (wa + wb, counter, a + b))
+    code, value, prev = [""] * K, -1, 0
+    for i in sorted(range(K), key=lambda i: (depth[i], i)):
+        value = (value + 1) << (int(depth[i]) - prev)  # the next codeword, lengthened to this depth
+        prev = int(depth[i])
+        code[i] = format(value, f"0{prev}b")
+    return code
+
+
+def huffman_encode(symbols, code: list[str]) -> str:
+    """The bit string of ``symbols`` (ints in [0, len(code))) under a prefix code: their codewords, concatenated."""
+    s = np.asarray(symbols)
+    if s.ndim != 1 or (s.size and (not np.issubdtype(s.dtype, np.integer) or s.min() < 0 or s.max() >= len(code))):
+        raise ValueError(f"symbols must be a 1-D int array in [0, {len(code)}), got {s!r:.80}")
+    return "".join(code[i] for i in s.tolist())
+
+
+def huffman_decode(bits: str, code: list[str]) -> np.ndarray:
+    """Invert `huffman_encode`: read codewords off the front of ``bits`` (a prefix code needs no separators).
+    Bits that end inside a codeword, or no codeword matches, raise ValueError."""
+    table = {w: i for i, w in enumerate(code)}
+    out, word = [], ""
+    longest = max(map(len, code))
+    for at, b in enumerate(bits):
+        word += b
+        if word in table:
+            out.append(table[word])
+            word = ""
+        elif len(word) >= longest:
+            raise ValueError(f"the bits {word!r} ending at bit {at} start no codeword")
+    if word:
+        raise ValueError(f"the bits end inside a codeword: {word!r} left over")
+    return np.asarray(out, np.int64)
 
 
 # ---------------------------------------------------------------------------- joint, marginal, conditional
