@@ -53,6 +53,7 @@ def compile_and_step(cfg, B, grad_fn=jax.value_and_grad, reps=0):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--out", type=pathlib.Path, default=OUT, help="folder for the JSON and PNG files")
     args = ap.parse_args(argv)
     tune_malloc()  # as `fungpt train` does: XLA:CPU temporaries stop page-faulting
     depths = (1,) if args.quick else (2, 6, 12)
@@ -86,8 +87,8 @@ def main(argv=None):
                     res["step_ms"][key] = None
                     print(f"baby value_and_grad {key:32s}: {str(e).splitlines()[0][:100]}", flush=True)
 
-    OUT.mkdir(exist_ok=True)
-    (OUT / f"gpt_compile_time{'_quick' if args.quick else ''}.json").write_text(json.dumps(res, indent=1))
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "gpt_compile_time.json").write_text(json.dumps(res, indent=1))
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -99,7 +100,7 @@ def main(argv=None):
            title="lax.scan keeps compile time flat")
     ax.legend()
     fig.tight_layout()
-    fig.savefig(OUT / f"gpt_compile_time{'_quick' if args.quick else ''}.png")
+    fig.savefig(args.out / "gpt_compile_time.png")
     return res
 
 

@@ -50,6 +50,7 @@ def bench(cfg, batch, new, use_cache, reps=3, crop="sliding"):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--out", type=pathlib.Path, default=OUT, help="folder for the JSON and PNG files")
     args = ap.parse_args(argv)
     tune_malloc()  # as `fungpt train` does: XLA:CPU temporaries stop page-faulting
     if args.quick:
@@ -79,9 +80,9 @@ def main(argv=None):
                     if "cached_half" in row else "")
             print(f"{name:5s} batch {B:2d}, {new} new tokens: cached {row['cached']:9.0f} tok/s, "
                   f"uncached {row['uncached']:9.0f} tok/s, cache speedup {row['speedup']:.2f}x{half}", flush=True)
-    OUT.mkdir(exist_ok=True)
-    stem = f"gpt_generate_bench{'_quick' if args.quick else ''}"
-    (OUT / f"{stem}.json").write_text(json.dumps({"torch_baby_tok_s": TORCH_BABY_TOK_S, "rows": res}, indent=1))
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "gpt_generate_bench.json").write_text(json.dumps({"torch_baby_tok_s": TORCH_BABY_TOK_S, "rows": res},
+                                                                 indent=1))
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -97,7 +98,7 @@ def main(argv=None):
     ax.set(xticks=xs, xticklabels=labels, yscale="log", ylabel="tokens / s", title="fungpt.gpt.generate")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(OUT / f"{stem}.png")
+    fig.savefig(args.out / "gpt_generate_bench.png")
     return res
 
 

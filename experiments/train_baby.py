@@ -42,9 +42,9 @@ QUICK = ["--n-layer", "1", "--n-head", "2", "--n-embd", "16", "--block-size", "8
          "--log-interval", "2", "--sample-tokens", "0"]
 
 
-def run_variant(dtype: str, grad: str, quick: bool, data: str | None = None) -> dict:
+def run_variant(dtype: str, grad: str, quick: bool, data: str | None = None, out: pathlib.Path = OUT) -> dict:
     """One `fungpt train` run; its summary plus the wall time of the whole command and the printed sample."""
-    run_dir = OUT / "train_baby" / f"{dtype}-{grad}{'-quick' if quick else ''}"
+    run_dir = out / "train_baby" / f"{dtype}-{grad}{'-quick' if quick else ''}"
     shutil.rmtree(run_dir, ignore_errors=True)
     argv = ["train", "--dtype", dtype, "--grad", grad, "--out-dir", str(run_dir), "--no-progress",
             *(QUICK if quick else []), *(["--data", data] if data else [])]
@@ -117,16 +117,16 @@ def main(argv=None):
     ap.add_argument("--variants", default="float32:fungpt", help="comma-separated dtype:grad pairs")
     ap.add_argument("--quick", action="store_true", help="a tiny model, 6 steps, in-process")
     ap.add_argument("--data", help="a text file instead of the shipped corpus")
+    ap.add_argument("--out", type=pathlib.Path, default=OUT, help="folder for the JSON and PNG files")
     ap.add_argument("--from-runs", nargs="+", metavar="RUN_DIR", help="only summarize and plot finished runs")
     args = ap.parse_args(argv)
-    OUT.mkdir(parents=True, exist_ok=True)
+    args.out.mkdir(parents=True, exist_ok=True)
     if args.from_runs:
         results = [{**summarize(d), "whole_run_s": None} for d in args.from_runs]
     else:
-        results = [run_variant(*v.split(":"), args.quick, args.data) for v in args.variants.split(",")]
-    name = "train_baby_quick" if args.quick else "train_baby"
-    plot(results, OUT / f"{name}.png", args.quick)
-    (OUT / f"{name}.json").write_text(json.dumps({"reference": REFERENCE, "results": results}, indent=1))
+        results = [run_variant(*v.split(":"), args.quick, args.data, args.out) for v in args.variants.split(",")]
+    plot(results, args.out / "train_baby.png", args.quick)
+    (args.out / "train_baby.json").write_text(json.dumps({"reference": REFERENCE, "results": results}, indent=1))
     print(f"{'variant':18} {'ms/iter':>8} {'tokens/s':>9} {'val loss':>9} {'whole run s':>11}")
     if not args.quick:
         print(f"{'nanoGPT reference':18} {REFERENCE['ms_per_iter']:8.1f} {REFERENCE['tokens_per_s']:9,.0f} "

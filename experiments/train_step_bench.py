@@ -5,7 +5,8 @@ gradient = fungpt.value_and_grad (our autodiff) vs jax.value_and_grad; dtype = f
 (bf16 matrix products, f32 accumulation, f32 master weights and elementwise work). Reports the median
 ms/iter, the median process CPU time per step (steadier than wall time on a shared machine), tokens/s,
 MFU against this machine's measured float32 matmul peak, compile time, and the fungpt/jax ratio.
-Writes experiments/out/train_step_bench.json.
+Writes experiments/out/train_step_bench.{json,png}; the figure: ms per step of each variant, labelled with
+its MFU (what fraction of the machine's measured matmul peak the step's model FLOPs reach).
 
     .venv/bin/python experiments/train_step_bench.py            # baby preset, 200 timed steps per variant
     .venv/bin/python experiments/train_step_bench.py --quick    # a tiny model, a few steps (smoke test)
@@ -93,6 +94,7 @@ def main(argv=None):
     ap.add_argument("--dtypes", default="float32,bfloat16", help="'float32' alone with --quick")
     ap.add_argument("--quick", action="store_true", help="tiny model, few steps")
     ap.add_argument("--data", help="a text file instead of the shipped corpus")
+    ap.add_argument("--out", type=pathlib.Path, default=OUT, help="folder for the JSON and PNG files")
     ap.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE",
                     help="TrainConfig overrides, e.g. --set scan_unroll=1 batch_size=24 (values parsed as JSON)")
     ap.add_argument("--compare-unroll", action="store_true",
@@ -133,11 +135,33 @@ def main(argv=None):
         print(f"{r['dtype']:9} {r['grad']:7} {r['ms_per_iter']:8.2f} {r['cpu_ms_per_iter']:7.1f} "
               f"{r['tokens_per_s']:9.0f} "
               f"{100 * r['mfu']:5.1f}% {r['compile_s']:9.2f} {r['ratio_vs_jax'] or float('nan'):7.3f}")
-    OUT.mkdir(parents=True, exist_ok=True)
-    out = OUT / f"train_step_bench{'_quick' if args.quick else ''}.json"
-    out.write_text(json.dumps({"peak_gflops": peak, "jax": jax.__version__, "rows": rows, "failed": failed},
-                              indent=1))
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "train_step_bench.json").write_text(json.dumps(
+        {"peak_gflops": peak, "jax": jax.__version__, "rows": rows, "failed": failed}, indent=1))
+    title = f"{args.preset}{' (quick: a tiny model)' if args.quick else ''}"
+    plot(rows, title, peak, args.out / "train_step_bench.png")
     return rows
+
+
+def plot(rows: list[dict], title: str, peak: float, path: pathlib.Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    dtypes = list(dict.fromkeys(r["dtype"] for r in rows))
+    fig, ax = plt.subplots(figsize=(5, 3.2), dpi=100)
+    for i, grad in enumerate(("fungpt", "jax")):
+        got = {r["dtype"]: r for r in rows if r["grad"] == grad}
+        xs = [j + (i - 0.5) * 0.38 for j, d in enumerate(dtypes) if d in got]
+        bars = ax.bar(xs, [got[d]["ms_per_iter"] for d in dtypes if d in got], 0.36, label=f"{grad}.grad")
+        ax.bar_label(bars, [f"MFU {100 * got[d]['mfu']:.0f}%" for d in dtypes if d in got], fontsize=7)
+    ax.set(xticks=range(len(dtypes)), xticklabels=[f"{d} products" for d in dtypes], ylabel="ms per train step",
+           title=f"train step, preset {title}\nmatmul peak measured: {peak:.0f} GFLOP/s")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
 
 
 if __name__ == "__main__":

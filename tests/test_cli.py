@@ -291,7 +291,7 @@ def test_eval_reports_the_library_figures(trained, tmp_path, capsys):
     assert cli.main(["eval", str(trained), "--data", str(text), "--batch-size", "8"]) == 0
     out = capsys.readouterr().out
     loss, ppl = (float(x) for x in re.search(r"loss ([\d.]+) nats/token, perplexity ([\d.]+)", out).groups())
-    want, _, n = T.evaluate_text(T.load_run(trained), text.read_text(encoding="utf-8"), batch_size=8)
+    want, _, n, _ = T.evaluate_text(T.load_run(trained), text.read_text(encoding="utf-8"), batch_size=8)
     np.testing.assert_allclose(loss, want, atol=1e-4)
     np.testing.assert_allclose(ppl, math.exp(want), rtol=1e-3)
     assert f"{n:,} tokens" in out

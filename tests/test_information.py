@@ -1,5 +1,6 @@
 """Chapter 7 (information theory) against scipy, sklearn, mpmath, closed forms and jax.grad."""
 import importlib.util
+import itertools
 import math
 import pathlib
 import zlib
@@ -314,8 +315,156 @@ def test_bad_inputs_raise():
         info.mutual_information_histogram(jnp.zeros(3), jnp.zeros(3), 0)
 
 
+# ------------------------------------------------------------------- entropy as a coding bound (Huffman)
+
+@given(st.lists(st.floats(0.0, 1.0), min_size=1, max_size=12).filter(lambda w: sum(w) > 0), st.data())
+@SETTINGS
+def test_huffman_code_is_prefix_free_complete_and_round_trips(weights, data):
+    code = info.huffman_code(weights)
+    assert len(code) == len(weights) and all(set(w) <= {"0", "1"} and w for w in code)
+    assert not any(a != b and b.startswith(a) for a in code for b in code), code  # prefix-free
+    if len(code) > 1:
+        assert sum(2.0 ** -len(w) for w in code) == 1.0  # complete: Kraft's sum is exactly 1
+    symbols = np.asarray(data.draw(st.lists(st.integers(0, len(code) - 1), max_size=40)), np.int64)
+    bits = info.huffman_encode(symbols, code)
+    assert len(bits) == sum(len(code[s]) for s in symbols)
+    np.testing.assert_array_equal(info.huffman_decode(bits, code), symbols)
+
+
+def test_huffman_code_is_optimal_against_brute_force(rng):
+    """Over every length vector that satisfies Kraft's inequality (a prefix code exists for each), none has a
+    smaller expected length than Huffman's."""
+    for K in (2, 3, 4, 5, 6):
+        lengths = np.asarray(list(itertools.product(range(1, K), repeat=K)))
+        lengths = lengths[(2.0 ** -lengths).sum(axis=1) <= 1.0]
+        for _ in range(12):  # skewed and flat distributions: exponential weights raised to random powers
+            p = rng.exponential(size=K) ** rng.uniform(0.5, 4.0)
+            p /= p.sum()
+            got = sum(pi * len(w) for pi, w in zip(p, info.huffman_code(p), strict=True))
+            np.testing.assert_allclose(got, float(np.min(lengths @ p)), rtol=1e-12)
+
+
+@pytest.mark.parametrize("p", [0.5, 0.3, 0.11, 0.02])
+def test_huffman_on_blocks_of_bernoulli_bits_approaches_the_entropy_from_above(p):
+    H = float(-(mpmath.mpf(p) * mpmath.log(p, 2) + (1 - mpmath.mpf(p)) * mpmath.log(1 - mpmath.mpf(p), 2)))
+    np.testing.assert_allclose(info.binary_entropy(jnp.float64(p), "bits"), H, rtol=1e-14)
+    rates = []
+    for k in (1, 2, 4, 8):
+        ones = np.asarray([bin(s).count("1") for s in range(2**k)])
+        probs = p**ones * (1 - p) ** (k - ones)  # P(block s): k independent bits
+        rate = sum(q * len(w) for q, w in zip(probs, info.huffman_code(probs), strict=True)) / k  # exact, bits/bit
+        assert H - 1e-12 <= rate < H + 1 / k, (k, rate, H)
+        rates.append(rate)
+    assert rates[0] == 1.0  # one bit per bit: a 2-symbol code cannot compress
+    # a code for 2k-bit blocks is at least as good as the k-bit code used twice, which is one of its candidates
+    assert all(b <= a + 1e-12 for a, b in itertools.pairwise(rates)), rates
+    if p == 0.5:
+        assert rates == [1.0] * 4  # nothing to gain: the source is already incompressible
+
+
+def test_huffman_refuses_bad_input():
+    with pytest.raises(ValueError, match="probs"):
+        info.huffman_code([0.5, -0.1])
+    with pytest.raises(ValueError, match="probs"):
+        info.huffman_code([])
+    code = info.huffman_code([0.5, 0.25, 0.25])
+    with pytest.raises(ValueError, match="inside a codeword"):
+        info.huffman_decode(info.huffman_encode([1, 2], code)[:-1], code)
+    with pytest.raises(ValueError, match="symbols"):
+        info.huffman_encode([3], code)
+
+
+# A small causal model with real dependence on history: logits_j = A[x_j] + Σ_{i<j} ½^{j−i} B[x_i].
+_V = 7
+_A = np.random.default_rng(1).standard_normal((_V, _V))
+_B = np.random.default_rng(2).standard_normal((_V, _V))
+
+
+def _decay_logits(x):  # (Bt, L) int -> (Bt, L, V), jnp (float64 under x64)
+    L = x.shape[-1]
+    j, i = np.arange(L)[:, None], np.arange(L)[None, :]
+    w = jnp.asarray(np.where(i < j, 0.5 ** (j - i).astype(float), 0.0))
+    return jnp.asarray(_A)[x] + jnp.einsum("ji,biv->bjv", w, jnp.asarray(_B)[x])
+
+
+def _oracle_nll(x, context, stride):
+    """Hugging Face's loop, written out: window starts begin = 0, stride, ... (the last moved back to end at the
+    text's end); each target t is scored once, by the first window holding it, from its history x[s(t):t] alone
+    (a model run on exactly that history, float64 numpy)."""
+    n = len(x)
+    L = min(context, n - 1)
+    starts, begin = [], 0
+    while True:
+        begin = min(begin, n - 1 - L)
+        starts.append(begin)
+        if begin + L >= n - 1:
+            break
+        begin += stride
+    nll, history = [], []
+    for t in range(1, n):
+        s = next(b for b in starts if b < t <= b + L)
+        h = np.asarray(x[s:t])
+        z = _A[h[-1]] + sum(0.5 ** (len(h) - 1 - i) * _B[h[i]] for i in range(len(h) - 1))
+        nll.append(scipy.special.logsumexp(z) - z[x[t]])
+        history.append(t - s)
+    return float(np.mean(nll)), history
+
+
+@pytest.mark.parametrize(("n", "context", "stride"), [(40, 8, 8), (40, 8, 3), (41, 8, 1), (23, 5, 4), (6, 16, 16),
+                                                      (2, 3, 1)])
+def test_strided_perplexity_matches_a_token_by_token_loop(n, context, stride):
+    x = np.random.default_rng(n + context + stride).integers(0, _V, n)
+    want, history = _oracle_nll(x, context, stride)
+    got = info.strided_perplexity(_decay_logits, jnp.asarray(x), context, stride, batch_size=3)
+    assert got.tokens == n - 1
+    np.testing.assert_allclose(got.nll, want, rtol=1e-12)
+    np.testing.assert_allclose(got.perplexity, math.exp(want), rtol=1e-12)
+    L = min(context, n - 1)
+    assert max(history) == L and min(history[L:], default=L) >= L - stride + 1  # the history bounds documented
+
+
+def test_strided_perplexity_jits_and_scores_a_uniform_model_at_the_vocabulary_size():
+    x = jnp.asarray(np.random.default_rng(0).integers(0, _V, 30))
+    eager = info.strided_perplexity(_decay_logits, x, 6, 2)
+    jitted = jax.jit(lambda x: info.strided_perplexity(_decay_logits, x, 6, 2))(x)
+    np.testing.assert_allclose(jitted.nll, eager.nll, rtol=1e-12)
+    uniform = info.strided_perplexity(lambda w: jnp.zeros((*w.shape, 5)), x % 5, 6, 4)
+    np.testing.assert_allclose(uniform.perplexity, 5.0, rtol=1e-12)  # log-probs or logits: the same score
+    logp = info.strided_perplexity(lambda w: jax.nn.log_softmax(_decay_logits(w)), x, 6, 2)
+    np.testing.assert_allclose(logp.nll, eager.nll, rtol=1e-12)
+
+
+@given(st.integers(2, 60), st.integers(1, 12), st.data())
+@SETTINGS
+def test_strided_windows_score_every_target_exactly_once(n, context, data):
+    stride = data.draw(st.integers(1, context))
+    starts, first, L = info.strided_windows(n, context, stride)
+    targets = [s + j + 1 for s, f in zip(starts, first, strict=True) for j in range(f, L)]
+    assert sorted(targets) == list(range(1, n)), (starts, first)
+    assert L == min(context, n - 1) and starts[-1] + L == n - 1 and np.all(starts >= 0)
+
+
+def test_bits_per_character():
+    # a character model: one token per character, so bits/char is nats/token over ln 2
+    np.testing.assert_allclose(info.bits_per_character(2.0, 100, 100), 2.0 / math.log(2), rtol=1e-15)
+    # a BPE model of 3.5 characters per token: its 3 nats/token are 3 / 3.5 / ln 2 bits per character
+    np.testing.assert_allclose(info.bits_per_character(3.0, 200, 700), 3.0 * 200 / (700 * math.log(2)), rtol=1e-15)
+
+
+def test_strided_perplexity_refuses_bad_plans():
+    x = jnp.arange(10) % _V
+    for context, stride in ((4, 5), (4, 0), (0, 1)):
+        with pytest.raises(ValueError, match="stride"):
+            info.strided_perplexity(_decay_logits, x, context, stride)
+    with pytest.raises(ValueError, match="at least 2 tokens"):
+        info.strided_perplexity(_decay_logits, x[:1], 4)
+    with pytest.raises(ValueError, match="1-D int"):
+        info.strided_perplexity(_decay_logits, x.astype(jnp.float32), 4)
+
+
 # ----------------------------------------------------------------------------------------- experiment
 
+@pytest.mark.slow  # it trains a small GPT for its perplexity-vs-context figure
 def test_experiment_runs_quick(tmp_path):
     """Smoke test: the chapter's experiment in --quick mode, in this process (no second jax import)."""
     path = pathlib.Path(__file__).resolve().parents[1] / "experiments" / "ch07_information.py"

@@ -121,12 +121,8 @@ def parse_transforms(cell: str) -> tuple[set[str], set[str]]:
     return kinds, excepted
 
 
-# The Final Phase map (13-gpt.md) is not converted yet: its rows keep four columns (issue 17 stays open for it).
-CONVERTED = [p for p in MAPS if not p.name.startswith("13-")]
-
-
 def test_every_row_has_figure_and_transforms_columns():
-    for path in CONVERTED:
+    for path in MAPS:
         for line in path.read_text().splitlines():
             cells = [c.strip() for c in line.strip().strip("|").split("|")]
             if line.startswith("|") and cells[0] not in ("topic",) and not set(cells[0]) <= {"-"}:

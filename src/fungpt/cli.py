@@ -8,7 +8,7 @@
     fungpt sample runs/baby --prompt "ROMEO:" --max-new-tokens 300 --temperature 0.8 --top-k 200
     fungpt sample runs/baby --prompt-file prompt.txt --stop "\n\n"   # cut (and stop) at a blank line
     fungpt export runs/baby --hf out/baby  # a GPT-2 folder for transformers (weights + tokenizer)
-    fungpt eval runs/baby [--data FILE]   # loss and perplexity
+    fungpt eval runs/baby [--data FILE] [--stride 16]   # loss, perplexity, bits/char (sliding windows)
     fungpt bench                          # ms/iter of the train step, fungpt.grad vs jax.grad
     fungpt demo                           # fungpt.grad vs jax.grad on a small GPT, in seconds
 
@@ -186,6 +186,8 @@ def _add_eval(sub) -> None:
     e.add_argument("run_dir", help="a run folder written by `fungpt train`")
     e.add_argument("--data", help="a UTF-8 text file or folder (default: the run's validation split)")
     e.add_argument("--batch-size", type=int, default=32, help="windows of block_size tokens per forward pass")
+    e.add_argument("--stride", type=int, default=None, help="tokens between window starts (default: block_size, "
+                   "disjoint windows); smaller gives each token more history, at block_size/stride times the cost")
     e.add_argument("--unknown", choices=("error", "skip", "replace"), default="error",
                    help="characters of --data outside the run's vocabulary: refuse (default), drop, or make "
                         "them spaces")
@@ -295,9 +297,11 @@ def _cmd_eval(args) -> int:
         raise ValueError(f"--batch-size must be > 0, got {args.batch_size}")
     run = train.load_run(args.run_dir)
     text = train.load_eval_text(args.data, run.tokenizer, args.unknown) if args.data else None
-    loss, ppl, n = train.evaluate_text(run, text, args.batch_size)
+    loss, ppl, n, bpc = train.evaluate_text(run, text, args.batch_size, args.stride)
     where = args.data or "the validation split"
-    print(f"{where}: loss {loss:.4f} nats/token, perplexity {ppl:.3f} over {n:,} tokens (step {run.step})")
+    stride = args.stride or run.model_config.block_size
+    print(f"{where}: loss {loss:.4f} nats/token, perplexity {ppl:.3f}, {bpc:.4f} bits/char over {n:,} tokens "
+          f"(step {run.step}; windows of {run.model_config.block_size} tokens, stride {stride})")
     return 0
 
 

@@ -8,7 +8,10 @@ sees 0 at an entry where p = 0 (`fungpt._special.xlogy`).  Everything jits, vmap
 """
 from __future__ import annotations
 
+import heapq
 import math
+from collections.abc import Callable
+from typing import NamedTuple
 
 import jax.numpy as jnp
 import numpy as np
@@ -18,10 +21,11 @@ import fungpt._special as _special
 from fungpt._arrays import concrete
 
 __all__ = [
-    "binary_entropy", "conditional_entropy", "cross_entropy", "cross_entropy_from_logits", "entropy",
-    "gaussian_entropy", "gaussian_mutual_information", "joint_entropy", "kl_divergence", "kl_gaussian",
-    "log_softmax", "marginals", "mutual_information", "mutual_information_histogram", "perplexity",
-    "perplexity_from_probs",
+    "CorpusScore", "binary_entropy", "bits_per_character", "conditional_entropy", "cross_entropy",
+    "cross_entropy_from_logits", "entropy", "gaussian_entropy", "gaussian_mutual_information", "huffman_code",
+    "huffman_decode", "huffman_encode", "joint_entropy",
+    "kl_divergence", "kl_gaussian", "log_softmax", "marginals", "mutual_information", "mutual_information_histogram",
+    "perplexity", "perplexity_from_probs", "strided_perplexity", "strided_windows",
 ]
 
 _UNITS = {"nats": 1.0, "bits": 1.0 / math.log(2.0)}
@@ -82,6 +86,63 @@ def gaussian_entropy(cov, unit: str = "nats"):
     d = cov.shape[-1]
     logdet = 2 * jnp.sum(jnp.log(jnp.diagonal(_cholesky(cov, "cov"), axis1=-2, axis2=-1)), axis=-1)
     return 0.5 * (d * math.log(2 * math.pi * math.e) + logdet) * _scale(unit)
+
+
+# ---------------------------------------------------------------- entropy as a coding bound: Huffman codes
+
+def huffman_code(probs) -> list[str]:
+    """A binary Huffman code for symbols 0..K−1 of probabilities ``probs`` (K,): codeword i as a '0'/'1' string.
+
+    Merge the two least probable subtrees until one tree remains; a symbol's codeword length is its depth.  The
+    code is prefix-free and optimal: no prefix code has a smaller expected length L = Σ p_i ℓ_i, and
+    H(p) ≤ L < H(p) + 1 bits (entropy is the bound; coding blocks of k symbols as one: H ≤ L_k / k < H + 1/k).
+    Canonical form: codewords counted up in order of (length, symbol), so the lengths alone rebuild the code.
+    Eager (a heap in Python, O(K log K) merges).  A single symbol gets the one-bit code '0'."""
+    p = np.asarray(probs, np.float64)
+    if p.ndim != 1 or p.size == 0 or not np.all(np.isfinite(p)) or np.any(p < 0) or not p.sum() > 0:
+        raise ValueError(f"probs must be a non-empty 1-D array of finite weights >= 0 with a positive sum, got {p}")
+    K = p.size
+    if K == 1:
+        return ["0"]
+    depth = np.zeros(K, np.int64)
+    heap = [(w, i, (i,)) for i, w in enumerate(p)]  # (weight, tie-breaking counter, symbols below)
+    heapq.heapify(heap)
+    for counter in range(K, 2 * K - 1):
+        (wa, _, a), (wb, _, b) = heapq.heappop(heap), heapq.heappop(heap)
+        depth[list(a + b)] += 1  # every symbol below the new node moves one level down
+        heapq.heappush(heap, (wa + wb, counter, a + b))
+    code, value, prev = [""] * K, -1, 0
+    for i in sorted(range(K), key=lambda i: (depth[i], i)):
+        value = (value + 1) << (int(depth[i]) - prev)  # the next codeword, lengthened to this depth
+        prev = int(depth[i])
+        code[i] = format(value, f"0{prev}b")
+    return code
+
+
+def huffman_encode(symbols, code: list[str]) -> str:
+    """The bit string of ``symbols`` (ints in [0, len(code))) under a prefix code: their codewords, concatenated."""
+    s = np.asarray(symbols)
+    if s.ndim != 1 or (s.size and (not np.issubdtype(s.dtype, np.integer) or s.min() < 0 or s.max() >= len(code))):
+        raise ValueError(f"symbols must be a 1-D int array in [0, {len(code)}), got {s!r:.80}")
+    return "".join(code[i] for i in s.tolist())
+
+
+def huffman_decode(bits: str, code: list[str]) -> np.ndarray:
+    """Invert `huffman_encode`: read codewords off the front of ``bits`` (a prefix code needs no separators).
+    Bits that end inside a codeword, or no codeword matches, raise ValueError."""
+    table = {w: i for i, w in enumerate(code)}
+    out, word = [], ""
+    longest = max(map(len, code))
+    for at, b in enumerate(bits):
+        word += b
+        if word in table:
+            out.append(table[word])
+            word = ""
+        elif len(word) >= longest:
+            raise ValueError(f"the bits {word!r} ending at bit {at} start no codeword")
+    if word:
+        raise ValueError(f"the bits end inside a codeword: {word!r} left over")
+    return np.asarray(out, np.int64)
 
 
 # ---------------------------------------------------------------------------- joint, marginal, conditional
@@ -269,3 +330,79 @@ def perplexity_from_probs(p, axis=-1):
     i-th observed token.  Computed in log space (the product underflows for long texts).  p: (..., N)."""
     p = _float(p)
     return jnp.exp(-jnp.mean(jnp.log(p), axis=axis))
+
+
+def bits_per_character(nll, n_tokens, n_chars):
+    """Bits per character of a text scored at ``nll`` nats per token:  bpc = nll · n_tokens / (n_chars · ln 2).
+
+    The text's total information, nll · n_tokens nats, spread over its characters and turned into bits; pass the
+    UTF-8 byte count as ``n_chars`` for bits per byte.  A tokenizer-free figure: models with different
+    vocabularies (characters, BPE) compare on it, not on perplexity per token.  Elementwise."""
+    nll = _float(nll, "nll")
+    return nll * (jnp.asarray(n_tokens, nll.dtype) / (jnp.asarray(n_chars, nll.dtype) * math.log(2.0)))
+
+
+def strided_windows(n: int, context: int, stride: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """The sliding-window plan that scores tokens 1..n−1 of a sequence of n tokens once each.
+
+    Window k feeds tokens s_k .. s_k+L−1 (L = min(context, n−1)); its position j predicts token s_k+j+1 from
+    the j+1 tokens s_k..s_k+j.  Starts s_k = 0, stride, 2·stride, ... and a last one at n−1−L, so that the
+    windows end at the text's end.  Window k scores the targets no earlier window reached: positions
+    j >= first_k, first_0 = 0, first_k = s_{k−1} + L − s_k (= L − stride between full strides).  So every
+    target but those of the first window has at least L − stride tokens of history, and at most L.
+    Returns (starts (W,), first (W,), L) as numpy ints (the plan depends on sizes only)."""
+    for name, v in (("n", n), ("context", context), ("stride", stride)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+            raise TypeError(f"{name} must be an int, got {v!r}")
+    if n < 2:
+        raise ValueError(f"scoring needs at least 2 tokens (the first has no history), got {n}")
+    if context < 1 or not 1 <= stride <= context:
+        raise ValueError(f"need context >= 1 and 1 <= stride <= context, got context={context}, stride={stride}")
+    L = min(context, n - 1)
+    starts = np.asarray([*range(0, n - 1 - L, stride), n - 1 - L], np.int64)
+    first = np.concatenate([[0], starts[:-1] + L - starts[1:]])
+    return starts, first, L
+
+
+class CorpusScore(NamedTuple):
+    nll: jnp.ndarray         # mean negative log-likelihood, nats per scored token
+    perplexity: jnp.ndarray  # exp(nll)
+    tokens: int              # tokens scored: n − 1 (all but the first, which has no history)
+
+
+def strided_perplexity(logits_fn: Callable, tokens, context: int, stride: int | None = None,
+                       batch_size: int = 16) -> CorpusScore:
+    """Perplexity of a causal model on a long token sequence, each token scored once with up to ``context``
+    tokens of history (Hugging Face's "perplexity of fixed-length models" with a sliding window).
+
+        NLL = −(1/(n−1)) Σ_{t=1}^{n−1} log p(x_t | x_{s(t)} .. x_{t−1}),   PPL = exp(NLL),
+
+    where s(t) is the start of the window that scores t (`strided_windows`): stride = context gives disjoint
+    windows (cheapest: n/context model calls; a target's history is 1..context tokens, context/2 on average),
+    stride = 1 gives every target its full context (n calls).  Bits per character: `bits_per_character`.
+
+    logits_fn: (B, L) int windows -> (B, L, V) logits or log-probabilities (log_softmax of log-probabilities is
+    themselves); it must be causal (position j may depend on tokens 0..j only).  tokens: (n,) int.  Windows
+    are scored batch_size at a time (`lax.map`, bounded memory).  Jittable with logits_fn closed over."""
+    tokens = jnp.asarray(tokens)
+    if tokens.ndim != 1 or not jnp.issubdtype(tokens.dtype, jnp.integer):
+        raise ValueError(f"tokens must be a 1-D int sequence, got shape {tokens.shape} dtype {tokens.dtype}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
+    n = tokens.shape[0]
+    starts, first, L = strided_windows(n, context, context if stride is None else stride)
+    pad = -len(starts) % batch_size  # padding windows score nothing: first = L
+    starts, first = np.pad(starts, (0, pad)), np.pad(first, (0, pad), constant_values=L)
+    idx = starts[:, None] + np.arange(L)  # (W, L)
+    x, y = tokens[idx], tokens[idx + 1]
+    scored = jnp.asarray(np.arange(L)[None, :] >= first[:, None])  # (W, L)
+
+    def batch_nll(args):
+        xb, yb, mb = args  # (B, L) each
+        nll = cross_entropy_from_logits(logits_fn(xb), yb)  # (B, L)
+        return jnp.sum(jnp.where(mb, nll, jnp.zeros((), nll.dtype)))
+
+    shape = (-1, batch_size, L)
+    total = jnp.sum(lax.map(batch_nll, (x.reshape(shape), y.reshape(shape), scored.reshape(shape))))
+    nll = total / (n - 1)
+    return CorpusScore(nll, jnp.exp(nll), n - 1)

@@ -135,3 +135,24 @@ def test_gpt2_presets_are_gpt2(name, n_params):
     assert cfg.batch_size * cfg.grad_accum * cfg.model.block_size == 12 * 5 * 8 * 1024  # nanoGPT's 491,520 tokens/step
     assert (cfg.learning_rate, cfg.min_lr, cfg.beta2, cfg.warmup_iters, cfg.max_iters) == (6e-4, 6e-5, 0.95, 2000,
                                                                                          600_000)
+
+
+def test_finetune_preset_without_init_from_is_refused_by_the_api_and_the_cli(tmp_path, capsys):
+    from fungpt import cli
+
+    msg = "the finetune preset starts from trained weights: give init_from (--init-from DIR)"
+    with pytest.raises(ValueError, match=msg.replace("(", r"\(").replace(")", r"\)")):
+        T.config_from("finetune", max_iters=3)
+    config_file = tmp_path / "run.json"  # a config file without init_from does not supply it either
+    config_file.write_text('{"max_iters": 3}')
+    with pytest.raises(ValueError, match="finetune preset starts from trained weights"):
+        T.config_from("finetune", config_file)
+    out = tmp_path / "ft"
+    assert cli.main(["train", "--preset", "finetune", "--out-dir", str(out), "--no-progress"]) == 2
+    assert capsys.readouterr().err.strip() == f"fungpt train: error: {msg}, a GPT-2 folder in the Hugging Face " \
+                                              f"layout or a fungpt run folder"
+    assert not out.exists()  # refused before anything was written
+    # with the weights named (flag or config file), the preset is what it always was
+    assert T.config_from("finetune", init_from=str(TINY)).replace(init_from=None) == T.PRESETS["finetune"]
+    config_file.write_text(f'{{"init_from": "{TINY}"}}')
+    assert T.config_from("finetune", config_file).init_from == str(TINY)

@@ -298,5 +298,5 @@ def test_eval_command_takes_unknown(tmp_path, text_file, capsys):
     assert f"{play}: 3 characters outside the run's vocabulary ('_' x2, '~' x1)" in err
     assert cli.main(["eval", str(run_dir), "--data", str(play), "--unknown", "skip"]) == 0
     loss = float(capsys.readouterr().out.split("loss ")[1].split()[0])
-    want, _, _ = T.evaluate_text(T.load_run(run_dir), data.load_text()[50_000:50_400])
+    want = T.evaluate_text(T.load_run(run_dir), data.load_text()[50_000:50_400]).loss
     assert abs(loss - want) < 1e-4

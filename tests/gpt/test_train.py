@@ -273,15 +273,30 @@ def test_evaluate_text_matches_a_naive_window_loop(runs):
     full, _, _ = runs
     run = T.load_run(full.run_dir)
     text = data.load_text()[50_000:50_500]
-    loss, ppl, n = T.evaluate_text(run, text, batch_size=8)
+    loss, ppl, n, bpc = T.evaluate_text(run, text, batch_size=8)
     ids = run.tokenizer.encode(text)
     Tb = run.config.model.block_size
-    windows = [(ids[i:i + Tb], ids[i + 1:i + Tb + 1]) for i in range(0, len(ids) - Tb, Tb)]
-    one = jax.jit(lambda x, y: gpt.loss(run.params, x, y, run.model_config))  # one window at a time
-    naive = np.mean([float(one(jnp.asarray(x), jnp.asarray(y))) for x, y in windows])
-    assert n == len(windows) * Tb
-    np.testing.assert_allclose(loss, naive, rtol=1e-5)
-    np.testing.assert_allclose(ppl, math.exp(naive), rtol=1e-5)
+    # the default stride T: disjoint windows, then one ending at the text's end for the targets they left
+    starts = [*range(0, len(ids) - 1 - Tb, Tb), len(ids) - 1 - Tb]
+    one = jax.jit(lambda x: jax.nn.log_softmax(gpt.forward(run.params, x, run.model_config)))  # one window: (T, V)
+    nll, done = [], 0
+    for s in starts:
+        logp = np.asarray(one(jnp.asarray(ids[s:s + Tb])), np.float64)
+        nll += [-logp[j, ids[s + j + 1]] for j in range(Tb) if s + j + 1 > done]
+        done = s + Tb
+    assert n == len(ids) - 1 == len(nll)
+    np.testing.assert_allclose(loss, np.mean(nll), rtol=1e-5)
+    np.testing.assert_allclose(ppl, math.exp(np.mean(nll)), rtol=1e-5)
+    np.testing.assert_allclose(bpc, np.mean(nll) / math.log(2), rtol=1e-5)  # a character model: tokens = chars
+    # a sliding window, stride 2: target t is scored from the history ids[s(t):t], s(t) the first window start
+    # (0, 2, ..., 50, then 51 to end at token 59) whose window holds t (read off a causal model's window at s(t))
+    slid = T.evaluate_text(run, text[:60], batch_size=8, stride=2)
+    starts = [*range(0, 51, 2), 51]
+    s_of = [min(s for s in starts if s < t <= s + Tb) for t in range(1, 60)]
+    hist = [np.asarray(one(jnp.asarray(ids[s:s + Tb])))[t - s - 1, ids[t]]
+            for t, s in zip(range(1, 60), s_of, strict=True)]
+    assert slid.tokens == 59 and min(t - s for t, s in zip(range(Tb + 1, 60), s_of[Tb:], strict=True)) == Tb - 1
+    np.testing.assert_allclose(slid.loss, -np.mean(np.asarray(hist, np.float64)), rtol=1e-5)
 
 
 # --- refusals --------------------------------------------------------------------------------

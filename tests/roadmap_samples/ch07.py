@@ -46,4 +46,5 @@ SAMPLES = {
     I + "mutual_information_histogram": Sample(lambda key: tuple(jax.random.normal(key, (2, 64))), kwargs={"bins": 4}),
     I + "perplexity": Sample(lambda key: (jnp.abs(jax.random.normal(key, (3,))),)),
     I + "perplexity_from_probs": Sample(lambda key: (jax.random.uniform(key, (8,), minval=0.05, maxval=1.0),)),
+    I + "bits_per_character": Sample(lambda key: (jnp.abs(jax.random.normal(key, (3,))), 100, 350), static=(1, 2)),
 }

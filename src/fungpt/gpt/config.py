@@ -14,6 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from fungpt._names import did_you_mean
+from fungpt.gpt.presets import FINETUNE_PRESET, GPT2_PRESETS, NEEDS_INIT_FROM
 
 _ACTIVATIONS = ("gelu_tanh", "gelu")
 FLOAT_DTYPES = ("float32", "float64", "bfloat16", "float16")  # what GPTConfig and the HF import accept
@@ -254,8 +255,6 @@ PRESETS: dict[str, TrainConfig] = {
 
 def _add_presets() -> None:
     # GPT-2 124M / 350M and nanoGPT's finetune_shakespeare (`fungpt.gpt.presets`), over the baby defaults
-    from fungpt.gpt.presets import FINETUNE_PRESET, GPT2_PRESETS
-
     for name, fields in {**GPT2_PRESETS, "finetune": FINETUNE_PRESET}.items():
         PRESETS[name] = _merged(TrainConfig(), fields, f"the {name} preset")
 
@@ -318,10 +317,12 @@ def config_from(preset: str | TrainConfig = "baby", file: str | pathlib.Path | N
                 **overrides) -> TrainConfig:
     """A TrainConfig from a preset (a name or a TrainConfig), then a config file's fields, then keyword
     overrides (later wins). Model fields may be given flat (``n_layer=2``) or as ``model={...}``.
+    A preset meant to start from trained weights (``finetune``) is refused without ``init_from``.
 
     >>> config_from("small", n_layer=2).model.n_layer
     2
     """
+    name = preset if isinstance(preset, str) else None
     if isinstance(preset, str):
         if preset not in PRESETS:
             raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
@@ -330,7 +331,11 @@ def config_from(preset: str | TrainConfig = "baby", file: str | pathlib.Path | N
     layers.append(_nested(overrides, "the overrides"))
     fields = {k: v for layer in layers for k, v in layer.items()}
     fields["model"] = {k: v for layer in layers for k, v in layer["model"].items()}
-    return _merged(preset, fields, "the config")
+    cfg = _merged(preset, fields, "the config")
+    if name in NEEDS_INIT_FROM and cfg.init_from is None:
+        raise ValueError(f"the {name} preset starts from trained weights: give init_from (--init-from DIR), a GPT-2 "
+                         f"folder in the Hugging Face layout or a fungpt run folder")
+    return cfg
 
 
 def config_from_dict(d: dict, where: str = "the config") -> TrainConfig:

@@ -29,6 +29,9 @@ GPT2_PRESETS: dict[str, dict] = {
                         out_dir="runs/gpt2-medium"),
 }
 
+# Presets that only make sense from trained weights: `config_from` refuses them without init_from.
+NEEDS_INIT_FROM = frozenset({"finetune"})
+
 FINETUNE_PRESET: dict = dict(
     batch_size=1, grad_accum=32, max_iters=20, learning_rate=3e-5, min_lr=3e-5, warmup_iters=0, lr_decay_iters=20,
     beta1=0.9, beta2=0.95, weight_decay=0.1, grad_clip=1.0, dropout=0.0, eval_interval=5, eval_iters=40,

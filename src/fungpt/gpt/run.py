@@ -22,6 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from fungpt import information
 from fungpt.gpt import checkpoint as ckpt_lib
 from fungpt.gpt import data as data_lib
 from fungpt.gpt import model as gpt
@@ -30,9 +31,9 @@ from fungpt.gpt.generate import generate_text
 from fungpt.gpt.tokenizer import CharTokenizer
 
 __all__ = [
-    "LOCK_FILE", "MetricsLog", "Run", "RunLock", "RunLockedError", "check_fresh_dir", "check_resumable", "curves",
-    "evaluate_text", "load_eval_text", "load_run", "lock_new_run_dir", "lock_run_dir", "plot", "resume_config",
-    "resume_dir", "sample_text",
+    "LOCK_FILE", "MetricsLog", "Run", "RunLock", "RunLockedError", "TextScore", "check_fresh_dir", "check_resumable",
+    "curves", "evaluate_text", "load_eval_text", "load_run", "lock_new_run_dir", "lock_run_dir", "plot",
+    "resume_config", "resume_dir", "sample_text",
 ]
 
 LOCK_FILE = ".lock"
@@ -301,30 +302,40 @@ def load_eval_text(path, tok, unknown: str = "error") -> str:
     return "\n\n".join(texts)
 
 
-def evaluate_text(run: Run, text: str | None = None, batch_size: int = 32) -> tuple[float, float, int]:
-    """Mean next-token loss (nats) and perplexity exp(loss) of ``run`` on ``text``, and the tokens scored.
+class TextScore(NamedTuple):
+    loss: float           # mean next-token loss, nats per scored token
+    perplexity: float     # exp(loss)
+    tokens: int           # tokens scored: all but the first
+    bits_per_char: float  # loss · tokens / (characters scored · ln 2)
 
-    The text (default: the run's validation split) is cut into consecutive windows of block_size T:
-    x = ids[kT : kT + T], y = ids[kT + 1 : kT + T + 1]; a last partial window is dropped.
-    """
+
+def evaluate_text(run: Run, text: str | None = None, batch_size: int = 32, stride: int | None = None) -> TextScore:
+    """Loss (nats/token), perplexity, tokens scored and bits per character of ``run`` on ``text`` (default: the
+    run's validation split), by `fungpt.information.strided_perplexity`: every token but the first scored once,
+    in windows of block_size T tokens that start ``stride`` apart (default T: disjoint windows, the last one
+    moved back to end at the text's end; a smaller stride gives each token more history and costs T/stride
+    times more).  Bits per character counts the characters of the scored tokens (all but the first token's)."""
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
         raise ValueError(f"batch_size (windows per evaluation call) must be an int > 0, got {batch_size!r}")
     T_ = run.config.model.block_size
     if text is None:
         _, _, ids = data_lib.prepare_data(run.config, run.tokenizer.to_dict())
+        text = run.tokenizer.decode(ids)
     else:
         if not text:
             raise ValueError("the evaluation text is empty")
         ids = np.asarray(run.tokenizer.encode(text), np.int32)
     data_lib.check_length(ids, T_, "the evaluation text")
-    n_win = (len(ids) - 1) // T_
-    x = ids[: n_win * T_].reshape(n_win, T_)
-    y = ids[1 : n_win * T_ + 1].reshape(n_win, T_)
-    loss = float(jnp.mean(_window_losses(run.params, jnp.asarray(x), jnp.asarray(y), run.model_config, batch_size)))
-    return loss, math.exp(loss), n_win * T_
+    stride = T_ if stride is None else stride
+    if isinstance(stride, bool) or not isinstance(stride, int) or not 1 <= stride <= T_:
+        raise ValueError(f"stride must be an int in [1, block_size={T_}], got {stride!r}")
+    score = _score(run.params, jnp.asarray(ids), run.model_config, stride, batch_size)
+    loss, n = float(score.nll), score.tokens
+    chars = len(text) - len(run.tokenizer.decode(ids[:1]))
+    return TextScore(loss, math.exp(loss), n, float(information.bits_per_character(loss, n, chars)))
 
 
-@functools.partial(jax.jit, static_argnums=(3, 4))
-def _window_losses(params, x, y, mcfg, batch_size):
-    # (W, T) windows -> (W,) mean losses, batch_size windows at a time (bounded memory on long texts)
-    return jax.lax.map(lambda xy: gpt.loss(params, xy[0], xy[1], mcfg), (x, y), batch_size=batch_size)
+@functools.partial(jax.jit, static_argnums=(2, 3, 4))
+def _score(params, ids, mcfg, stride, batch_size):
+    logits = lambda x: gpt.forward(params, x, mcfg)  # (B, T) -> (B, T, V)
+    return information.strided_perplexity(logits, ids, mcfg.block_size, stride, batch_size)

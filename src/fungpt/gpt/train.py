@@ -10,6 +10,7 @@ from fungpt.gpt.loop import NonFiniteError, TrainResult, train
 from fungpt.gpt.run import (
     Run,
     RunLockedError,
+    TextScore,
     curves,
     evaluate_text,
     load_eval_text,
@@ -37,9 +38,9 @@ from fungpt.gpt.step import (
 )
 
 __all__ = [
-    "PRESETS", "Functions", "Model", "NonFiniteError", "Run", "RunLockedError", "TrainConfig", "TrainResult",
-    "TrainState", "bench_step", "compiled_functions", "config_from", "config_from_dict", "curves", "decay_mask",
-    "estimate_loss", "evaluate_text", "functions", "gpt_model", "load_eval_text", "load_run", "make_eval_fn",
-    "make_mesh", "make_optimizer", "make_train_step", "prepare_data", "put_ids", "read_config_file",
+    "PRESETS", "Functions", "Model", "NonFiniteError", "Run", "RunLockedError", "TextScore", "TrainConfig",
+    "TrainResult", "TrainState", "bench_step", "compiled_functions", "config_from", "config_from_dict", "curves",
+    "decay_mask", "estimate_loss", "evaluate_text", "functions", "gpt_model", "load_eval_text", "load_run",
+    "make_eval_fn", "make_mesh", "make_optimizer", "make_train_step", "prepare_data", "put_ids", "read_config_file",
     "resume_config", "run_keys", "sample_text", "step_fields", "tokenizer_from_dict", "train",
 ]
