@@ -154,11 +154,24 @@ def test_to_hf_writes_the_bpe_tokenizer_transformers_read(tmp_path, key):
                   tokenizer=gpt.BPETokenizer(tok.vocab, tok.merges, r"\S+"))
 
 
+def test_to_hf_names_the_end_of_text_token_only_where_the_vocabulary_has_one(tmp_path, key):
+    tok = _bpe()
+    tok = gpt.BPETokenizer(tok.vocab + (b"<|endoftext|>",), tok.merges, tok.pattern)
+    config = gpt.GPTConfig(vocab_size=tok.vocab_size, block_size=8, n_layer=1, n_head=2, n_embd=8)
+    params = gpt.init_params(config, key)
+    hf_config = json.loads((gpt.to_hf(params, config, tmp_path / "bpe", tokenizer=tok) / "config.json").read_text())
+    assert hf_config["eos_token_id"] == hf_config["bos_token_id"] == tok.vocab_size - 1
+    hf_config = json.loads((gpt.to_hf(params, config, tmp_path / "bare") / "config.json").read_text())
+    assert hf_config["eos_token_id"] is None  # no tokenizer and not GPT-2's 50257 tokens: no such token
+
+
 def test_to_hf_writes_a_char_tokenizer_and_says_how_to_load_it(tmp_path, key):
     tok = gpt.CharTokenizer.from_text("hello, world\n")
     config = gpt.GPTConfig(vocab_size=tok.vocab_size, block_size=8, n_layer=1, n_head=2, n_embd=8)
     out = gpt.to_hf(gpt.init_params(config, key), config, tmp_path, tokenizer=tok)
     assert gpt.load_tokenizer(out / "fungpt_tokenizer.json") == tok
+    hf_config = json.loads((out / "config.json").read_text())
+    assert hf_config["eos_token_id"] is None is hf_config["bos_token_id"]  # a char vocabulary has no <|endoftext|>
     assert not (out / "vocab.json").exists()  # GPT-2's byte-level reader would misread a char table
     readme = (out / "README.md").read_text()
     assert "fungpt_tokenizer.json" in readme and "load_tokenizer" in readme
@@ -177,6 +190,8 @@ def test_exported_folder_loads_in_transformers(tmp_path, key):
     params = gpt.init_params(config, key)
     gpt.to_hf(params, config, tmp_path, tokenizer=tok)
     model = transformers.GPT2LMHeadModel.from_pretrained(tmp_path).eval()
+    # tiny_bpe has no <|endoftext|>: not GPT2Config's default 50256, which is outside this vocabulary
+    assert model.config.eos_token_id is None is model.config.bos_token_id
     hf_tok = transformers.GPT2TokenizerFast.from_pretrained(tmp_path)
     text = "To be, or not to be: that is the question."
     ids = tok.encode(text)

@@ -102,6 +102,15 @@ def from_hf(path, *, param_dtype: str = "float32"):
     return config, params
 
 
+def _end_of_text_id(tokenizer, vocab_size: int) -> int | None:
+    """The id of GPT-2's <|endoftext|>: its place in a BPE vocabulary, GPT-2's 50256 for a GPT-2-sized model
+    without a tokenizer, else None (a char vocabulary has no such token)."""
+    vocab = getattr(tokenizer, "vocab", None)
+    if isinstance(vocab, tuple) and b"<|endoftext|>" in vocab:
+        return vocab.index(b"<|endoftext|>")
+    return 50256 if tokenizer is None and vocab_size == 50257 else None
+
+
 def to_hf(params, config: GPTConfig, path, tokenizer=None) -> pathlib.Path:
     """Write params as a GPT-2 checkpoint directory that `transformers.GPT2LMHeadModel.from_pretrained`
     loads: config.json + model.safetensors (float32, keys `transformer.*`, tied lm_head omitted).
@@ -143,6 +152,9 @@ def to_hf(params, config: GPTConfig, path, tokenizer=None) -> pathlib.Path:
         "layer_norm_epsilon": config.layer_norm_epsilon, "resid_pdrop": 0.0, "embd_pdrop": 0.0,
         "attn_pdrop": 0.0, "initializer_range": 0.02, "scale_attn_weights": True,
         "tie_word_embeddings": True, "torch_dtype": "float32",
+        # GPT2Config's default (50256) would name a token this vocabulary may not have
+        "bos_token_id": _end_of_text_id(tokenizer, config.vocab_size),
+        "eos_token_id": _end_of_text_id(tokenizer, config.vocab_size),
     }
     _atomic_write(path / "config.json", lambda f: f.write_text(json.dumps(hf_config, indent=2) + "\n"))
     _atomic_write(path / "model.safetensors", lambda f: save_file(sd, str(f), metadata={"format": "pt"}))
