@@ -16,9 +16,9 @@ from sklearn.decomposition import PCA
 from sklearn.manifold import Isomap
 
 from fungpt import topology as T
+from tests.helpers import EXACT
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-TOL = {np.dtype("float32"): 1e-5, np.dtype("float64"): 1e-12}
 DTYPES = [np.float32, np.float64]
 METRICS = [(T.euclidean, "euclidean"), (T.manhattan, "cityblock"), (T.chebyshev, "chebyshev"),
            (lambda x, y: T.minkowski(x, y, 3.0), "minkowski"), (T.cosine_distance, "cosine")]
@@ -33,7 +33,7 @@ def test_metrics_match_scipy_cdist(dtype):
         ref = ssd.cdist(X.astype(np.float64), Y.astype(np.float64), name, **kw)
         got = T.pairwise_distances(X, Y, metric)
         assert got.dtype == dtype
-        np.testing.assert_allclose(got, ref, rtol=TOL[np.dtype(dtype)] * 10, err_msg=name)
+        np.testing.assert_allclose(got, ref, rtol=EXACT[np.dtype(dtype)] * 10, err_msg=name)
 
 
 def test_sphere_geodesic_matches_arccos_and_haversine():
