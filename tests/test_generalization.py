@@ -72,7 +72,7 @@ def _signs(n):
 
 
 @settings(max_examples=8, deadline=None)
-@given(seed=st.integers(0, 2**16), n=st.sampled_from([1, 5, 13]))
+@given(seed=st.integers(0, 2**16), n=st.sampled_from([5, 13]))  # one block of signs, and several
 def test_empirical_rademacher_equals_the_average_over_all_sign_vectors(seed, n):
     rng = np.random.default_rng(seed)
     F = rng.standard_normal((4, n)) * rng.uniform(0.1, 10, size=(4, 1))

@@ -164,7 +164,7 @@ _intervals = jax.jit(lambda a, b, mu, s, lv: (P.beta_credible_interval(a, b, lv)
                                               P.gaussian_credible_interval(mu, s, lv)))
 
 
-@pytest.mark.parametrize("dtype", [F32, F64], ids=str)
+@pytest.mark.parametrize("dtype", [pytest.param(F32, marks=pytest.mark.slow), F64], ids=str)  # a betainc compile each
 def test_credible_intervals_match_scipy_quantiles(dtype):
     rng = np.random.default_rng(11)
     a, b = np.exp(rng.uniform(-1.5, 4, 24)), np.exp(rng.uniform(-1.5, 4, 24))  # Beta(0.2..55, 0.2..55)
