@@ -10,6 +10,8 @@ Cover's count; the VC bound and the margin bound against the measured test error
 classifier (its test error exact, from the Gaussian CDF) and a two-layer ReLU net trained with fungpt.grad;
 bias², variance and noise of polynomial regression against the degree, summing to the measured test MSE.
 
+ch11_generalization.png also plots the Lipschitz bounds against the empirical constants, by width.
+
 Writes ch11_swiss_roll.png, ch11_metrics.png, ch11_generalization.png, ch11_bounds.png and ch11_topology.json
 to --out.
 
@@ -321,6 +323,34 @@ def metrics(out, quick):
     return {"max_triangle_violation_p_ge_1": max(t for p, t in zip(pgrid, tri, strict=True) if p >= 1)}
 
 
+def generalization_plot(out, rf, rad, lip):
+    fig, axs = plt.subplots(1, 3, figsize=(13.5, 3.3))
+    axs[0].loglog(rf["widths"], rf["test_mse"], "o-", label="test")
+    axs[0].loglog(rf["widths"], np.maximum(rf["train_mse"], 1e-12), "s--", label="train")
+    axs[0].axvline(rf["n_train"], color="gray", ls=":", label="#features = #samples")
+    axs[0].set_xlabel("random ReLU features (model size)")
+    axs[0].set_ylabel("MSE (median over seeds)")
+    axs[0].set_title("train/test gap vs model size: double descent", fontsize=9)
+    axs[0].legend(fontsize=7)
+    axs[1].loglog(rad["n"], rad["estimate"], "o-", label="Rademacher complexity (Monte Carlo)")
+    axs[1].loglog(rad["n"], rad["bound"], "s--", label="bound B·sqrt(Σ‖x‖²)/n")
+    axs[1].set_xlabel("n samples")
+    axs[1].set_title("linear class, ‖w‖ ≤ 1: R̂ ∝ 1/√n", fontsize=9)
+    axs[1].legend(fontsize=7)
+    widths = [r["width"] for r in lip]
+    for tag, ls in [("plain", "-"), ("spectral_normalized", "--")]:
+        for key, mk in [("upper_bound", "o"), ("empirical_jacobian", "s"), ("empirical_pairs", "^")]:
+            axs[2].loglog(widths, [r[tag][key] for r in lip], mk + ls, ms=4,
+                          label=f"{tag.replace('_', ' ')}: {key.replace('_', ' ')}")
+    axs[2].set_xlabel("width of a 3-layer tanh MLP")
+    axs[2].set_title("Lipschitz: Π σ₁(W_i) bounds the samples' max σ₁(J)\nand pair ratios; "
+                     "spectral normalization pins it to 1", fontsize=9)
+    axs[2].legend(fontsize=6)
+    fig.tight_layout()
+    fig.savefig(out / "ch11_generalization.png", dpi=100)
+    plt.close(fig)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small sizes (a smoke run)")
@@ -342,22 +372,7 @@ def main(argv=None):
     print("2-layer net (n, test, train, margin bound):", [(n, round(t, 3), round(r, 3), round(m, 2)) for n, t, r, m in
                                                           zip(net["n"], net["test"], net["train"], net["margin_bound"],
                                                               strict=True)])
-    fig, axs = plt.subplots(1, 2, figsize=(9, 3.3))
-    axs[0].loglog(rf["widths"], rf["test_mse"], "o-", label="test")
-    axs[0].loglog(rf["widths"], np.maximum(rf["train_mse"], 1e-12), "s--", label="train")
-    axs[0].axvline(rf["n_train"], color="gray", ls=":", label="#features = #samples")
-    axs[0].set_xlabel("random ReLU features (model size)")
-    axs[0].set_ylabel("MSE (median over seeds)")
-    axs[0].set_title("train/test gap vs model size: double descent", fontsize=9)
-    axs[0].legend(fontsize=7)
-    axs[1].loglog(rad["n"], rad["estimate"], "o-", label="Rademacher complexity (Monte Carlo)")
-    axs[1].loglog(rad["n"], rad["bound"], "s--", label="bound B·sqrt(Σ‖x‖²)/n")
-    axs[1].set_xlabel("n samples")
-    axs[1].set_title("linear class, ‖w‖ ≤ 1: R̂ ∝ 1/√n", fontsize=9)
-    axs[1].legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(out / "ch11_generalization.png", dpi=100)
-    plt.close(fig)
+    generalization_plot(out, rf, rad, res["lipschitz"])
     (out / "ch11_topology.json").write_text(json.dumps(res, indent=1))
 
 
