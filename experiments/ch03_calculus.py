@@ -7,8 +7,10 @@
 4. Quadrature: error vs evaluations for trapezoid (n^-2), Simpson (n^-4), Gauss-Legendre (spectral),
    and Monte Carlo (n^-1/2) vs quasi-Monte Carlo (~n^-1) in 3-D.
 5. Taylor polynomials of sin and their error vs distance (slope order+1).
-6. Forward vs reverse accumulation of a Jacobian (ch03_jacobian_cost.png): jacfwd costs one pass per
-   input, jacrev one per output; timed on the machine the experiment runs on (noisy when shared).
+6. Forward vs reverse vs mixed accumulation of a Jacobian (ch03_jacobian_cost.png): jacfwd costs one pass
+   per input, jacrev one per output, and through a bottleneck the mixed order beats both; time measured on the
+   machine the experiment runs on (noisy when shared), temporary memory from XLA's memory_analysis() of the
+   compiled programs (deterministic).
 
 Run: .venv/bin/python experiments/ch03_calculus.py [--quick] [--out experiments/out]
 
@@ -142,30 +144,50 @@ def taylor(quick):
     return dxs, out
 
 
-def jacobian_costs(quick):
-    """Median seconds of the full Jacobian of f(x) = tanh(W x), W (m, n), by forward mode (n jvps,
-    `fungpt.jacfwd`) and reverse mode (m vjps, `fungpt.jacrev`): sweep n with m fixed, then m with n fixed."""
+def _measure(fn, x, reps):
+    """(median seconds, XLA's temp bytes, argument + output bytes) of the jitted fn at x."""
     import statistics
 
-    def timed(fn, x, reps):
-        jax.block_until_ready(fn(x))
-        ts = []
-        for _ in range(reps):
-            t = time.perf_counter()
-            jax.block_until_ready(fn(x))
-            ts.append(time.perf_counter() - t)
-        return statistics.median(ts)
+    compiled = jax.jit(fn).lower(x).compile()
+    mem = compiled.memory_analysis()
+    jax.block_until_ready(compiled(x))
+    ts = []
+    for _ in range(reps):
+        t = time.perf_counter()
+        jax.block_until_ready(compiled(x))
+        ts.append(time.perf_counter() - t)
+    return statistics.median(ts), int(mem.temp_size_in_bytes), int(mem.argument_size_in_bytes +
+                                                                     mem.output_size_in_bytes)
 
-    sizes, fixed, reps = ([4, 32, 128] if quick else [4, 16, 64, 256, 1024]), 16, (3 if quick else 15)
-    rows = {"vary n (inputs), m = 16": [], "vary m (outputs), n = 16": []}
+
+def jacobian_costs(quick):
+    """Time and memory of the full Jacobian by forward mode (one jvp per input, `fungpt.jacfwd`), reverse mode
+    (one vjp per output, `fungpt.jacrev`) and mixed accumulation (`chain_rule_jacobian(order="optimal")`):
+
+    - f(x) = tanh(W x), W (m, n): sweep n with m = 16, then m with n = 16;
+    - an hourglass R^k → R^k → R^4 → R^k → R^k (a 4-wide bottleneck): both pure modes pay k passes, mixed
+      accumulation pays 4 + 4 (reverse into the bottleneck, forward out of it), in time and in memory."""
+    sizes, fixed, reps = ([4, 64] if quick else [4, 16, 64, 256, 1024]), 16, (3 if quick else 15)
+    rows = {"vary n (inputs), m = 16": [], "vary m (outputs), n = 16": [], "hourglass k → 4 → k": []}
+    modes = {"forward": lambda f, v: C.jacobian(f, v, mode="forward"),
+             "reverse": lambda f, v: C.jacobian(f, v, mode="reverse")}
     for k in sizes:
         for label, (m, n) in (("vary n (inputs), m = 16", (fixed, k)), ("vary m (outputs), n = 16", (k, fixed))):
             w = jax.random.normal(jax.random.key(m * 7919 + n), (m, n)) / np.sqrt(n)
-            x = jnp.linspace(-1.0, 1.0, n)
             f = lambda v, w=w: jnp.tanh(w @ v)
-            fwd = jax.jit(lambda v, f=f: C.jacobian(f, v, mode="forward"))
-            rev = jax.jit(lambda v, f=f: C.jacobian(f, v, mode="reverse"))
-            rows[label].append((k, timed(fwd, x, reps), timed(rev, x, reps)))
+            x = jnp.linspace(-1.0, 1.0, n)
+            rows[label].append((k, {name: _measure(lambda v, g=g, f=f: g(f, v), x, reps) for name, g in modes.items()}))
+        ws = [jax.random.normal(jax.random.key(i), s) / np.sqrt(s[1]) for i, s in
+              enumerate([(k, k), (4, k), (k, 4), (k, k)])]
+        layer = [lambda v, w=w: jnp.tanh(w @ v) for w in ws]
+        # two stages: into the bottleneck (narrows: our chain rule takes its Jacobian in reverse mode, 4 vjps)
+        # and out of it (widens: forward mode, 4 jvps)
+        stages = [lambda v, g=layer: g[1](g[0](v)), lambda v, g=layer: g[3](g[2](v))]
+        whole = lambda v, stages=stages: stages[1](stages[0](v))
+        x = jnp.linspace(-1.0, 1.0, k)
+        res = {name: _measure(lambda v, g=g, f=whole: g(f, v), x, reps) for name, g in modes.items()}
+        res["mixed"] = _measure(lambda v, st=stages: C.chain_rule_jacobian(st, v, order="optimal"), x, reps)
+        rows["hourglass k → 4 → k"].append((k, res))
     return rows
 
 
@@ -175,14 +197,27 @@ def jacobian_plot(out, rows):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
-    for a, (label, pts) in zip(ax, rows.items(), strict=True):
-        k, fwd, rev = (np.array(c) for c in zip(*pts, strict=True))
-        a.loglog(k, fwd * 1e3, "o-", ms=3, label="forward (jacfwd: one jvp per input)")
-        a.loglog(k, rev * 1e3, "s-", ms=3, label="reverse (jacrev: one vjp per output)")
-        a.set(xlabel=label.split(",")[0].replace("vary ", ""), title=f"J of tanh(W x): {label}")
-        a.legend(fontsize=7)
-    ax[0].set_ylabel("milliseconds (median, jitted)")
+    fig, ax = plt.subplots(2, 3, figsize=(14, 7))
+    style = {"forward": ("o-", "forward (jacfwd: one jvp per input)"),
+             "reverse": ("s-", "reverse (jacrev: one vjp per output)"),
+             "mixed": ("^-", "mixed: reverse into the bottleneck, forward out")}
+    for col, (label, pts) in enumerate(rows.items()):
+        k = np.array([p[0] for p in pts])
+        for name in pts[0][1]:
+            t = np.array([p[1][name][0] for p in pts]) * 1e3
+            mem = np.array([p[1][name][1] for p in pts]) / 2**10
+            ax[0, col].loglog(k, t, style[name][0], ms=3, label=style[name][1])
+            ax[1, col].loglog(k, np.maximum(mem, 1e-3), style[name][0], ms=3, label=style[name][1])
+        io = np.array([p[1]["forward"][2] for p in pts]) / 2**10
+        ax[1, col].loglog(k, io, "k:", label="arguments + the Jacobian itself")
+        xl = label.split(",")[0].replace("vary ", "") if "hourglass" not in label else "k (inputs = outputs)"
+        ax[0, col].set(title=f"J of {'tanh(W x)' if 'hourglass' not in label else 'an hourglass'}: {label}",
+                       xlabel=xl)
+        ax[1, col].set(xlabel=xl)
+        ax[0, col].legend(fontsize=7)
+        ax[1, col].legend(fontsize=7)
+    ax[0, 0].set_ylabel("milliseconds (median, jitted)")
+    ax[1, 0].set_ylabel("XLA temp memory, KiB (memory_analysis)")
     fig.tight_layout()
     fig.savefig(out / "ch03_jacobian_cost.png", dpi=80)
     plt.close(fig)
@@ -312,7 +347,7 @@ def main(argv=None):
     jacobian_plot(out, jac)
     result = {"best_step_and_error": best, "limits": lims, "critical_points": cps, "quadrature_1d": one_d,
               "quadrature_3d": nd, "taylor_slopes": {k: v["slope"] for k, v in tay.items()},
-              "jacobian_seconds_k_fwd_rev": jac, "seconds": time.perf_counter() - t0}
+              "jacobian_k_mode_seconds_temp_bytes_io_bytes": jac, "seconds": time.perf_counter() - t0}
     (out / "ch03_calculus.json").write_text(json.dumps(result, indent=1))
     print("best step and error per difference quotient:", json.dumps(best))
     print("limits:", json.dumps(lims, indent=1))

@@ -5,7 +5,10 @@
    KS distance and skewness 2/√n shrink.
 3. Our samplers vs the densities (Gaussian/Box-Muller, Beta/Marsaglia-Tsang, Poisson/PTRS, Binomial).
 4. Bayes: a Beta(2, 2) prior on a coin's bias, updated flip by flip.
-5. MLE/MAP: closed forms vs gradient descent with fungpt.grad + fungpt.optim.
+5. MLE/MAP: closed forms vs gradient descent with fungpt.grad + fungpt.optim; and, as n grows
+   (ch04_mle_map.png), the MLE, the MAP and the posterior mean with its 95% credible band converging on the
+   truth, for Beta–Bernoulli and a Gaussian mean with known σ, each under a prior centred on the wrong value
+   that pulls the MAP until the data outweigh it.
 6. Markov chains: stationary distribution by eigenvector vs power iteration; mixing d(t) ~ |λ₂|^t.
 7. Welford vs the textbook variance formula in float32.
 
@@ -101,6 +104,62 @@ def estimation(key, steps):
     }, np.asarray(losses)
 
 
+def mle_map_paths(key, n_max):
+    """Estimates after the first n observations, n = 1..n_max on a log grid, under priors centred on the wrong
+    value: Bernoulli(0.3) data with a Beta(8, 2) prior (mode 7/8, worth 8 flips), N(2, 1) data with known σ = 1
+    and a N(-1, 0.5²) prior (worth 4 observations)."""
+    k1, k2 = jax.random.split(key)
+    ns = np.unique(np.round(np.logspace(0, np.log10(n_max), 40)).astype(int))
+    xs = P.gaussian.sample(k2, 2.0, 1.0, (n_max,))
+    flips = P.bernoulli.sample(k1, 0.3, (n_max,)).astype(xs.dtype)
+
+    @jax.jit
+    def at(n):
+        take = jnp.arange(n_max, dtype=n.dtype) < n  # the first n draws as a mask: one program for every n
+        f = jnp.where(take, flips, 0.0)
+        a, b = 8.0 + jnp.sum(f), 2.0 + n - jnp.sum(f)
+        lo, hi = P.beta_credible_interval(a, b, 0.95)
+        coin = jnp.stack([jnp.sum(f) / n, (a - 1) / (a + b - 2), P.beta.mean(a, b), lo, hi])
+        x = jnp.where(take, xs, 0.0)
+        prec = 1 / 0.5**2 + n  # posterior precision with σ = 1
+        mu_n = (-1.0 / 0.5**2 + jnp.sum(x)) / prec
+        glo, ghi = P.gaussian_credible_interval(mu_n, 1 / jnp.sqrt(prec), 0.95)
+        gauss = jnp.stack([jnp.sum(x) / n, mu_n, mu_n, glo, ghi])
+        return coin, gauss
+
+    coin, gauss = (np.stack(c) for c in zip(*[at(jnp.asarray(float(n))) for n in ns], strict=True))
+    # the closed forms the figure plots, checked against the library's estimators at n_max
+    check = {"map_bernoulli": float(P.map_bernoulli(flips, 8.0, 2.0)), "figure_map_bernoulli": float(coin[-1, 1]),
+             "map_gaussian_mean": float(P.map_gaussian_mean(xs, 1.0, -1.0, 0.5)),
+             "figure_map_gaussian": float(gauss[-1, 1])}
+    return ns, coin, gauss, check
+
+
+def mle_map_plot(out, ns, coin, gauss):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(1, 2, figsize=(11, 3.8))
+    for a, est, truth, prior, title in [
+            (ax[0], coin, 0.3, 7 / 8, "coin p: Bernoulli(0.3) data, Beta(8, 2) prior"),
+            (ax[1], gauss, 2.0, -1.0, "Gaussian mean: N(2, 1) data (σ known), N(-1, 0.5²) prior")]:
+        a.fill_between(ns, est[:, 3], est[:, 4], color="C2", alpha=0.25, label="95% credible interval")
+        a.semilogx(ns, est[:, 0], "k.", ms=4, label="MLE")
+        a.semilogx(ns, est[:, 1], "C3-", label="MAP (posterior mode)")
+        if not np.allclose(est[:, 1], est[:, 2]):
+            a.semilogx(ns, est[:, 2], "C0--", label="posterior mean")
+        a.axhline(truth, color="k", lw=0.8, label="truth")
+        a.axhline(prior, color="C3", lw=0.8, ls=":", label="prior mode")
+        a.set(xlabel="n observations", title=title)
+        a.legend(fontsize=7)
+    ax[1].text(0.98, 0.04, "Gaussian: MAP = posterior mean", transform=ax[1].transAxes, ha="right", fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out / "ch04_mle_map.png", dpi=90)
+    plt.close(fig)
+
+
 def markov(steps):
     p = jnp.asarray([[0.5, 0.5, 0.0, 0.0], [0.25, 0.5, 0.25, 0.0], [0.0, 0.25, 0.5, 0.25], [0.0, 0.0, 0.5, 0.5]])
     pi_eig, (pi_pow, iters), curve, t_mix = jax.jit(lambda q: (
@@ -192,6 +251,8 @@ def main(argv=None):
     draws, dens = samplers(keys[2], 2_000 if q else 50_000, quick=q)
     _, curves = bayes(keys[3], 20 if q else 200)
     est, losses = estimation(keys[4], 50 if q else 500)
+    ns, coin, gauss, mm_check = mle_map_paths(keys[4], 300 if q else 10_000)
+    mle_map_plot(out, ns, coin, gauss)
     mk, curve = markov(40)
     wf = welford_vs_textbook(keys[5], 4_096 if q else 1_000_000)
     plots(out, path, clt_res, draws, dens, curves, losses, curve, mk["lambda_2"])  # --quick: same figures, fewer draws
@@ -199,7 +260,10 @@ def main(argv=None):
         "lln_final_means": path[:, -1].tolist(),
         "clt": {n: {k: v for k, v in r.items() if k != "z"} for n, r in clt_res.items()},
         "sampler_mean_var": {k: [float(v.mean()), float(v.var())] for k, v in draws.items()},
-        "bayes_posteriors_beta_a_b": curves, "estimation": est, "markov": mk, "welford": wf,
+        "bayes_posteriors_beta_a_b": curves, "estimation": est,
+        "mle_map_at_n_max": {"n": int(ns[-1]), "coin_mle_map_mean_lo_hi": coin[-1].tolist(),
+                             "gauss_mle_map_mean_lo_hi": gauss[-1].tolist(), "check": mm_check},
+        "markov": mk, "welford": wf,
         "seconds": time.perf_counter() - t0,
     }
     (out / "ch04_probability.json").write_text(json.dumps(result, indent=1))

@@ -165,6 +165,66 @@ def test_chain_rule_composes_stage_derivatives(dtype, key):
     chex.assert_trees_all_close(ours, oracle, rtol=TOL[dtype], atol=TOL[dtype])
 
 
+def _bracketings(i, j):
+    # every way to multiply J_j ⋯ J_i (stages i..j, 0-based), as (cost function, tree); a naive recursion
+    if i == j:
+        yield i
+        return
+    for s in range(i, j):
+        for left in _bracketings(s + 1, j):
+            for right in _bracketings(i, s):
+                yield (left, right)
+
+
+def _tree_cost(tree, n):
+    # (multiply-adds, rows, cols) of the product a tree describes; stage t is an (n[t+1], n[t]) matrix
+    if isinstance(tree, int):
+        return 0, n[tree + 1], n[tree]
+    (cl, rl, kl), (cr, kr, col) = _tree_cost(tree[0], n), _tree_cost(tree[1], n)
+    assert kl == kr
+    return cl + cr + rl * kl * col, rl, col
+
+
+@settings(max_examples=25, deadline=None)
+@given(dims=st.lists(st.integers(1, 40), min_size=2, max_size=7))
+def test_jacobian_chain_cost_is_the_cheapest_bracketing(dims):
+    k = len(dims) - 1
+    got = C.jacobian_chain_cost(dims)
+    costs = {t: _tree_cost(t, dims)[0] for t in _bracketings(0, k - 1)}
+    assert len(costs) == math.comb(2 * (k - 1), k - 1) // k               # Catalan(k - 1) bracketings
+    assert got["optimal"] == min(costs.values()) == costs[got["tree"]]
+    fwd, rev = 0, k - 1                                                    # left-nested from input / output
+    for t in range(1, k):
+        fwd = (t, fwd)
+    for t in range(k - 2, -1, -1):
+        rev = (rev, t)
+    assert got["forward"] == costs[fwd] and got["reverse"] == costs[rev]
+
+
+_HOURGLASS = [lambda v: jnp.tanh(v[::-1] * jnp.arange(1.0, 9.0)), lambda v: jnp.sum(jnp.sin(v))[None],
+              lambda v: jnp.cos(v * jnp.arange(1.0, 9.0)), lambda v: v * v[::-1]]
+
+
+@jax.jit
+def _hourglass_jacobians(x):
+    composed = functools.reduce(lambda f, g: lambda v: g(f(v)), _HOURGLASS)
+    return [C.chain_rule_jacobian(_HOURGLASS, x, order=o) for o in ("forward", "reverse", "optimal")], \
+        jax.jacfwd(composed)(x)
+
+
+def test_chain_rule_jacobian_in_every_order_matches_jax():
+    # 8 → 8 → 1 → 8 → 8: through the bottleneck, mixed accumulation costs 192 multiply-adds, either pure order 640
+    cost = C.jacobian_chain_cost([8, 8, 1, 8, 8])
+    assert (cost["forward"], cost["reverse"], cost["optimal"], cost["tree"]) == (640, 640, 192, ((3, 2), (1, 0)))
+    ours, want = _hourglass_jacobians(jnp.linspace(-1.0, 1.0, 8))
+    for J in ours:
+        chex.assert_trees_all_close(J, want, rtol=TOL[F64], atol=TOL[F64])
+    with pytest.raises(ValueError, match="order"):
+        C.chain_rule_jacobian(_HOURGLASS, jnp.ones(8), order="sideways")
+    with pytest.raises(ValueError, match="dims"):
+        C.jacobian_chain_cost([3])
+
+
 # -------------------------------------------------------------------------- gradients, Jacobians, Hessians
 
 @jax.jit
@@ -421,6 +481,7 @@ def test_bad_inputs_raise_clear_errors():
         C.quasi_monte_carlo(jnp.sum, jax.random.key(0), jnp.zeros(2), jnp.ones(2), 16, n_shifts=1)
 
 
+@pytest.mark.slow  # ~20 s of compiles; tests/test_roadmap.py runs ch03 in --quick mode too
 def test_experiment_runs_quick(tmp_path):
     # in-process (import + main) under the strict harness: no second interpreter and jax import to pay for
     path = pathlib.Path(__file__).resolve().parents[1] / "experiments" / "ch03_calculus.py"

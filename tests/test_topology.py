@@ -1,7 +1,6 @@
 """Chapter 11: metrics against scipy.spatial, embeddings against scikit-learn and closed forms, Lipschitz
-bounds against SVD, generalization bounds against exact enumeration and simulation."""
+bounds against SVD, (generalization: tests/test_generalization.py)."""
 import importlib.util
-import itertools
 import math
 import pathlib
 
@@ -17,9 +16,9 @@ from sklearn.decomposition import PCA
 from sklearn.manifold import Isomap
 
 from fungpt import topology as T
+from tests.helpers import EXACT
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-TOL = {np.dtype("float32"): 1e-5, np.dtype("float64"): 1e-12}
 DTYPES = [np.float32, np.float64]
 METRICS = [(T.euclidean, "euclidean"), (T.manhattan, "cityblock"), (T.chebyshev, "chebyshev"),
            (lambda x, y: T.minkowski(x, y, 3.0), "minkowski"), (T.cosine_distance, "cosine")]
@@ -34,7 +33,7 @@ def test_metrics_match_scipy_cdist(dtype):
         ref = ssd.cdist(X.astype(np.float64), Y.astype(np.float64), name, **kw)
         got = T.pairwise_distances(X, Y, metric)
         assert got.dtype == dtype
-        np.testing.assert_allclose(got, ref, rtol=TOL[np.dtype(dtype)] * 10, err_msg=name)
+        np.testing.assert_allclose(got, ref, rtol=EXACT[np.dtype(dtype)] * 10, err_msg=name)
 
 
 def test_sphere_geodesic_matches_arccos_and_haversine():
@@ -203,29 +202,6 @@ def test_lipschitz_bounds_sandwich(key):
     assert T.empirical_lipschitz(lambda x: Ws[0] @ x, X, "pairs") <= np.linalg.norm(Ws[0], 2) * (1 + 1e-12)
 
 
-def test_rademacher_linear_against_exact_enumeration(key):
-    rng = np.random.default_rng(8)
-    X, B = rng.standard_normal((10, 3)), 2.0
-    exact = np.mean([np.linalg.norm(np.array(s) @ X) for s in itertools.product([-1.0, 1.0], repeat=10)]) * B / 10
-    est = float(T.rademacher_linear(X, B, key, n_draws=20000))
-    assert abs(est - exact) < 0.02 * exact
-    assert exact <= float(T.rademacher_linear_bound(X, B)) <= B * np.linalg.norm(X, axis=1).max() / np.sqrt(10)
-
-
-def test_pac_bounds():
-    n, H, delta = 1000, 1e6, 0.05
-    np.testing.assert_allclose(T.pac_bound(0.1, n, H, delta), 0.1 + math.sqrt(math.log(H / delta) / (2 * n)))
-    m = T.pac_sample_size(0.05, delta, H)
-    assert T.pac_bound(0.0, m, H, delta) <= 0.05 < T.pac_bound(0.0, m - 1, H, delta)
-    # The bound holds in simulation: a single hypothesis with true error p, empirical error over n draws;
-    # P(p > err̂ + bound) must be ≤ δ.
-    p, trials = 0.3, 20000
-    emp = np.random.default_rng(9).binomial(n, p, trials) / n
-    gap = T.pac_bound(0.0, n, 1, delta)
-    assert np.mean(p > emp + gap) <= delta
-    assert T.rademacher_bound(0.1, 0.05, n, delta) == pytest.approx(0.2 + 3 * math.sqrt(math.log(40) / 2000))
-
-
 def test_bad_input_errors():
     with pytest.raises(ValueError, match="shape"):
         T.euclidean(jnp.ones(3), jnp.ones(4))
@@ -239,10 +215,9 @@ def test_bad_input_errors():
         T.isomap(jnp.array([[0.0], [0.1], [10.0], [10.1]]), 1, n_neighbors=1)
     with pytest.raises(ValueError, match="method"):
         T.empirical_lipschitz(jnp.sin, jnp.ones((3, 2)), "sup")
-    with pytest.raises(ValueError, match="delta"):
-        T.pac_bound(0.1, 10, 5, delta=1.5)
 
 
+@pytest.mark.slow  # ~20 s of compiles (Isomap, two trainings); tests/test_roadmap.py runs it in --quick mode too
 def test_experiment_runs_quick(tmp_path):
     # In-process (import + main) under this strict harness: no second JAX start-up, shared compile caches.
     spec = importlib.util.spec_from_file_location("ch11_topology", ROOT / "experiments" / "ch11_topology.py")
@@ -250,6 +225,7 @@ def test_experiment_runs_quick(tmp_path):
     spec.loader.exec_module(module)
     module.main(["--quick", "--out", str(tmp_path)])
     assert (tmp_path / "ch11_topology.json").exists() and (tmp_path / "ch11_generalization.png").exists()
+    assert (tmp_path / "ch11_bounds.png").exists()
 
 
 # --------------------------------------------------------------------------- extremes (issue 17)
@@ -270,20 +246,3 @@ def test_metrics_hold_across_the_dtype_range(dtype):
     assert float(T.euclidean(np.array([3e-25, 4e-25], np.float32), np.zeros(2, np.float32))) > 0
     # the zero matrix: spectral norm 0 (the power iteration stops, no 0/0)
     assert float(T.spectral_norm(np.zeros((3, 3), dtype), jax.random.key(0))) == 0.0
-
-
-def test_pac_bound_holds_by_exact_binomial_enumeration():
-    # Independent of the formula: the exact binomial tail P(err̂ < p - gap) for every true error p on a
-    # grid, times |H| (the union bound), must stay below δ; and Hoeffding's gap is within ~2x of the
-    # smallest gap that is valid for one hypothesis (the exact quantile), so it is not vacuous.
-    from scipy.stats import binom
-    ps = np.linspace(0.005, 0.995, 199)
-    for n in (20, 100, 1000):
-        for n_h in (1, 10, 1000):
-            delta = 0.05
-            gap = T.pac_bound(0.0, n, n_h, delta)
-            k_below = np.ceil(n * (ps - gap)) - 1                      # largest k with k / n < p - gap
-            tail = binom.cdf(k_below, n, ps)
-            assert n_h * tail.max() <= delta, (n, n_h)
-        exact = max(p - binom.ppf(0.05, n, p) / n for p in ps)        # the exact one-hypothesis gap
-        assert exact <= T.pac_bound(0.0, n, 1, 0.05) <= 2.5 * exact + 1 / n

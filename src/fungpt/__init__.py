@@ -11,7 +11,7 @@ __version__ = "0.1.0"
 
 _SUBMODULES = (
     "autodiff", "checking", "basics", "linalg", "calculus", "probability", "optim", "numerics", "information",
-    "graphs", "discrete", "fourier", "topology", "category", "nn", "gpt", "runtime",
+    "graphs", "discrete", "fourier", "topology", "generalization", "category", "nn", "gpt", "runtime",
 )
 
 __all__ = ["grad", "hessian", "jacfwd", "jacrev", "jvp", "linear_transpose", "linearize", "value_and_grad", "vjp",

@@ -22,9 +22,9 @@ __all__ = [
     "DEGENERATE", "MAXIMUM", "MINIMUM", "SADDLE", "CriticalPoint", "chain_rule_jacobian", "chain_rule_jvp",
     "chain_rule_vjp", "classify_critical_point", "derivative", "directional_derivative",
     "extrema_on_interval", "gauss_legendre", "gauss_legendre_nodes", "gradient", "halton", "hessian",
-    "hessian_vector_product", "is_continuous", "jacobian", "limit", "monte_carlo", "newton_critical_point",
-    "newton_path", "newton_step",
-    "numerical_gradient", "numerical_jacobian", "partial_derivative", "quasi_monte_carlo", "simpson",
+    "hessian_vector_product", "is_continuous", "jacobian", "jacobian_chain_cost", "limit", "monte_carlo",
+    "newton_critical_point", "newton_path", "newton_step", "numerical_gradient", "numerical_jacobian",
+    "partial_derivative", "quasi_monte_carlo", "simpson",
     "taylor_coefficients", "taylor_polynomial", "taylor_remainder_bound", "tensor_product_rule", "trapezoid",
 ]
 
@@ -201,15 +201,47 @@ def chain_rule_jvp(fns, x, t):
     return x, t
 
 
-def chain_rule_jacobian(fns, x):
-    """J_{f_n∘…∘f_1}(x) = J_n(x_{n-1}) @ ⋯ @ J_1(x_0), each factor by ``fungpt.jacfwd`` at its own input.
+def jacobian_chain_cost(dims):
+    """Multiply-adds to form ``J = J_k ⋯ J_1`` from its factors J_i (n_i, n_{i-1}), dims = (n_0, …, n_k):
+
+    - "forward" (from the input, as forward mode pushes n_0 tangents): ``Σ_{i=2..k} n_i n_{i-1} n_0``;
+    - "reverse" (from the output, as reverse mode pulls n_k cotangents): ``Σ_{i=1..k-1} n_k n_i n_{i-1}``;
+    - "optimal": the cheapest bracketing (mixed accumulation), by dynamic programming over sub-chains,
+      ``c[i, j] = min_s c[i, s] + c[s+1, j] + n_j n_s n_{i-1}`` in O(k³); "tree" is that bracketing as nested
+      pairs (left factor applied last) of stage indices 0..k-1. Exact Python integers."""
+    n = [int(d) for d in dims]
+    k = len(n) - 1
+    if k < 1 or min(n) < 1:
+        raise ValueError(f"jacobian_chain_cost: need dims (n_0, ..., n_k) with k >= 1 and sizes >= 1, got {dims}")
+    cost, tree = {(i, i): 0 for i in range(1, k + 1)}, {(i, i): i - 1 for i in range(1, k + 1)}
+    for span in range(1, k):
+        for i in range(1, k - span + 1):
+            j = i + span
+            c, s = min((cost[i, s] + cost[s + 1, j] + n[j] * n[s] * n[i - 1], s) for s in range(i, j))
+            cost[i, j], tree[i, j] = c, (tree[s + 1, j], tree[i, s])
+    return {"forward": sum(n[i] * n[i - 1] * n[0] for i in range(2, k + 1)),
+            "reverse": sum(n[k] * n[i] * n[i - 1] for i in range(1, k)), "optimal": cost[1, k], "tree": tree[1, k]}
+
+
+def chain_rule_jacobian(fns, x, *, order="forward"):
+    """J_{f_k∘…∘f_1}(x) = J_k(x_{k-1}) @ ⋯ @ J_1(x_0): each factor by our autodiff at its own input (``fungpt.jacrev``
+    when the stage narrows, ``fungpt.jacfwd`` otherwise), multiplied in `order` "forward", "reverse" or "optimal"
+    (the bracketing of `jacobian_chain_cost`: e.g. through a bottleneck, reverse before it, forward after it).
     x: (n_0,); returns (n_k, n_0)."""
-    jac = None
+    _check_choice("order", order, ("forward", "reverse", "optimal"))
+    jacs = []
     for fn in fns:
-        j = autodiff.jacfwd(fn)(x)
-        jac = j if jac is None else j @ jac
+        y = jax.eval_shape(fn, x)
+        jacs.append((autodiff.jacrev if y.size < x.size else autodiff.jacfwd)(fn)(x).reshape(y.size, x.size))
         x = fn(x)
-    return jac
+    if order == "optimal":
+        tree = jacobian_chain_cost([jacs[0].shape[1]] + [j.shape[0] for j in jacs])["tree"]
+        product = lambda t: jacs[t] if isinstance(t, int) else product(t[0]) @ product(t[1])
+        return product(tree)
+    if order == "reverse":
+        jacs = jacs[::-1]
+        return functools.reduce(lambda acc, j: acc @ j, jacs)
+    return functools.reduce(lambda acc, j: j @ acc, jacs)
 
 
 # ------------------------------------------------------------------------- gradients, Jacobians, Hessians

@@ -1,5 +1,6 @@
-"""Chapter 11, topology & manifolds: metric spaces, continuity, manifolds and embeddings, Lipschitz maps,
-generalization bounds.
+"""Chapter 11, topology & manifolds: metric spaces, continuity, manifolds and embeddings, Lipschitz maps.
+Generalization theory (growth functions, VC and Rademacher bounds, margins, bias-variance) is `fungpt.generalization`;
+its first names (`pac_bound`, `rademacher_linear`, ...) stay importable from here.
 
 Points are 1-D arrays (one point per call; `pairwise_distances` and `jax.vmap` batch them). Derivatives
 (metric tensors, Jacobians) use our autodiff, `fungpt.jacfwd` / `fungpt.jacrev`.
@@ -11,7 +12,6 @@ Points are 1-D arrays (one point per call; `pairwise_distances` and `jax.vmap` b
 from __future__ import annotations
 
 import functools
-import math
 from collections.abc import Callable, Sequence
 
 import jax
@@ -21,6 +21,13 @@ from jax import lax
 
 import fungpt
 from fungpt._arrays import norm2
+from fungpt.generalization import (  # noqa: F401  generalization theory lives in its own module; re-exported here
+    pac_bound,
+    pac_sample_size,
+    rademacher_bound,
+    rademacher_linear,
+    rademacher_linear_bound,
+)
 from fungpt.linalg import spectral_norm  # owned by chapter 2; re-exported here
 
 # ---------------------------------------------------------------------------------------------------
@@ -360,55 +367,3 @@ def empirical_lipschitz(f: Callable, X, method: str = "jacobian") -> jax.Array:
         off = den > 0
         return jnp.max(jnp.where(off, num / jnp.where(off, den, jnp.ones_like(den)), jnp.zeros_like(den)))
     raise ValueError(f"empirical_lipschitz: method must be 'jacobian' or 'pairs', got {method!r}")
-
-
-# ---------------------------------------------------------------------------------------------------
-# Generalization theory.
-
-
-def rademacher_linear(X, bound: float, key, n_draws: int = 1000) -> jax.Array:
-    """Monte Carlo estimate of the empirical Rademacher complexity of ``{x ↦ ⟨w, x⟩ : ‖w‖₂ ≤ B}`` on X (n, d):
-
-    ``R̂ = E_σ sup_w (1/n) Σ σ_i ⟨w, x_i⟩ = (B/n)·E_σ ‖Σ σ_i x_i‖₂``, σ_i uniform ±1 (the sup is attained at
-    w ∝ Σ σ_i x_i). Bounded by ``B·sqrt(Σ‖x_i‖²)/n`` (Jensen), see `rademacher_linear_bound`.
-    """
-    X = jnp.asarray(X)
-    if X.ndim != 2 or bound < 0:
-        raise ValueError(f"rademacher_linear: need X (n, d) and bound >= 0, got {X.shape}, {bound!r}")
-    sig = jax.random.rademacher(key, (n_draws, X.shape[0]), X.dtype)
-    sums = sig @ X  # (n_draws, d)
-    return jnp.asarray(bound / X.shape[0], X.dtype) * jnp.mean(jax.vmap(norm2)(sums))
-
-
-def rademacher_linear_bound(X, bound: float) -> jax.Array:
-    """``R̂ ≤ B·sqrt(Σ_i ‖x_i‖²)/n ≤ B·max‖x_i‖/√n``: linear classes generalize at rate 1/√n."""
-    X = jnp.asarray(X)
-    return jnp.asarray(bound / X.shape[0], X.dtype) * jnp.sqrt(jnp.sum(X * X))
-
-
-def _check_prob(name, **kw):
-    for k, v in kw.items():
-        if not 0 < v < 1:
-            raise ValueError(f"{name}: {k} must lie in (0, 1), got {v!r}")
-
-
-def pac_bound(train_error: float, n: int, n_hypotheses: float, delta: float = 0.05) -> float:
-    """Finite hypothesis class, Hoeffding + union bound: with probability ≥ 1 - δ over n i.i.d. samples,
-    every h in H has ``err(h) ≤ err̂(h) + sqrt((ln|H| + ln(1/δ)) / (2n))`` (0-1 loss)."""
-    _check_prob("pac_bound", delta=delta)
-    if n < 1 or n_hypotheses < 1:
-        raise ValueError(f"pac_bound: need n >= 1 and n_hypotheses >= 1, got {n!r}, {n_hypotheses!r}")
-    return train_error + math.sqrt((math.log(n_hypotheses) + math.log(1 / delta)) / (2 * n))
-
-
-def pac_sample_size(eps: float, delta: float, n_hypotheses: float) -> int:
-    """The smallest n with ``sqrt((ln|H| + ln(1/δ)) / (2n)) ≤ ε``: ``n = ⌈(ln|H| + ln(1/δ)) / (2ε²)⌉``."""
-    _check_prob("pac_sample_size", eps=eps, delta=delta)
-    return math.ceil((math.log(n_hypotheses) + math.log(1 / delta)) / (2 * eps * eps))
-
-
-def rademacher_bound(train_loss: float, rademacher: float, n: int, delta: float = 0.05) -> float:
-    """With probability ≥ 1 - δ, for every f in F with loss in [0, 1] (Bartlett & Mendelson 2002):
-    ``L(f) ≤ L̂(f) + 2·R̂_n(F) + 3·sqrt(ln(2/δ) / (2n))`` (R̂ the empirical Rademacher complexity)."""
-    _check_prob("rademacher_bound", delta=delta)
-    return train_loss + 2 * rademacher + 3 * math.sqrt(math.log(2 / delta) / (2 * n))

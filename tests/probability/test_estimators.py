@@ -11,6 +11,7 @@ import scipy.optimize
 import scipy.stats as ss
 from hypothesis import given, settings
 
+import fungpt
 from fungpt import probability as P
 from tests.helpers import F32, F64, close
 
@@ -157,3 +158,46 @@ def test_numerical_mle_and_map_with_fungpt_grad_match_closed_forms(dtype, key):
     logit, _ = jax.jit(lambda p, d: P.fit_numeric(_bern_neg_log_post, p, d, steps=400,
                                                   optimizer=optim.sgd(0.3)))(jnp.zeros((), dtype), xs)
     close(jax.nn.sigmoid(logit), P.map_bernoulli(xs, 3.0, 2.0), tol, 0.0)
+
+
+_intervals = jax.jit(lambda a, b, mu, s, lv: (P.beta_credible_interval(a, b, lv),
+                                              P.gaussian_credible_interval(mu, s, lv)))
+
+
+@pytest.mark.parametrize("dtype", [pytest.param(F32, marks=pytest.mark.slow), F64], ids=str)  # a betainc compile each
+def test_credible_intervals_match_scipy_quantiles(dtype):
+    rng = np.random.default_rng(11)
+    a, b = np.exp(rng.uniform(-1.5, 4, 24)), np.exp(rng.uniform(-1.5, 4, 24))  # Beta(0.2..55, 0.2..55)
+    mu, s, lv = rng.standard_normal(24), np.exp(rng.uniform(-3, 3, 24)), rng.uniform(0.5, 0.999, 24)
+    (blo, bhi), (glo, ghi) = _intervals(*(np.asarray(v, dtype) for v in (a, b, mu, s, lv)))
+    assert blo.dtype == dtype and ghi.dtype == dtype
+    ref = ss.beta(a, b).ppf(np.stack([(1 - lv) / 2, (1 + lv) / 2]))
+    rtol = 5e-5 if dtype == F32 else 1e-9                              # I⁻¹ is ill-conditioned in the thin tails
+    close(np.stack([blo, bhi]), ref, rtol, 1e-30)
+    close(np.stack([glo, ghi]), ss.norm(mu, s).ppf(np.stack([(1 - lv) / 2, (1 + lv) / 2])), rtol * 10, 1e-12)
+
+
+def test_credible_interval_derivative_in_level_is_the_inverse_density():
+    # d/dq I⁻¹(q) = 1 / pdf(I⁻¹(q)); the upper end moves at q = (1 + level)/2, so d hi/d level = ½ / pdf(hi)
+    hi = lambda lv: P.beta_credible_interval(3.0, 7.0, lv)[1]
+    d = jax.jit(lambda lv: jnp.stack([jax.grad(hi)(lv), fungpt.grad(hi)(lv)]))(0.9)
+    close(d, 0.5 / ss.beta(3, 7).pdf(ss.beta(3, 7).ppf(0.95)) * np.ones(2), 1e-9, 0.0)
+
+
+def test_map_moves_from_the_prior_to_the_mle_as_n_grows():
+    # MAP = argmax of the log posterior (scipy) for Beta–Bernoulli, always between the MLE and the prior mode,
+    # with the prior's pull shrinking like (a + b - 2)/(n + a + b - 2)
+    rng = np.random.default_rng(12)
+    a, b = 8.0, 2.0
+    for n in (1, 10, 100, 1000):
+        xs = (rng.uniform(size=n) < 0.3).astype(np.float64)
+        want = _map_by_scipy(lambda p, xs=xs: -(ss.beta(a, b).logpdf(p) + ss.binom(len(xs), p).logpmf(xs.sum())),
+                             (1e-9, 1 - 1e-9))
+        got, mle = float(P.map_bernoulli(xs, a, b)), xs.mean()
+        close(got, want, 1e-7, 0.0)
+        prior_mode = (a - 1) / (a + b - 2)
+        close((got - mle) / (prior_mode - mle), (a + b - 2) / (n + a + b - 2), 1e-9, 0.0)
+    with pytest.raises(ValueError, match="must be >= 1"):
+        P.map_bernoulli(np.zeros(3), 0.5, 2.0)
+    with pytest.raises(ValueError, match="level"):
+        P.beta_credible_interval(1.0, 1.0, 1.0)

@@ -30,6 +30,7 @@ def test_bad_inputs_raise_clear_errors():
         P.sample_variance(np.ones(1))
 
 
+@pytest.mark.slow  # ~20 s of compiles; tests/test_roadmap.py runs ch04 in --quick mode too
 def test_experiment_runs_quick(tmp_path):
     # in-process (import + main) under the strict harness: no second interpreter and jax import to pay for
     path = pathlib.Path(__file__).resolve().parents[2] / "experiments" / "ch04_probability.py"

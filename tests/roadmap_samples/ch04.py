@@ -138,6 +138,10 @@ SAMPLES = {
     P + "map_bernoulli": Sample(lambda key: (_coin(key), 3.0, 2.0), argnum=1),
     P + "map_gaussian_mean": Sample(lambda key: (jax.random.normal(key, (8,)), 0.7, 0.1, 1.5)),
     P + "map_poisson": Sample(lambda key: (_pos(key, (10,)), 2.0, 1.0)),
+    # differentiable in level (JAX's betainc has no derivative in a, b): argnum 2
+    P + "beta_credible_interval": Sample(lambda key: (1.0 + _pos(key, ()), 2.0 + _pos(key, ()),
+                                                      jax.random.uniform(key, (), minval=0.5, maxval=0.99)), argnum=2),
+    P + "gaussian_credible_interval": Sample(lambda key: (jax.random.normal(key, ()), 0.5 + _pos(key, ()), 0.9)),
     P + "n_step": Sample(lambda key: (_chain(key), 5), static=(1,), rtol=1e-5),
     P + "distribution_after": Sample(lambda key: (_probs(key, (4,)), _chain(jax.random.fold_in(key, 1)), 3),
                                      static=(2,), rtol=1e-5),

@@ -2,14 +2,20 @@
 MLE, MAP, and numeric fitting with ``fungpt.grad``."""
 from __future__ import annotations
 
+import math
+
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
+from jax.scipy import special
 
 from fungpt import autodiff
-from fungpt.probability._base import as_float, check_probs, floats
+from fungpt.probability._base import as_float, check_positive, check_probs, concrete, floats
+from fungpt.probability.densities import beta
 from fungpt.probability.moments import sample_mean, sample_variance
 
-__all__ = ["bayes_posterior", "bayes_update_sequence", "beta_bernoulli_update", "fit_numeric", "ks_statistic",
+__all__ = ["bayes_posterior", "bayes_update_sequence", "beta_bernoulli_update", "beta_credible_interval",
+           "fit_numeric", "gaussian_credible_interval", "ks_statistic",
            "map_bernoulli", "map_gaussian_mean", "map_poisson", "mle_bernoulli", "mle_categorical",
            "mle_exponential", "mle_gaussian", "mle_poisson", "normal_normal_update", "running_mean",
            "sample_means"]
@@ -114,8 +120,19 @@ def mle_categorical(xs, k):
     return counts.astype(dtype) / xs.shape[0]
 
 
+def _check_at_least_one(name, **kw):
+    for k, v in kw.items():
+        c = concrete(v)
+        if c is not None and not np.all(c >= 1):
+            raise ValueError(f"{name}: {k} must be >= 1 (below 1 the posterior density is unbounded at the "
+                             f"boundary and has no interior mode), got {c}")
+
+
 def map_bernoulli(xs, a, b):
-    """MAP of p under a Beta(a, b) prior (the posterior's mode): (Σx + a - 1) / (n + a + b - 2), a, b > 1."""
+    """MAP of p under a Beta(a, b) prior (the posterior's mode): (Σx + a - 1) / (n + a + b - 2), a, b ≥ 1
+    (a = b = 1, the uniform prior, gives the MLE). Between the MLE Σx/n and the prior mode (a-1)/(a+b-2),
+    weighted n : a + b - 2: the prior counts as a + b - 2 earlier flips."""
+    _check_at_least_one("map_bernoulli", a=a, b=b)
     a, b, xs = floats(a, b, xs)
     return (jnp.sum(xs) + a - 1) / (xs.shape[0] + a + b - 2)
 
@@ -128,8 +145,57 @@ def map_gaussian_mean(xs, sigma, mu0, tau0):
 
 def map_poisson(xs, alpha, beta_):
     """MAP of λ under a Gamma(α, β) prior (rate β): (Σx + α - 1) / (n + β), α ≥ 1."""
+    _check_at_least_one("map_poisson", alpha=alpha)
     alpha, beta_, xs = floats(alpha, beta_, xs)
     return (jnp.sum(xs) + alpha - 1) / (xs.shape[0] + beta_)
+
+
+def _check_level(name, level):
+    c = concrete(level)
+    if c is not None and not np.all((c > 0) & (c < 1)):
+        raise ValueError(f"{name}: level must lie in (0, 1), got {c}")
+
+
+def gaussian_credible_interval(mu, sigma, level=0.95):
+    """The equal-tailed (central) interval holding `level` of N(μ, σ²): ``μ ± z σ``, z = √2·erfinv(level)
+    (1.95996 for 95%). With (μ_n, τ_n) from `normal_normal_update` it is the posterior credible interval of a
+    Gaussian mean. Returns (lo, hi)."""
+    _check_level("gaussian_credible_interval", level)
+    check_positive("sigma", sigma)
+    mu, sigma, level = floats(mu, sigma, level)
+    half = math.sqrt(2) * special.erfinv(level) * sigma
+    return mu - half, mu + half
+
+
+def beta_credible_interval(a, b, level=0.95):
+    """The equal-tailed interval holding `level` of Beta(a, b): ``[I⁻¹((1-level)/2), I⁻¹((1+level)/2)]``,
+    I_x(a, b) the regularized incomplete beta function (`beta.cdf`). With (a, b) from `beta_bernoulli_update`
+    it is the posterior credible interval of a coin's p. I⁻¹ by bisection on [0, 1] (one halving per bit of
+    the dtype) and one Newton step ``x - (I_x - q)/pdf(x)``, which also carries the derivative in `level`
+    (JAX's betainc has no derivative in a and b). Returns (lo, hi)."""
+    _check_level("beta_credible_interval", level)
+    check_positive("a", a)
+    check_positive("b", b)
+    a, b, level = jnp.broadcast_arrays(*floats(a, b, level))
+    two = lambda u, v: jnp.stack([u, v])  # both ends in one call: one compiled betainc, not two
+    ends = _beta_quantile(two(a, a), two(b, b), two((1 - level) / 2, (1 + level) / 2))
+    return ends[0], ends[1]
+
+
+def _beta_quantile(a, b, q):
+    bits = jnp.finfo(q.dtype).nmant + 2
+
+    def halve(_, lohi):
+        lo, hi = lohi
+        mid = (lo + hi) / 2
+        below = special.betainc(a, b, mid) < q
+        return jnp.where(below, mid, lo), jnp.where(below, hi, mid)
+
+    zero = jnp.zeros_like(q)
+    lo, hi = lax.fori_loop(0, bits, halve, (zero, zero + 1))
+    x = lax.stop_gradient((lo + hi) / 2)
+    pdf = jnp.exp(beta.log_prob(x, a, b))
+    return jnp.clip(x - (special.betainc(a, b, x) - q) / pdf, 0, 1)
 
 
 def fit_numeric(neg_log_posterior, params, data, *, steps=500, optimizer=None):
