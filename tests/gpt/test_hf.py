@@ -156,7 +156,7 @@ def test_to_hf_writes_the_bpe_tokenizer_transformers_read(tmp_path, key):
 
 def test_to_hf_names_the_end_of_text_token_only_where_the_vocabulary_has_one(tmp_path, key):
     tok = _bpe()
-    tok = gpt.BPETokenizer(tok.vocab + (b"<|endoftext|>",), tok.merges, tok.pattern)
+    tok = gpt.BPETokenizer((*tok.vocab, b"<|endoftext|>"), tok.merges, tok.pattern)
     config = gpt.GPTConfig(vocab_size=tok.vocab_size, block_size=8, n_layer=1, n_head=2, n_embd=8)
     params = gpt.init_params(config, key)
     hf_config = json.loads((gpt.to_hf(params, config, tmp_path / "bpe", tokenizer=tok) / "config.json").read_text())
