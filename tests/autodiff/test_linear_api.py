@@ -100,7 +100,8 @@ _LINEARITY_CASES = [
                                                                            .astype(x.dtype)),
     ("scan 2c+a", lambda x: jax.lax.scan(lambda c, a: (2.0 * c + a, c), x[0], x)[0]),
     ("cond linear", lambda x: jax.lax.cond(True, lambda x: 2 * x, lambda x: 3 * x, x)),
-    ("jit(2x)[::-1]", jax.jit(lambda x: (2 * x)[::-1])), ("where(c, x, 0)", lambda x: jnp.where(x.shape[0] > 2, x, 0.0)),
+    ("jit(2x)[::-1]", jax.jit(lambda x: (2 * x)[::-1])),
+    ("where(c, x, 0)", lambda x: jnp.where(x.shape[0] > 2, x, 0.0)),
 ]
 
 
