@@ -20,8 +20,7 @@ def _shape(x):
 
 
 # --- dot_general ------------------------------------------------------------------------------
-# Emit dot cotangents in the layouts XLA:CPU runs fastest (see `_weight_route`); False = the plain layout.
-_CPU_LAYOUT = True
+_CPU_LAYOUT = True  # emit dot cotangents in the layouts XLA:CPU runs fastest (`_weight_route`); False: plain
 
 
 def _ranks(dims):
@@ -29,18 +28,14 @@ def _ranks(dims):
     return {d: order.index(d) for d in dims}
 
 
-def _cpu():
-    return _CPU_LAYOUT and jax.default_backend() == "cpu"
+_cpu = lambda: _CPU_LAYOUT and jax.default_backend() == "cpu"  # read at trace time
 
 
 def _weight_route(ct_size, x_size, other, o_free, ob):
-    """How to emit the cotangent x̄ = otherᵀ ct of a right operand x (a weight) on XLA:CPU.
-
-    It contracts `other`'s free (token) axes, which lead.  XLA:CPU's fast matmul kernels (YNNPACK)
-    refuse a left operand contracted on its first axis and fall back to a generic dot (~1.4x slower
-    here, JAX's choice), so one side is transposed first: "ct" computes x̄ᵀ = ctᵀ other and transposes
-    that (when |ct| + |x| < |other|: the GPT's MLP output layer), "other" materializes otherᵀ (the
-    forward may keep it transposed already, see `_dot_general_fwd`). None: the plain layout."""
+    """How to emit x̄ = otherᵀ ct for a right operand x (a weight) on XLA:CPU, whose fast kernels (YNNPACK)
+    refuse a left operand contracted on its leading (token) axis (a generic dot, ~1.4x slower, is JAX's
+    choice): "ct" transposes ct and then x̄ᵀ = ctᵀ other (when |ct| + |x| < |other|), "other" transposes
+    other (the forward may keep it so, see `_dot_general_fwd`). None: the plain layout."""
     n = len(other.shape)
     if not _cpu() or ob or o_free == list(range(n - len(o_free), n)):
         return None
@@ -48,10 +43,8 @@ def _weight_route(ct_size, x_size, other, o_free, ob):
 
 
 def _dot_ct(ct, other, other_is_rhs, x, dimension_numbers, precision, preferred_element_type, other_t=None):
-    """Cotangent of operand `x` of dot_general, contracting ct with the `other` operand (`other_t`:
-    `other` already transposed as `_weight_route` "other" wants it; `other` then gives its shape).
-
-    For x @ W this is ct @ W^T for x and x^T @ ct for W, in layouts XLA:CPU's fast kernels take."""
+    """Cotangent of operand `x` of dot_general: for x @ W, ct @ W^T for x and x^T @ ct for W, in layouts
+    XLA:CPU's fast kernels take (`other_t`: `other` already transposed for `_weight_route` "other")."""
     (lc, rc), (lb, rb) = dimension_numbers
     xc, oc, xb, ob = (lc, rc, lb, rb) if other_is_rhs else (rc, lc, rb, lb)
     nb, x_nd, o_nd = len(xb), len(_shape(x)), len(other.shape)
@@ -85,20 +78,16 @@ def _dot_ct(ct, other, other_is_rhs, x, dimension_numbers, precision, preferred_
         pos = {**{d: i for i, d in enumerate(xb)}, **{xd: nb + rank[od] for xd, od in zip(xc, oc, strict=True)},
                **{d: nb + len(oc) + j for j, d in enumerate(x_free)}}
     perm = tuple(pos[d] for d in range(x_nd))
-    if perm != tuple(range(x_nd)):
-        # On CPU the barrier keeps XLA from folding this transpose into the product by swapping its
-        # operands, which would hand the fast kernels a left operand contracted on its first axis.
+    if perm != tuple(range(x_nd)):  # the barrier stops XLA from swapping the operands into a generic dot
         r = lax.transpose(lax.optimization_barrier(r) if _cpu() else r, perm)
     x_dtype = getattr(x, "dtype", r.dtype)
     return r.astype(x_dtype) if r.dtype != x_dtype else r
 
 
 def _mixed_precision_ct(ct, other, x, ob, out_dtype):
-    """Mixed precision (bf16 x bf16 -> f32 forward): JAX's rule multiplies the f32 cotangent with the
-    bf16 operand, which XLA runs as an f32 product.  For plain matrices on CPU we cast the cotangent
-    to bf16 instead, so the backward products run in the forward's precision on the fast bf16
-    kernels (accumulating in f32).  Batched products keep the mixed form: XLA:CPU's generic dot,
-    which they may fall back to, cannot run bf16 x bf16 -> f32."""
+    """bf16 x bf16 -> f32 forward: JAX's rule multiplies the f32 cotangent with the bf16 operand (an f32
+    product); for plain matrices on CPU we cast the cotangent to bf16, so the backward runs the fast bf16
+    kernels (f32 accumulation). Batched products keep the mixed form (XLA:CPU's generic dot lacks it)."""
     if (_cpu() and out_dtype is not None and not ob and ct.ndim == len(other.shape) == len(_shape(x)) == 2
             and other.dtype == getattr(x, "dtype", None) and jnp.issubdtype(other.dtype, jnp.floating)
             and jnp.finfo(other.dtype).bits < jnp.finfo(ct.dtype).bits):
@@ -116,21 +105,16 @@ _dot_general_vjp.takes_active = True
 
 
 def _dot_general_fwd(ins, active, *, dimension_numbers, precision=None, preferred_element_type=None, **params):
-    """The forward sweep of dot_general.  When the weight cotangent will need the left operand
-    transposed (`_weight_route` "other"), that transpose is what the forward keeps: inside a scan it
-    is written straight into the stacked residual, instead of being made again in the backward loop."""
+    """Forward sweep of dot_general: when the weight cotangent needs the left operand transposed
+    (`_weight_route` "other"), the forward keeps it transposed (a scan stacks it so, once)."""
     x, y = ins
     kw = dict(dimension_numbers=dimension_numbers, precision=precision, preferred_element_type=preferred_element_type)
     ans = prim("dot_general").bind(x, y, **kw, **params)
     (lc, _), (lb, _) = dimension_numbers
     x_free = [d for d in range(np.ndim(x)) if d not in lc and d not in lb]
     x_aval = jax.ShapeDtypeStruct(np.shape(x), x.dtype)
-    if active[1] and _weight_route(np.size(ans), np.size(y), x_aval, x_free, lb) == "other":
-        x_keep = lax.transpose(x, (*[d for d in range(np.ndim(x)) if d not in x_free], *x_free))
-    else:
-        x_keep = x
-
-    transposed = x_keep is not x  # static: the backward reads xᵀ
+    transposed = bool(active[1]) and _weight_route(np.size(ans), np.size(y), x_aval, x_free, lb) == "other"
+    x_keep = lax.transpose(x, (*[d for d in range(np.ndim(x)) if d not in x_free], *x_free)) if transposed else x
 
     def bwd(res, cts):
         xr, y = res
@@ -145,14 +129,9 @@ def _dot_general_fwd(ins, active, *, dimension_numbers, precision=None, preferre
 
 
 def _dot_general_jvp(xs, ts, **params):
-    p = prim("dot_general")
-    x, y = xs
+    p, (x, y) = prim("dot_general"), xs
     ans = p.bind(x, y, **params)
-    terms = []
-    if ts[0] is not None:
-        terms.append(p.bind(ts[0], y, **params))
-    if ts[1] is not None:
-        terms.append(p.bind(x, ts[1], **params))
+    terms = [p.bind(*([t, y] if i == 0 else [x, t]), **params) for i, t in enumerate(ts) if t is not None]
     return ans, (sum(terms[1:], terms[0]).astype(ans.dtype) if terms else None)
 
 
