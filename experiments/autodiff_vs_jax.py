@@ -3,10 +3,11 @@
     python experiments/autodiff_vs_jax.py [--quick] [--runs 25]
 
 For an MLP loss and the baby GPT loss (4 layers, 4 heads, 128 dims, block 64, batch 12; its layers run
-by a `lax.scan`, and unrolled: scan_unroll = n_layer) it times the
-two jitted gradients interleaved (median of --runs calls after warm-up), compiles each three times
-(median), reads XLA's memory analysis of the compiled gradient, times un-jitted calls, and reports the
-max relative gradient difference. Prints a Markdown table; writes experiments/out/autodiff_vs_jax.{json,png}.
+by a `lax.scan`, and unrolled: scan_unroll = n_layer) it times the two jitted gradients interleaved
+(median of --runs calls after warm-up; also the median of the per-pair ratios and the ratio of median
+CPU times, steadier when other processes load the machine), compiles each three times (median), reads
+XLA's memory analysis of the compiled gradient, times un-jitted calls, and reports the max relative
+gradient difference. Prints a Markdown table; writes experiments/out/autodiff_vs_jax.{json,png}.
 The figure: for each case, fungpt.grad's cost over jax.grad's (jitted time, compile time, memory, un-jitted
 time) around the line 1 = "the same program", with the gradients' largest relative difference.
 
@@ -18,6 +19,7 @@ import argparse
 import dataclasses
 import functools
 import json
+import os
 import pathlib
 import platform
 import statistics
@@ -97,14 +99,14 @@ def measure(name, loss, args, runs, eager_runs, compile_repeats):
     c_jax, comp_jax = _compile(theirs, args, compile_repeats)
     _block(comp_ours(*args))
     _block(comp_jax(*args))
-    t_ours, t_jax = [], []
-    for _ in range(runs):  # interleaved so drifts in machine load hit both alike
-        t0 = time.perf_counter()
-        _block(comp_ours(*args))
-        t_ours.append(time.perf_counter() - t0)
-        t0 = time.perf_counter()
-        _block(comp_jax(*args))
-        t_jax.append(time.perf_counter() - t0)
+    t_ours, t_jax, pairs, cpu = [], [], [], {"ours": [], "jax": []}
+    for i in range(runs):  # interleaved (alternating order) so drifts in machine load hit both alike
+        for who in (("ours", "jax") if i % 2 == 0 else ("jax", "ours")):
+            c0, t0 = time.process_time(), time.perf_counter()
+            _block((comp_ours if who == "ours" else comp_jax)(*args))
+            (t_ours if who == "ours" else t_jax).append(time.perf_counter() - t0)
+            cpu[who].append(time.process_time() - c0)
+        pairs.append(t_ours[-1] / t_jax[-1])
     e_ours, e_jax = [], []
     for _ in range(eager_runs):
         t0 = time.perf_counter()
@@ -118,6 +120,8 @@ def measure(name, loss, args, runs, eager_runs, compile_repeats):
     return {
         "case": name,
         "jit_ms_fungpt": ms(t_ours), "jit_ms_jax": ms(t_jax), "jit_ratio": ms(t_ours) / ms(t_jax),
+        "jit_ratio_median_of_pairs": statistics.median(pairs),
+        "jit_cpu_ratio": statistics.median(cpu["ours"]) / statistics.median(cpu["jax"]),
         "compile_s_fungpt": c_ours, "compile_s_jax": c_jax, "compile_ratio": c_ours / c_jax,
         "mem_bytes_fungpt": m_ours, "mem_bytes_jax": m_jax,
         "mem_ratio": (m_ours / m_jax) if m_ours and m_jax else None,
@@ -127,12 +131,13 @@ def measure(name, loss, args, runs, eager_runs, compile_repeats):
 
 
 def table(rows):
-    lines = ["| case | jit grad ms fungpt / jax (ratio) | compile s (ratio) | peak temp+out MB (ratio) | "
-             "un-jitted ms (ratio) | max rel diff |", "|---|---|---|---|---|---|"]
+    lines = ["| case | jit grad ms fungpt / jax (ratio) | pairs / CPU ratio | compile s (ratio) | "
+             "peak temp+out MB (ratio) | un-jitted ms (ratio) | max rel diff |", "|---|---|---|---|---|---|---|"]
     for r in rows:
         mem = (f"{r['mem_bytes_fungpt'] / 1e6:.1f} / {r['mem_bytes_jax'] / 1e6:.1f} ({r['mem_ratio']:.2f})"
                if r["mem_ratio"] else "n/a")
         lines.append(f"| {r['case']} | {r['jit_ms_fungpt']:.2f} / {r['jit_ms_jax']:.2f} (**{r['jit_ratio']:.2f}**) | "
+                     f"{r['jit_ratio_median_of_pairs']:.2f} / {r['jit_cpu_ratio']:.2f} | "
                      f"{r['compile_s_fungpt']:.2f} / {r['compile_s_jax']:.2f} ({r['compile_ratio']:.2f}) | {mem} | "
                      f"{r['eager_ms_fungpt']:.0f} / {r['eager_ms_jax']:.0f} ({r['eager_ratio']:.2f}) | "
                      f"{r['max_rel_diff']:.1e} |")
@@ -149,13 +154,16 @@ def main(argv=None):
     runs, eager, reps = (3, 1, 1) if args.quick else (max(20, args.runs), 5, 3)
     key = jax.random.key(0)
     cases = (mlp_case, gpt_case, functools.partial(gpt_case, unrolled=True))
+    load = [os.getloadavg()[0]]
     rows = [measure(*case(key, args.quick), runs, eager, reps) for case in cases]
-    print(f"jax {jax.__version__}, {platform.machine()}, {jax.devices()[0].device_kind}, "
-          f"{len(jax.devices())} device(s)")
+    load.append(os.getloadavg()[0])
+    print(f"jax {jax.__version__}, {platform.machine()}, {os.cpu_count()} CPUs, {jax.devices()[0].device_kind}, "
+          f"{len(jax.devices())} device(s); load average {load[0]:.1f} -> {load[1]:.1f}")
     print(table(rows))
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "autodiff_vs_jax.json").write_text(json.dumps(
-        {"jax": jax.__version__, "device": jax.devices()[0].device_kind, "rows": rows}, indent=2))
+        {"jax": jax.__version__, "device": jax.devices()[0].device_kind, "cpus": os.cpu_count(),
+         "load_average": load, "rows": rows}, indent=2))
     plot(rows, args.out / "autodiff_vs_jax.png", args.quick)
     return rows
 

@@ -87,6 +87,37 @@ def test_linear_transpose_errors_as_jax():
         fungpt.linear_transpose(lambda x: x.astype(jnp.int32), s)
 
 
+# (name, function of x (3,)): linear or affine ones JAX transposes, non-linear ones it refuses.
+_LINEARITY_CASES = [
+    ("sin", jnp.sin), ("x*x", lambda x: x * x), ("x@x", lambda x: x @ x), ("1/x", lambda x: 1.0 / x),
+    ("x/x", lambda x: x / x), ("x**2", lambda x: x ** 2), ("abs", jnp.abs), ("max", jnp.max),
+    ("where(x>0)", lambda x: jnp.where(x > 0, x, 0.0)), ("stop_gradient", jax.lax.stop_gradient),
+    ("sort", jnp.sort), ("jit(sin)", jax.jit(jnp.sin)), ("relu", jax.nn.relu),
+    ("scan x*x", lambda x: jax.lax.scan(lambda c, a: (c * c + a, c), x[0], x)[0]),
+    ("cond(x, ...)", lambda x: jax.lax.cond(x[0] > 0, lambda x: x, lambda x: -x, x)),
+    ("x+1", lambda x: x + 1.0), ("2x", lambda x: 2.0 * x), ("x/2", lambda x: x / 2.0), ("sum", jnp.sum),
+    ("cumsum", jnp.cumsum), ("x*sin(2)", lambda x: x * jnp.sin(2.0)), ("int round trip", lambda x: x.astype(int)
+                                                                           .astype(x.dtype)),
+    ("scan 2c+a", lambda x: jax.lax.scan(lambda c, a: (2.0 * c + a, c), x[0], x)[0]),
+    ("cond linear", lambda x: jax.lax.cond(True, lambda x: 2 * x, lambda x: 3 * x, x)),
+    ("jit(2x)[::-1]", jax.jit(lambda x: (2 * x)[::-1])),
+    ("where(c, x, 0)", lambda x: jnp.where(x.shape[0] > 2, x, 0.0)),
+]
+
+
+@pytest.mark.parametrize("name,f", _LINEARITY_CASES, ids=[c[0] for c in _LINEARITY_CASES])
+def test_linear_transpose_refuses_what_jax_refuses(name, f):
+    s = jax.ShapeDtypeStruct((3,), jnp.float64)
+    ct = jax.tree.map(lambda a: jnp.linspace(1.0, 2.0, a.size, dtype=a.dtype).reshape(a.shape), jax.eval_shape(f, s))
+    try:
+        ref = jax.linear_transpose(f, s)(ct)
+    except Exception:  # JAX's error type varies with the primitive (NotImplementedError, AssertionError, ...)
+        with pytest.raises(NotImplementedError, match="not linear: primitive"):
+            fungpt.linear_transpose(f, s)(ct)
+        return
+    assert_trees_close(fungpt.linear_transpose(f, s)(ct), ref, TOL64, name)
+
+
 @pytest.mark.parametrize("transform", ["grad", "value_and_grad", "jacrev", "jacfwd", "hessian"])
 def test_duplicate_argnums_refused(transform):
     f = lambda x, y: x * y

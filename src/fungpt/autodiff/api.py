@@ -9,6 +9,7 @@ import numpy as np
 from jax import tree_util
 from jax.extend.core import Literal
 
+from fungpt.autodiff import linearity
 from fungpt.autodiff.forward import jvp_jaxpr
 from fungpt.autodiff.jaxpr import bind, dtype_of, is_drop, is_float, read, trace, zeros_like
 from fungpt.autodiff.reverse import linearize as reverse_linearize
@@ -360,9 +361,9 @@ def linear_transpose(fun, *primals, reduce_axes=()):
     """The transpose of a linear `fun`, like JAX's linear_transpose: t(ct) = ct^T J, a tuple shaped
     like `primals` (arrays or ShapeDtypeStructs: only shapes and dtypes are read).
 
-    Our reverse mode linearizes `fun` at zero and pulls `ct` back; since `fun` is promised linear, its
-    VJP at any point is the transpose (fungpt does not check linearity: JAX raises on a primitive with
-    no transpose, we return the VJP at zero)."""
+    Our reverse mode linearizes `fun` at zero and pulls `ct` back: for a linear `fun` its VJP at any
+    point is the transpose. A non-linear `fun` is refused, as JAX does: NotImplementedError naming the
+    first primitive that meets a linear input without being linear in it (sin, x * x, 1 / x, ...)."""
     if reduce_axes:
         raise NotImplementedError("reduce_axes argument to transpose is deprecated")
     flat, in_tree = tree_util.tree_flatten(primals)
@@ -373,6 +374,8 @@ def linear_transpose(fun, *primals, reduce_axes=()):
     if not all(is_float(d) for d in in_dtypes + out_dtypes):
         raise TypeError("linear_transpose only supports [float or complex] -> [float or complex] functions "
                         f"in fungpt (JAX also takes integer -> integer), but got {in_dtypes} -> {out_dtypes}.")
+
+    linearity.check(closed.jaxpr, [True] * len(avals))
 
     def transposed(out_cotangent):
         cts, ct_tree = tree_util.tree_flatten(out_cotangent)

@@ -135,9 +135,11 @@ def graph(f, *args) -> Graph:
     used = [v in used_vars for v in bwd_jaxpr.jaxpr.invars[:len(info["res_avals"])]]
     eqn_index = {id(e): i for i, e in enumerate(jaxpr.eqns)}
     residuals, seen = [], set()
-    for eqn, start, stop, _, _ in info["tape"]:
+    for eqn, start, stop, bwd, _ in info["tape"]:
         i = eqn_index[id(eqn)]
-        if eqn.primitive in fwd_rules:
+        if hasattr(bwd, "residual_of"):  # a forward rule keeping (transposed) operands
+            names = [name(eqn.invars[j]) + suffix for j, suffix in bwd.residual_of]
+        elif eqn.primitive in fwd_rules:
             names = [f"{eqn.primitive.name}#{i}[{k}]" for k in range(stop - start)]
         else:
             names = [name(v) for v in eqn.invars if not isinstance(v, Literal)] + [name(v) for v in eqn.outvars]

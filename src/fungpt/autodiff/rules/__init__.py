@@ -37,6 +37,7 @@ jvp_rules: dict = {}
 fwd_rules: dict = {}
 rule_modules: dict = {}  # primitive -> the rules module that registered it (for the coverage table)
 nograd: set = set()
+linear: set = set()  # primitives linear in all their operands jointly (registered with `deflinear`)
 missing: list = []  # names registered that the installed JAX does not define
 
 
@@ -210,6 +211,7 @@ def deflinear(p, transpose):
         return ans, p.bind(*ts, **params)
 
     register(p, vjp=vjp, jvp=jvp)
+    linear.add(p)
 
 
 def defnograd(p):
@@ -231,5 +233,5 @@ def defnograd(p):
 
 __all__ = [
     "all_primitives", "bcast", "defelementwise", "deflinear", "defnograd", "fwd_rules", "jitted", "jvp_rules",
-    "missing", "nograd", "prim", "register", "rule_modules", "unbroadcast", "vjp_rules",
+    "linear", "missing", "nograd", "prim", "register", "rule_modules", "unbroadcast", "vjp_rules",
 ]

@@ -2,11 +2,21 @@
 sub-jaxprs with the same two interpreters."""
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 from jax.extend.core import Literal
 
 from fungpt.autodiff.forward import jvp_jaxpr
-from fungpt.autodiff.jaxpr import bind_params, differentiable, eval_jaxpr, is_drop, open_jaxpr, zeros_like
+from fungpt.autodiff.jaxpr import (
+    bind,
+    bind_params,
+    differentiable,
+    eval_jaxpr,
+    is_drop,
+    open_jaxpr,
+    read,
+    zeros_like,
+)
 from fungpt.autodiff.reverse import linearize
 from fungpt.autodiff.rules import nograd, prim, register
 
@@ -233,6 +243,9 @@ def _carry_active(body, consts_active, carry_active, xs_active=()):
 
 
 # --- scan ----------------------------------------------------------------------------------------
+_REMAT_SCAN = True  # recompute elementwise residuals in the backward loop (`_remat_body`); False: stack all
+
+
 def _scan_fwd(ins, active, *, jaxpr, num_consts, num_carry, length, reverse, unroll, **params):
     body, body_consts = open_jaxpr(jaxpr)
     consts, init, xs = ins[:num_consts], ins[num_consts:num_consts + num_carry], ins[num_consts + num_carry:]
@@ -243,15 +256,17 @@ def _scan_fwd(ins, active, *, jaxpr, num_consts, num_carry, length, reverse, unr
     out_act = propagate(body, c_act + carry_act + x_act)
     in_act = c_act + carry_act + x_act
     plan = {}
-
-    def fwd_body(carry, x):
-        args = [*consts, *carry, *x]
-        outs, out_active, res, bwd = linearize(body, body_consts, args, in_act)
-        kinds, stacked = _residual_kinds(res, consts, x, body_consts)
-        used = _used_residuals(bwd, kinds, stacked, consts, x, outs, out_active)
-        plan.update(kinds=kinds, bwd=bwd, used=used,
-                    stacked_avals=[jax.ShapeDtypeStruct(jnp.shape(s), s.dtype) for s in stacked])
-        return outs[:num_carry], (outs[num_carry:], [s for s, u in zip(stacked, used, strict=True) if u])
+    if _REMAT_SCAN and not (unroll is True or unroll >= length):
+        fwd_body = _remat_body(body, body_consts, consts, init, xs, in_act, num_carry, plan)
+    else:
+        def fwd_body(carry, x):
+            args = [*consts, *carry, *x]
+            outs, out_active, res, bwd = linearize(body, body_consts, args, in_act)
+            kinds, stacked = _residual_kinds(res, consts, x, body_consts)
+            used = _used_residuals(bwd, kinds, stacked, consts, x, outs, out_active)
+            plan.update(kinds=kinds, bwd=bwd, used=used,
+                        stacked_avals=[jax.ShapeDtypeStruct(jnp.shape(s), s.dtype) for s in stacked])
+            return outs[:num_carry], (outs[num_carry:], [s for s, u in zip(stacked, used, strict=True) if u])
 
     carry_out, (ys, stacked) = lax.scan(fwd_body, list(init), list(xs), length=length, reverse=reverse,
                                         unroll=unroll)
@@ -272,6 +287,8 @@ def _scan_fwd(ins, active, *, jaxpr, num_consts, num_carry, length, reverse, unr
         def bwd_body(state, inp):
             ct_c, ct_k = state
             stk_i, x_i, ct_y = inp
+            if "recompute" in plan:
+                stk_i = plan["recompute"](consts_v, x_i, stk_i)
             stk_it, cty_it = iter(stk_i), iter(ct_y)
             stk_full = [next(stk_it) if u else jnp.zeros(a.shape, a.dtype)
                         for u, a in zip(used, stacked_avals, strict=True)]
@@ -293,6 +310,124 @@ def _scan_fwd(ins, active, *, jaxpr, num_consts, num_carry, length, reverse, unr
         return [*ct_k, *ct_c, *ct_xs]
 
     return [*carry_out, *ys], [*stacked, *consts, *xs], bwd, carry_act + out_act[num_carry:]
+
+
+# Elementwise and layout primitives: a residual computed from kept values by these alone is recomputed
+# in the backward loop instead of being stacked (see `_remat_body`).
+_CHEAP = frozenset("""add sub mul div neg max min abs sign exp exp2 log log1p expm1 tanh logistic sin cos sqrt
+    rsqrt cbrt erf erfc integer_pow square select_n convert_element_type broadcast_in_dim reshape squeeze
+    expand_dims transpose copy eq ne lt le gt ge and or not is_finite clamp""".split())
+
+
+def _remat_body(body, body_consts, consts, init, xs, in_act, num_carry, plan):
+    """The forward loop body of a scan that stacks fewer residuals (a remat policy for loops).
+
+    The body's linearization is traced once to a jaxpr J(consts, carry, x) -> (outs, residuals).
+    A residual that elementwise/layout equations compute from values the backward loop has anyway
+    (consts, the x slice, residuals it keeps) is not stacked but recomputed there; a group of
+    residuals computed so from one more value (e.g. GELU's output and slope from its input) is
+    replaced by that value when it is smaller. Stacked residuals cost a zero-filled buffer, a
+    write and a read per iteration; a recomputation is a fused elementwise pass."""
+    aval = lambda a, lead=0: jax.ShapeDtypeStruct(jnp.shape(a)[lead:], a.dtype)
+
+    def traced(c, k, x):
+        outs, out_active, res, bwd = linearize(body, body_consts, [*c, *k, *x], in_act)
+        kinds, stacked = _residual_kinds(res, c, x, body_consts)
+        used = _used_residuals(bwd, kinds, stacked, c, x, outs, out_active)
+        plan.update(kinds=kinds, bwd=bwd, used=used, stacked_avals=[aval(s) for s in stacked], n_outs=len(outs))
+        return outs, stacked
+
+    closed = jax.make_jaxpr(traced)([aval(c) for c in consts], [aval(c) for c in init], [aval(x, 1) for x in xs])
+    J, n_c, n_k = closed.jaxpr, len(consts), len(init)
+    s_vars = [v for v, u in zip(J.outvars[plan["n_outs"]:], plan["used"], strict=True) if u]
+    avail = {*J.invars[:n_c], *J.invars[n_c + n_k:]}
+    keep, eqns = _remat_plan(J, avail, s_vars)
+    c_in, x_in = J.invars[:n_c], J.invars[n_c + n_k:]
+
+    def fwd_body(carry, x):
+        env = _eval_env(J, closed.consts, [*consts, *carry, *x], J.eqns)
+        outs = [read(env, v) for v in J.outvars[:plan["n_outs"]]]
+        return outs[:num_carry], (outs[num_carry:], [read(env, v) for v in keep])
+
+    def recompute(consts_v, x_i, kept):
+        env = dict(zip([*J.constvars, *c_in, *x_in, *keep], [*closed.consts, *consts_v, *x_i, *kept],
+                       strict=True))
+        env = _eval_env(J, None, None, eqns, env)
+        return [read(env, v) for v in s_vars]
+
+    if eqns:
+        plan["recompute"] = recompute
+    return fwd_body
+
+
+def _is_cheap(eqn):
+    """An elementwise/layout equation, or a jit call made only of those (jnp helpers such as where)."""
+    if eqn.effects:
+        return False
+    if eqn.primitive.name in ("jit", "pjit"):
+        return all(_is_cheap(e) for e in open_jaxpr(eqn.params["jaxpr"])[0].eqns)
+    return eqn.primitive.name in _CHEAP
+
+
+def _nbytes(v):
+    return int(np.prod(v.aval.shape)) * np.dtype(v.aval.dtype).itemsize
+
+
+def _remat_plan(J, avail, s_vars):
+    """(vars to stack, equations recomputing the other residuals from them) for the residuals
+    `s_vars` of J, given the values `avail` the backward loop has anyway."""
+    producer = {v: e for e in J.eqns for v in e.outvars}
+    cheap = lambda e: e is not None and _is_cheap(e)
+    avail = set(avail) | set(J.constvars)
+    all_vars, s_vars = s_vars, [v for v in s_vars if not isinstance(v, Literal)]  # literals stay as they are
+    known = avail | set(s_vars)
+
+    def frontier(v, known):  # what cheap equations compute `v` from, stopping at known values; None: not cheap
+        if not cheap(producer.get(v)):
+            return None
+        leaves, todo, seen = set(), list(producer[v].invars), set()
+        while todo:
+            u = todo.pop()
+            if isinstance(u, Literal) or u in seen:
+                continue
+            seen.add(u)
+            if u in known or not cheap(producer.get(u)):
+                leaves.add(u)
+            else:
+                todo.extend(producer[u].invars)
+        return leaves
+
+    for v in sorted(s_vars, key=_nbytes, reverse=True):  # residuals recomputable from the others
+        f = frontier(v, known - {v})
+        if f is not None and f <= known - {v}:
+            known.discard(v)
+    groups = {}  # residuals recomputable from the kept values and one more value
+    for v in s_vars:
+        f = frontier(v, known - {v}) if v in known else None
+        if f is not None and len(f - known) == 1:
+            groups.setdefault(next(iter(f - known)), []).append(v)
+    for leaf, vs in groups.items():
+        if sum(map(_nbytes, vs)) > _nbytes(leaf):
+            known.difference_update(vs)
+            known.add(leaf)
+    order = [*J.invars, *(v for e in J.eqns for v in e.outvars)]
+    keep = [v for v in all_vars if isinstance(v, Literal) or v in known]
+    keep += [v for v in order if v in known - avail and v not in set(s_vars)]
+    need, eqns = {v for v in s_vars if v not in known}, []
+    for e in reversed(J.eqns):  # the equations between the kept values and the dropped residuals
+        if any(o in need for o in e.outvars):
+            eqns.append(e)
+            need.update(u for u in e.invars if not isinstance(u, Literal) and u not in known)
+    return keep, eqns[::-1]
+
+
+def _eval_env(J, consts, args, eqns, env=None):
+    env = dict(zip([*J.constvars, *J.invars], [*consts, *args], strict=True)) if env is None else env
+    for e in eqns:
+        for v, x in zip(e.outvars, bind(e, [read(env, u) for u in e.invars]), strict=True):
+            if not is_drop(v):
+                env[v] = x
+    return env
 
 
 def _residual_kinds(res, consts, x, body_consts):

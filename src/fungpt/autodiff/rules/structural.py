@@ -20,8 +20,7 @@ def _shape(x):
 
 
 # --- dot_general ------------------------------------------------------------------------------
-# Emit dot cotangents in the layouts XLA:CPU runs fastest (see below); False = the plain layout.
-_CPU_LAYOUT = True
+_CPU_LAYOUT = True  # emit dot cotangents in the layouts XLA:CPU runs fastest (`_weight_route`); False: plain
 
 
 def _ranks(dims):
@@ -29,59 +28,71 @@ def _ranks(dims):
     return {d: order.index(d) for d in dims}
 
 
-def _dot_ct(ct, other, other_is_rhs, x, dimension_numbers, precision, preferred_element_type):
-    """Cotangent of operand `x` of dot_general, contracting ct with the `other` operand.
+_cpu = lambda: _CPU_LAYOUT and jax.default_backend() == "cpu"  # read at trace time
 
-    For x @ W this is ct @ W^T for x and x^T @ ct for W, emitted directly in the operand's layout
-    (no trailing transpose for dense layers), which XLA:CPU's fast matmul kernels accept."""
+
+def _weight_route(ct_size, x_size, other, o_free, ob):
+    """How to emit x̄ = otherᵀ ct for a right operand x (a weight) on XLA:CPU, whose fast kernels (YNNPACK)
+    refuse a left operand contracted on its leading (token) axis (a generic dot, ~1.4x slower, is JAX's
+    choice): "ct" transposes ct and then x̄ᵀ = ctᵀ other (when |ct| + |x| < |other|), "other" transposes
+    other (the forward may keep it so, see `_dot_general_fwd`). None: the plain layout."""
+    n = len(other.shape)
+    if not _cpu() or ob or o_free == list(range(n - len(o_free), n)):
+        return None
+    return "ct" if ct_size + x_size < other.size else "other"
+
+
+def _dot_ct(ct, other, other_is_rhs, x, dimension_numbers, precision, preferred_element_type, other_t=None):
+    """Cotangent of operand `x` of dot_general: for x @ W, ct @ W^T for x and x^T @ ct for W, in layouts
+    XLA:CPU's fast kernels take (`other_t`: `other` already transposed for `_weight_route` "other")."""
     (lc, rc), (lb, rb) = dimension_numbers
     xc, oc, xb, ob = (lc, rc, lb, rb) if other_is_rhs else (rc, lc, rb, lb)
-    nb, x_nd, o_nd = len(xb), len(_shape(x)), other.ndim
+    nb, x_nd, o_nd = len(xb), len(_shape(x)), len(other.shape)
     x_free = [d for d in range(x_nd) if d not in xc and d not in xb]
     o_free = [d for d in range(o_nd) if d not in oc and d not in ob]
     # ct's axes: batch, lhs free, rhs free.
     ct_o_free = list(range(nb + len(x_free), ct.ndim)) if other_is_rhs else list(range(nb, nb + len(o_free)))
-    ct_b = list(range(nb))
-    out_dtype = preferred_element_type
-    cpu = _CPU_LAYOUT and jax.default_backend() == "cpu"
-    # Mixed precision (bf16 x bf16 -> f32 forward): JAX's rule multiplies the f32 cotangent with the
-    # bf16 operand, which XLA runs as an f32 product.  For plain matrices on CPU we cast the cotangent
-    # to bf16 instead, so the backward products run in the forward's precision on the fast bf16
-    # kernels (accumulating in f32).  Batched products keep the mixed form: XLA:CPU's generic dot,
-    # which they may fall back to, cannot run bf16 x bf16 -> f32.
-    if (cpu and out_dtype is not None and not ob and ct.ndim == other.ndim == len(_shape(x)) == 2
-            and other.dtype == getattr(x, "dtype", None) and jnp.issubdtype(other.dtype, jnp.floating)
-            and jnp.finfo(other.dtype).bits < jnp.finfo(ct.dtype).bits):
-        ct = ct.astype(other.dtype)
+    ct_b, dot = list(range(nb)), functools.partial(lax.dot_general, precision=precision,
+                                                   preferred_element_type=preferred_element_type)
+    ct = _mixed_precision_ct(ct, other, x, ob, preferred_element_type)
+    rank = _ranks(oc)
+    route = None if other_is_rhs else _weight_route(ct.size, int(np.prod(_shape(x))), other, o_free, ob)
     if other_is_rhs:
         # x_bar: [batch, x_free, other's contracting dims in ascending order]
-        r = lax.dot_general(ct, other, ((ct_o_free, o_free), (ct_b, list(ob))), precision=precision,
-                            preferred_element_type=out_dtype)
-        rank = _ranks(oc)
+        r = dot(ct, other, ((ct_o_free, o_free), (ct_b, list(ob))))
         pos = {**{d: i for i, d in enumerate(xb)}, **{d: nb + j for j, d in enumerate(x_free)},
                **{xd: nb + len(x_free) + rank[od] for xd, od in zip(xc, oc, strict=True)}}
-    else:
-        # x is the rhs: [batch, other's contracting dims in ascending order, x_free]
-        if cpu and not ob and o_free != list(range(o_nd - len(o_free), o_nd)):
-            # The weight cotangent x^T ct contracts x's leading (token) axis.  XLA:CPU's fast matmul
-            # kernels (YNNPACK) refuse a left operand contracted on its first axis and fall back to a
-            # generic dot ~1.4x slower, so x^T is materialized (the barrier stops XLA from folding the
-            # transpose back into the dot).  Other backends take transposed operands natively.
+    elif route == "ct":  # [x_free, other's contracting dims]
+        ct_keep = [d for d in range(ct.ndim) if d not in ct_o_free]
+        ct_t = lax.optimization_barrier(lax.transpose(ct, (*ct_keep, *ct_o_free)))
+        r = dot(ct_t, other, ((list(range(len(ct_keep), ct.ndim)), o_free), ((), ())))
+        pos = {**{d: j for j, d in enumerate(x_free)},
+               **{xd: len(x_free) + rank[od] for xd, od in zip(xc, oc, strict=True)}}
+    else:  # [batch, other's contracting dims in ascending order, x_free]
+        if route == "other":  # the barrier stops XLA from folding the transpose back into the dot
             keep = [d for d in range(o_nd) if d not in o_free]
-            r = lax.dot_general(lax.optimization_barrier(lax.transpose(other, (*keep, *o_free))), ct,
-                                ((list(range(len(keep), o_nd)), ct_o_free), ((), ())),
-                                precision=precision, preferred_element_type=out_dtype)
+            other_t = lax.transpose(other, (*keep, *o_free)) if other_t is None else other_t
+            r = dot(lax.optimization_barrier(other_t), ct, ((list(range(len(keep), o_nd)), ct_o_free), ((), ())))
         else:
-            r = lax.dot_general(other, ct, ((o_free, ct_o_free), (list(ob), ct_b)), precision=precision,
-                                preferred_element_type=out_dtype)
-        rank = _ranks(oc)
+            r = dot(other, ct, ((o_free, ct_o_free), (list(ob), ct_b)))
         pos = {**{d: i for i, d in enumerate(xb)}, **{xd: nb + rank[od] for xd, od in zip(xc, oc, strict=True)},
                **{d: nb + len(oc) + j for j, d in enumerate(x_free)}}
     perm = tuple(pos[d] for d in range(x_nd))
-    if perm != tuple(range(x_nd)):
-        r = lax.transpose(r, perm)
+    if perm != tuple(range(x_nd)):  # the barrier stops XLA from swapping the operands into a generic dot
+        r = lax.transpose(lax.optimization_barrier(r) if _cpu() else r, perm)
     x_dtype = getattr(x, "dtype", r.dtype)
     return r.astype(x_dtype) if r.dtype != x_dtype else r
+
+
+def _mixed_precision_ct(ct, other, x, ob, out_dtype):
+    """bf16 x bf16 -> f32 forward: JAX's rule multiplies the f32 cotangent with the bf16 operand (an f32
+    product); for plain matrices on CPU we cast the cotangent to bf16, so the backward runs the fast bf16
+    kernels (f32 accumulation). Batched products keep the mixed form (XLA:CPU's generic dot lacks it)."""
+    if (_cpu() and out_dtype is not None and not ob and ct.ndim == len(other.shape) == len(_shape(x)) == 2
+            and other.dtype == getattr(x, "dtype", None) and jnp.issubdtype(other.dtype, jnp.floating)
+            and jnp.finfo(other.dtype).bits < jnp.finfo(ct.dtype).bits):
+        return ct.astype(other.dtype)
+    return ct
 
 
 def _dot_general_vjp(ct, ans, x, y, *, dimension_numbers, precision=None, preferred_element_type=None,
@@ -93,19 +104,38 @@ def _dot_general_vjp(ct, ans, x, y, *, dimension_numbers, precision=None, prefer
 _dot_general_vjp.takes_active = True
 
 
+def _dot_general_fwd(ins, active, *, dimension_numbers, precision=None, preferred_element_type=None, **params):
+    """Forward sweep of dot_general: when the weight cotangent needs the left operand transposed
+    (`_weight_route` "other"), the forward keeps it transposed (a scan stacks it so, once)."""
+    x, y = ins
+    kw = dict(dimension_numbers=dimension_numbers, precision=precision, preferred_element_type=preferred_element_type)
+    ans = prim("dot_general").bind(x, y, **kw, **params)
+    (lc, _), (lb, _) = dimension_numbers
+    x_free = [d for d in range(np.ndim(x)) if d not in lc and d not in lb]
+    x_aval = jax.ShapeDtypeStruct(np.shape(x), x.dtype)
+    transposed = bool(active[1]) and _weight_route(np.size(ans), np.size(y), x_aval, x_free, lb) == "other"
+    x_keep = lax.transpose(x, (*[d for d in range(np.ndim(x)) if d not in x_free], *x_free)) if transposed else x
+
+    def bwd(res, cts):
+        xr, y = res
+        if not transposed:
+            return _dot_general_vjp(cts[0], None, xr, y, **kw, _active=active)
+        return [_dot_ct(cts[0], y, True, x_aval, dimension_numbers, precision, preferred_element_type)
+                if active[0] else None,
+                _dot_ct(cts[0], x_aval, False, y, dimension_numbers, precision, preferred_element_type, other_t=xr)]
+
+    bwd.residual_of = ((0, "ᵀ" if transposed else ""), (1, ""))  # for graph(): x or xᵀ, and y
+    return [ans], [x_keep, y], bwd
+
+
 def _dot_general_jvp(xs, ts, **params):
-    p = prim("dot_general")
-    x, y = xs
+    p, (x, y) = prim("dot_general"), xs
     ans = p.bind(x, y, **params)
-    terms = []
-    if ts[0] is not None:
-        terms.append(p.bind(ts[0], y, **params))
-    if ts[1] is not None:
-        terms.append(p.bind(x, ts[1], **params))
+    terms = [p.bind(*([t, y] if i == 0 else [x, t]), **params) for i, t in enumerate(ts) if t is not None]
     return ans, (sum(terms[1:], terms[0]).astype(ans.dtype) if terms else None)
 
 
-register("dot_general", vjp=_dot_general_vjp, jvp=_dot_general_jvp)
+register("dot_general", vjp=_dot_general_vjp, jvp=_dot_general_jvp, fwd=_dot_general_fwd)
 
 # --- shape -------------------------------------------------------------------------------------
 deflinear("transpose", lambda ct, x, *, permutation, **_: (lax.transpose(ct, np.argsort(permutation)),))
