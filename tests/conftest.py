@@ -1,12 +1,5 @@
 """A strict harness: x64 on, strict dtype promotion, rank promotion raises, keys from a fixture."""
-import os
 import zlib
-
-# The suite compiles thousands of small programs, where LLVM's optimisation passes cost about a quarter of its
-# CPU time: compile them at backend level 0 (the same HLO and fusions; only the machine code is less tuned).
-# Experiments, benchmarks and subprocess trainings that set their own XLA_FLAGS are not affected.
-if "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
-    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_backend_optimization_level=0").strip()
 
 import jax
 import numpy as np

@@ -15,7 +15,7 @@ import numpy as np
 from jax import lax
 
 __all__ = ["as_float", "as_matrix", "as_vector", "check_rhs", "checked_jit", "complex_of", "concrete",
-           "default_rank_tol", "eps", "hypot", "norm2", "range_scale", "safe_sqrt", "set_col", "set_row"]
+           "default_rank_tol", "eps", "hypot", "norm2", "range_scale", "safe_sqrt", "set_col", "set_row", "unit_scale"]
 
 
 def checked_jit(*static):
@@ -79,6 +79,15 @@ def safe_sqrt(s):
     return jnp.where(pos, jnp.sqrt(jnp.where(pos, s, 1)), 0)
 
 
+def unit_scale(x, s):
+    """x / s for s > 0.  XLA turns a division by a broadcast scalar into a product with its reciprocal,
+    and 1/s is subnormal (flushed to zero on CPU) for s > 2^126 in float32 (2^1022 in float64): there
+    it is (x·q)·q with q = 1/√s, always a normal number.  Below, x / s as written (scaling x by a power
+    of two scales the result exactly)."""
+    q = lax.rsqrt(s)
+    return jnp.where(s < 1 / jnp.finfo(s.dtype).tiny, x / s, (x * q) * q)
+
+
 def norm2(x, axis=None, keepdims=False):
     """||x||_2 = s sqrt(sum |x_i / s|^2), s = max |x_i| (real or complex x; real result).
 
@@ -92,7 +101,7 @@ def norm2(x, axis=None, keepdims=False):
     s = lax.stop_gradient(jnp.max(ax, axis=axis, keepdims=True))
     ok = (s > 0) & jnp.isfinite(s)
     safe = jnp.where(ok, s, 1)
-    out = safe * safe_sqrt(jnp.sum((ax / safe) ** 2, axis=axis, keepdims=True))
+    out = safe * safe_sqrt(jnp.sum(unit_scale(ax, safe) ** 2, axis=axis, keepdims=True))
     out = jnp.where(ok, out, s)                      # s = 0 -> 0, inf -> inf, NaN -> NaN
     return out if keepdims else (jnp.squeeze(out, axis) if axis is not None else out.reshape(()))
 

@@ -5,29 +5,20 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from fungpt._arrays import norm2, unit_scale
 from fungpt.optim.base import EmptyState, GradientTransformation, acc_dtype, cast, wider_dtype
 
 PyTree = Any
 
 
-def _scaled_norm(leaves, dt):
-    """``(‖x‖, unit, ‖unit(x)‖)`` where ``unit(x) ≈ x / max|x_i|``. Squares of entries beyond ~1e19 overflow
-    float32 and below ~1e-19 underflow, so the sum of squares is taken of ``unit(x)`` (entries in [-1, 1]);
-    ‖x‖ = s·‖unit(x)‖ is then right across the dtype's range (inf only if ‖x‖ itself overflows). Where the
-    plain sum of squares is safe it is used as is: ordinary gradients give the textbook formula's bits.
-    """
-    s = functools.reduce(jnp.maximum, [jnp.max(jnp.abs(x.astype(dt)), initial=0) for x in leaves])
-    s = jnp.where((s > 0) & jnp.isfinite(s), s, 1).astype(dt)
-    # x·q·q with q = 1/√s, not x/s: XLA divides by multiplying with the reciprocal, and 1/s is subnormal
-    # (flushed to zero) for s > 2^126 in float32; 1/√s is always a normal number.
-    q = jax.lax.rsqrt(s)
-    unit = lambda x: (x.astype(dt) * q) * q
-    ss = sum(jnp.sum(jnp.square(x.astype(dt))) for x in leaves)
-    r = jnp.sqrt(sum(jnp.sum(jnp.square(unit(x))) for x in leaves))
-    fi = jnp.finfo(dt)
-    plain_ok = jnp.isfinite(ss) & (ss >= fi.tiny / fi.eps)
-    norm = jnp.where(plain_ok | (r == 0) | ~jnp.isfinite(r), jnp.sqrt(ss), (r * jnp.sqrt(s)) * jnp.sqrt(s))
-    return norm, unit, r
+def _acc_dtype(leaves):
+    return functools.reduce(wider_dtype, (acc_dtype(x.dtype) for x in leaves))
+
+
+def _tree_norm(leaves, dt):
+    # The norm of the leaves' norms: each `norm2` scales by its leaf's largest entry, so nothing overflows or
+    # underflows before the result itself does (one scaled-norm owner: fungpt/_arrays.py).
+    return norm2(jnp.stack([norm2(x.astype(dt)) for x in leaves]))
 
 
 def global_norm(tree: PyTree) -> jax.Array:
@@ -36,8 +27,7 @@ def global_norm(tree: PyTree) -> jax.Array:
     leaves = jax.tree.leaves(tree)
     if not leaves:
         return jnp.zeros((), jnp.float32)
-    dt = functools.reduce(wider_dtype, (acc_dtype(x.dtype) for x in leaves))
-    return _scaled_norm(leaves, dt)[0]
+    return _tree_norm(leaves, _acc_dtype(leaves))
 
 
 def _check_positive(name, value):
@@ -80,16 +70,21 @@ def clip_by_global_norm(max_norm: float) -> GradientTransformation:
         leaves = jax.tree.leaves(updates)
         if not leaves:
             return updates, ClipByGlobalNormState(jnp.zeros((), jnp.float32))
-        dt = functools.reduce(wider_dtype, (acc_dtype(x.dtype) for x in leaves))
-        norm, unit, r = _scaled_norm(leaves, dt)
+        dt = _acc_dtype(leaves)
+        norm = _tree_norm(leaves, dt)
         c = cast(max_norm, dt)
-        # Where ‖g‖ overflows, g·c/‖g‖ is written unit(g)·(c/‖unit(g)‖), so a gradient of 1e38s keeps its
-        # direction instead of becoming zeros; a zero gradient stays zero (norm <= c is the identity).
-        big, finite = norm > c, jnp.isfinite(norm)
+        # Where ‖g‖ itself overflows, g·c/‖g‖ is written unit(g)·(c/‖unit(g)‖) with unit(g) = g/max|g_i|, so a
+        # gradient of 1e38s keeps its direction instead of becoming zeros; a zero gradient stays zero.
+        s = functools.reduce(jnp.maximum, [jnp.max(jnp.abs(x.astype(dt)), initial=0) for x in leaves])
+        s = jnp.where((s > 0) & jnp.isfinite(s), s, 1).astype(dt)
+        unit = lambda x: unit_scale(x.astype(dt), s)
+        r = _tree_norm([unit(x) for x in leaves], dt)
+        # ... and so does one whose c/‖g‖ is below the smallest normal number (flushed to zero on CPU).
+        big, plain = norm > c, jnp.isfinite(norm) & (c / norm >= jnp.finfo(dt).tiny)
 
         def leaf(g):
             x = g.astype(dt)
-            return jnp.where(big, jnp.where(finite, x * (c / norm), unit(x) * (c / r)), x).astype(g.dtype)
+            return jnp.where(big, jnp.where(plain, x * (c / norm), unit(x) * (c / r)), x).astype(g.dtype)
 
         return jax.tree.map(leaf, updates), ClipByGlobalNormState(norm.astype(jnp.float32))
 
