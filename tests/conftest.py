@@ -9,7 +9,6 @@ if "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
     os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_backend_optimization_level=0").strip()
 
 import jax
-import numpy as np
 import pytest
 from hypothesis import settings
 
@@ -25,9 +24,6 @@ jax.config.update("jax_enable_x64", True)
 jax.config.update("jax_numpy_rank_promotion", "raise")
 jax.config.update("jax_numpy_dtype_promotion", "strict")
 tune_malloc()  # XLA:CPU temporaries reuse freed memory instead of page-faulting (faster suite)
-
-# Named, dtype-keyed tolerances (relative); references run in float64.
-TOL = {np.dtype("float32"): 2e-3, np.dtype("float64"): 1e-7}
 
 
 @pytest.fixture
