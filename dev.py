@@ -35,11 +35,12 @@ BIN = bin_dir(VENV)
 
 COMMANDS = {  # name -> (venv, argv inside it)
     "run": (VENV, [str(BIN / "fungpt"), "train"]),
-    "test": (VENV, [str(BIN / "python"), "-m", "pytest", "-n", "2"]),
+    # worksteal: an idle worker takes queued tests from the busy one, so a few long tests cannot make the tail
+    "test": (VENV, [str(BIN / "python"), "-m", "pytest", "-n", "2", "--dist", "worksteal"]),
     "test-all": (VENV, [str(BIN / "python"), "-m", "pytest", "-m", ""]),
     "lint": (VENV, [str(BIN / "ruff"), "check", "."]),
     "wheel": (VENV, [str(BIN / "python"), "-m", "build", "--outdir", str(ROOT / "dist"), str(ROOT)]),
-    "test-lower": (LOWER_VENV, [str(bin_dir(LOWER_VENV) / "python"), "-m", "pytest", "-n", "2"]),
+    "test-lower": (LOWER_VENV, [str(bin_dir(LOWER_VENV) / "python"), "-m", "pytest", "-n", "2", "--dist", "worksteal"]),
 }
 
 

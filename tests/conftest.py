@@ -2,7 +2,6 @@
 import zlib
 
 import jax
-import numpy as np
 import pytest
 from hypothesis import settings
 
@@ -18,9 +17,6 @@ jax.config.update("jax_enable_x64", True)
 jax.config.update("jax_numpy_rank_promotion", "raise")
 jax.config.update("jax_numpy_dtype_promotion", "strict")
 tune_malloc()  # XLA:CPU temporaries reuse freed memory instead of page-faulting (faster suite)
-
-# Named, dtype-keyed tolerances (relative); references run in float64.
-TOL = {np.dtype("float32"): 2e-3, np.dtype("float64"): 1e-7}
 
 
 @pytest.fixture

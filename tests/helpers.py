@@ -5,6 +5,7 @@ Tolerances are relative and keyed by dtype; references run in float64 (x64 is on
 - ``ALG``: an iterative or accumulated algorithm (factorizations, sums over n terms, FFTs).
 - ``GRAD``: derivatives against JAX's or a closed form (JAX's own gradient tests use 2e-3 / 1e-5).
 - ``FD``: against central finite differences in float64.
+- ``LAYER``: a composite of several ops in the tested dtype (a network layer, a polynomial) against float64 numpy.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ EXACT = {F32: 2e-5, F64: 1e-12, C64: 2e-5, C128: 1e-12}
 ALG = {F32: 1e-4, F64: 1e-11, C64: 1e-4, C128: 1e-11}
 GRAD = {F32: 2e-3, F64: 1e-9, C64: 2e-3, C128: 1e-9}
 FD = {F64: 1e-5}
+LAYER = {F32: 2e-3, F64: 1e-7}
 
 
 def close(got, want, rtol, atol=None):

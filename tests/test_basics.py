@@ -10,14 +10,13 @@ import pytest
 import scipy.optimize
 import scipy.special
 import scipy.stats
-from conftest import TOL
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import fungpt
 from fungpt import basics as bm
 from fungpt import linalg as la
-from tests.helpers import F32, F64, close
+from tests.helpers import F32, F64, LAYER, close
 
 DTYPES = [F32, F64]
 EPS = {F32: float(np.finfo(F32).eps), F64: float(np.finfo(F64).eps)}
@@ -263,7 +262,7 @@ def test_float32_defaults_keep_dtype():
         assert f(x).dtype == F32
     assert bm.logsumexp(x).dtype == F32
     assert bm.polyval(x, x).dtype == F32
-    close(bm.polyval(x, x), np.polyval(x.astype(F64), x.astype(F64)), TOL[F32])
+    close(bm.polyval(x, x), np.polyval(x.astype(F64), x.astype(F64)), LAYER[F32])
 
 
 @pytest.mark.slow

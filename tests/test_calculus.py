@@ -17,6 +17,7 @@ from hypothesis import given, settings
 from scipy.stats import qmc
 
 from fungpt import calculus as C
+from tests.helpers import EXACT  # exact algorithms, float rounding only
 
 F32, F64 = np.dtype("float32"), np.dtype("float64")
 DTYPES = [F32, F64]
@@ -24,7 +25,6 @@ DTYPES = [F32, F64]
 DTYPES_F32_SLOW = [pytest.param(F32, marks=pytest.mark.slow), F64]
 EPS = {F32: float(np.finfo(np.float32).eps), F64: float(np.finfo(np.float64).eps)}
 # Relative tolerances, each from the method's error law with a safety factor of ~10-30.
-TOL = {F32: 2e-5, F64: 1e-12}                      # exact algorithms, float rounding only
 LIMIT_TOL = {F32: 1e-4, F64: 1e-9}                 # Richardson on 8 levels amplifies rounding ~2^8
 FD_TOL = {                                         # forward O(√eps), central O(eps^(2/3)), complex O(eps)
     "forward": {d: 30 * EPS[d] ** 0.5 for d in DTYPES},
@@ -131,7 +131,7 @@ def test_partials_gradient_and_jacobian_by_differences(dtype, key):
 def test_derivative_vmaps_and_jits():
     xs = jnp.linspace(-2.0, 2.0, 7)
     batched = jax.jit(jax.vmap(lambda x: C.derivative(_f1, x, method="complex")))
-    _close(batched(xs), jax.vmap(jax.grad(_f1))(xs), TOL[F64])
+    _close(batched(xs), jax.vmap(jax.grad(_f1))(xs), EXACT[F64])
 
 
 # ------------------------------------------------------------------------------------------- chain rule
@@ -162,7 +162,7 @@ def test_chain_rule_composes_stage_derivatives(dtype, key):
     ours, oracle = _chain_both_ways(x, ct, t)
     chex.assert_trees_all_equal_shapes_and_dtypes(ours, oracle)
     chex.assert_shape(ours[2], (2, 3))
-    chex.assert_trees_all_close(ours, oracle, rtol=TOL[dtype], atol=TOL[dtype])
+    chex.assert_trees_all_close(ours, oracle, rtol=EXACT[dtype], atol=EXACT[dtype])
 
 
 def _bracketings(i, j):
@@ -218,7 +218,7 @@ def test_chain_rule_jacobian_in_every_order_matches_jax():
     assert (cost["forward"], cost["reverse"], cost["optimal"], cost["tree"]) == (640, 640, 192, ((3, 2), (1, 0)))
     ours, want = _hourglass_jacobians(jnp.linspace(-1.0, 1.0, 8))
     for J in ours:
-        chex.assert_trees_all_close(J, want, rtol=TOL[F64], atol=TOL[F64])
+        chex.assert_trees_all_close(J, want, rtol=EXACT[F64], atol=EXACT[F64])
     with pytest.raises(ValueError, match="order"):
         C.chain_rule_jacobian(_HOURGLASS, jnp.ones(8), order="sideways")
     with pytest.raises(ValueError, match="dims"):
@@ -244,11 +244,11 @@ def test_gradient_jacobian_hessian_match_jax(dtype, key):
     x, v = jax.random.normal(k1, (3,), dtype), jax.random.normal(k2, (3,), dtype)
     ours, oracle = _derivatives_both_ways(x, v)
     chex.assert_trees_all_equal_shapes_and_dtypes(ours, oracle)
-    chex.assert_trees_all_close(ours, oracle, rtol=TOL[dtype], atol=TOL[dtype])
+    chex.assert_trees_all_close(ours, oracle, rtol=EXACT[dtype], atol=EXACT[dtype])
     # under vmap: a batch of points, one compiled function
     xs = jax.random.normal(k2, (4, 3), dtype)
     batched = jax.jit(jax.vmap(lambda p: (C.hessian(_f3, p), jax.hessian(_f3)(p))))
-    chex.assert_trees_all_close(*batched(xs), rtol=TOL[dtype], atol=TOL[dtype])
+    chex.assert_trees_all_close(*batched(xs), rtol=EXACT[dtype], atol=EXACT[dtype])
 
 
 # ------------------------------------------------------------------------------------- critical points
@@ -278,9 +278,9 @@ def test_newton_finds_and_classifies_sympy_critical_points(dtype):
     cp = newton(starts)
     assert cp.x.dtype == dtype and bool(jnp.all(cp.converged))
     for i, (point, kind, eig) in enumerate(expected):
-        _close(cp.x[i], point, 0, atol=TOL[dtype])
+        _close(cp.x[i], point, 0, atol=EXACT[dtype])
         assert int(cp.kind[i]) == kind
-        _close(cp.eigenvalues[i], eig, TOL[dtype] * 10)
+        _close(cp.eigenvalues[i], eig, EXACT[dtype] * 10)
         assert int(cp.iterations[i]) <= 8  # quadratic convergence from 0.3 away
 
 
@@ -299,8 +299,8 @@ def test_extrema_on_interval_vs_dense_grid(dtype):
     xmin, fmin, xmax, fmax = jax.jit(lambda lo, hi: C.extrema_on_interval(f, lo, hi))(
         jnp.asarray(a, dtype), jnp.asarray(b, dtype))
     # Grid spacing 2e-6 puts the grid's best value within ~f''·h^2 ≈ 1e-11 of the true extreme.
-    _close(fmin, fg.min(), 0, atol=TOL[dtype] + 1e-10)
-    _close(fmax, fg.max(), 0, atol=TOL[dtype] + 1e-10)
+    _close(fmin, fg.min(), 0, atol=EXACT[dtype] + 1e-10)
+    _close(fmax, fg.max(), 0, atol=EXACT[dtype] + 1e-10)
     _close(xmin, grid[fg.argmin()], 0, atol=1e-5 if dtype == F64 else 3e-3)
     _close(xmax, grid[fg.argmax()], 0, atol=1e-5 if dtype == F64 else 3e-3)
 
@@ -313,8 +313,8 @@ def test_gauss_legendre_nodes_match_numpy(n, dtype):
     x, w = C.gauss_legendre_nodes(n, dtype)
     want_x, want_w = np.polynomial.legendre.leggauss(n)
     assert x.dtype == dtype
-    _close(x, want_x, 0, atol=10 * TOL[dtype])
-    _close(w, want_w, 10 * TOL[dtype], atol=10 * TOL[dtype])
+    _close(x, want_x, 0, atol=10 * EXACT[dtype])
+    _close(w, want_w, 10 * EXACT[dtype], atol=10 * EXACT[dtype])
 
 
 _GL = {n: tuple(np.asarray(a) for a in C.gauss_legendre_nodes(n)) for n in range(1, 9)}
@@ -343,8 +343,8 @@ def test_trapezoid_and_simpson_match_scipy_and_their_error_laws(dtype):
     got = rules(jnp.asarray(a, dtype))
     for n, (trap, simp) in zip(ns, got, strict=True):
         nodes = np.linspace(a, b, n + 1)
-        _close(trap, scipy.integrate.trapezoid(np.exp(nodes), nodes), TOL[dtype])
-        _close(simp, scipy.integrate.simpson(np.exp(nodes), x=nodes), TOL[dtype])
+        _close(trap, scipy.integrate.trapezoid(np.exp(nodes), nodes), EXACT[dtype])
+        _close(simp, scipy.integrate.simpson(np.exp(nodes), x=nodes), EXACT[dtype])
     if dtype == F64:  # halving h divides the error by 4 (trapezoid) and 16 (Simpson)
         (t16, s16), (t32, s32) = [(abs(float(t) - exact), abs(float(q) - exact)) for t, q in got[1:]]
         assert 3.9 < t16 / t32 < 4.1
@@ -432,7 +432,7 @@ def test_taylor_coefficients_match_sympy_series(dtype):
     for case, got in enumerate(_all_taylor(jnp.zeros((), dtype))):
         chex.assert_shape(got, (TAYLOR_ORDER + 1,))
         assert got.dtype == dtype
-        _close(got, _sympy_taylor(case), 50 * TOL[dtype], atol=50 * TOL[dtype])
+        _close(got, _sympy_taylor(case), 50 * EXACT[dtype], atol=50 * EXACT[dtype])
 
 
 def test_taylor_polynomial_is_horner():

@@ -8,7 +8,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import TOL
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.special import erf
@@ -17,6 +16,7 @@ from scipy.special import softmax as sp_softmax
 
 import fungpt
 from fungpt import nn
+from tests.helpers import LAYER
 
 DTYPES = [np.dtype("float32"), np.dtype("float64")]
 
@@ -54,7 +54,7 @@ def test_linear(dtype, shape, key):
     y = jax.jit(nn.linear)(p, jnp.asarray(x))
     chex.assert_shape(y, (*shape[:-1], 6))
     chex.assert_type(y, dtype)
-    np.testing.assert_allclose(y, x @ np.asarray(p["weight"]) + np.asarray(p["bias"]), rtol=TOL[dtype])
+    np.testing.assert_allclose(y, x @ np.asarray(p["weight"]) + np.asarray(p["bias"]), rtol=LAYER[dtype])
     assert "bias" not in nn.linear_init(key, 4, 6, bias=False)
 
 
@@ -113,11 +113,11 @@ def test_layer_norm_and_rms_norm(dtype):
     p = _params(nn.layer_norm_init(16, dtype=dtype), 4)
     np.testing.assert_allclose(nn.layer_norm(p, jnp.asarray(x)),
                                _np_ln(x.astype(np.float64), np.asarray(p["weight"]), np.asarray(p["bias"])),
-                               rtol=TOL[dtype], atol=TOL[dtype])
+                               rtol=LAYER[dtype], atol=LAYER[dtype])
     r = _params(nn.rms_norm_init(16, dtype=dtype), 5)
     x64 = x.astype(np.float64)
     want = x64 / np.sqrt((x64**2).mean(-1, keepdims=True) + 1e-6) * np.asarray(r["weight"])
-    np.testing.assert_allclose(nn.rms_norm(r, jnp.asarray(x)), want, rtol=TOL[dtype], atol=TOL[dtype])
+    np.testing.assert_allclose(nn.rms_norm(r, jnp.asarray(x)), want, rtol=LAYER[dtype], atol=LAYER[dtype])
 
 
 @settings(max_examples=20, deadline=None)
@@ -143,8 +143,8 @@ def test_gelu(dtype):
     x64 = x.astype(np.float64)
     exact = 0.5 * x64 * (1 + erf(x64 / math.sqrt(2)))
     tanh = 0.5 * x64 * (1 + np.tanh(math.sqrt(2 / math.pi) * (x64 + 0.044715 * x64**3)))
-    np.testing.assert_allclose(nn.gelu(jnp.asarray(x), approximate=False), exact, rtol=TOL[dtype], atol=TOL[dtype])
-    np.testing.assert_allclose(nn.gelu(jnp.asarray(x)), tanh, rtol=TOL[dtype], atol=TOL[dtype])
+    np.testing.assert_allclose(nn.gelu(jnp.asarray(x), approximate=False), exact, rtol=LAYER[dtype], atol=LAYER[dtype])
+    np.testing.assert_allclose(nn.gelu(jnp.asarray(x)), tanh, rtol=LAYER[dtype], atol=LAYER[dtype])
 
 
 def _np_gelu_tanh_slope(x):
@@ -248,7 +248,7 @@ def test_attention_matches_masked_softmax_formula(dtype):
     q, k, v = (rng.standard_normal((6, 2, 4)).astype(dtype) for _ in range(3))
     mask = np.tril(np.ones((6, 6), bool))
     got = nn.attention(*map(jnp.asarray, (q, k, v)), jnp.asarray(mask))
-    np.testing.assert_allclose(got, _np_attention(q, k, v, mask), rtol=TOL[dtype], atol=TOL[dtype])
+    np.testing.assert_allclose(got, _np_attention(q, k, v, mask), rtol=LAYER[dtype], atol=LAYER[dtype])
 
 
 def test_fully_masked_row_stays_finite():

@@ -9,14 +9,13 @@ import mpmath
 import numpy as np
 import pytest
 import scipy.linalg
-from conftest import TOL
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import fungpt
 from fungpt import linalg as la
 from fungpt import numerics as nm
-from tests.helpers import ALG, F32, F64, close
+from tests.helpers import ALG, F32, F64, LAYER, close
 
 DTYPES = [F32, F64]
 SLOW_F32 = [pytest.param(F32, marks=pytest.mark.slow), F64]     # float32 twin runs with -m slow
@@ -205,7 +204,7 @@ def test_qr_householder_complex_and_wide():
 @pytest.mark.parametrize("dtype", SLOW_F32)
 def test_blocked_matmul(dtype):
     a, b = _rand(11, (37, 20), dtype), _rand(12, (20, 29), dtype)
-    close(nm.blocked_matmul(a, b, block=16), a.astype(F64) @ b.astype(F64), TOL[dtype], atol=TOL[dtype])
+    close(nm.blocked_matmul(a, b, block=16), a.astype(F64) @ b.astype(F64), LAYER[dtype], atol=LAYER[dtype])
     assert nm.matmul_flops(37, 20, 29) == 2 * 37 * 20 * 29
 
 

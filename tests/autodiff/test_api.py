@@ -93,7 +93,7 @@ def test_mlp_grad_jit_vmap(mlp_case):
     assert_trees_close(fungpt.grad(mlp_loss)(params, x, y), ref, TOL64, "grad")
     assert_trees_close(jax.jit(fungpt.grad(mlp_loss))(params, x, y), ref, TOL64, "jit(grad)")
     assert_trees_close(fungpt.grad(jax.jit(mlp_loss))(params, x, y), ref, TOL64, "grad(jit)")
-    per_example = lambda g: jax.vmap(g(lambda p, xi, yi: mlp_loss(p, xi[None], yi[None])), (None, 0, 0))
+    per_example = lambda g: jax.jit(jax.vmap(g(lambda p, xi, yi: mlp_loss(p, xi[None], yi[None])), (None, 0, 0)))
     assert_trees_close(per_example(fungpt.grad)(params, x, y), per_example(jax.grad)(params, x, y), TOL64,
                        "vmap(grad)")
 
@@ -102,13 +102,15 @@ def test_mlp_second_order(mlp_case):
     params, x, y = mlp_case
     w = params["layers"][0]["w"]
     f = lambda w: mlp_loss({**params, "layers": [{**params["layers"][0], "w": w}, *params["layers"][1:]]}, x, y)
+    # all jitted: op-by-op, a 35x35 Hessian dispatches thousands of tiny programs (eager first order is
+    # test_mlp_grad_jit_vmap's)
     ref = jax.jit(jax.hessian(f))(w)
-    assert_trees_close(fungpt.hessian(f)(w), ref, 1e-9, "hessian")
+    assert_trees_close(jax.jit(fungpt.hessian(f))(w), ref, 1e-9, "hessian")
     g2 = lambda w: jnp.sum(fungpt.grad(f)(w) ** 2)
     r2 = lambda w: jnp.sum(jax.grad(f)(w) ** 2)
     ref2 = jax.jit(jax.grad(r2))(w)
-    assert_trees_close(fungpt.grad(g2)(w), ref2, 1e-9, "grad(grad)")
-    assert_trees_close(jax.grad(g2)(w), ref2, 1e-9, "jax.grad(fungpt.grad)")
+    assert_trees_close(jax.jit(fungpt.grad(g2))(w), ref2, 1e-9, "grad(grad)")
+    assert_trees_close(jax.jit(jax.grad(g2))(w), ref2, 1e-9, "jax.grad(fungpt.grad)")
 
 
 def test_attention_with_layer_norm(key):
@@ -164,11 +166,12 @@ def test_argnums_has_aux_value_and_grad(key):
 def test_jacobians_with_pytrees(key):
     x = {"u": jax.random.normal(key, (2, 3)), "v": jnp.arange(2.0)}
     f = lambda x: {"s": jnp.sin(x["u"]) * x["v"][:, None], "t": jnp.sum(x["u"] ** 2) * x["v"]}
-    assert_trees_close(fungpt.jacrev(f)(x), jax.jacrev(f)(x), TOL64, "jacrev")
-    assert_trees_close(fungpt.jacfwd(f)(x), jax.jacfwd(f)(x), TOL64, "jacfwd")
+    J = jax.jit  # one program per Jacobian instead of op-by-op dispatch
+    assert_trees_close(J(fungpt.jacrev(f))(x), J(jax.jacrev(f))(x), TOL64, "jacrev")
+    assert_trees_close(J(fungpt.jacfwd(f))(x), J(jax.jacfwd(f))(x), TOL64, "jacfwd")
     g = lambda a, b: jnp.sum(jnp.sin(a) * b ** 2)
     a, b = jnp.arange(3.0), jnp.ones(3) * 0.5
-    assert_trees_close(fungpt.hessian(g, argnums=(0, 1))(a, b), jax.hessian(g, argnums=(0, 1))(a, b), TOL64)
+    assert_trees_close(J(fungpt.hessian(g, argnums=(0, 1)))(a, b), J(jax.hessian(g, argnums=(0, 1)))(a, b), TOL64)
 
 
 def test_vjp_jvp_signatures_and_integers(key):

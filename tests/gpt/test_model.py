@@ -8,12 +8,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import TOL
 from scipy.special import erf
 from scipy.special import log_softmax as np_log_softmax
 
 import fungpt
 from fungpt import gpt, nn
+from tests.helpers import LAYER
 
 CFG = gpt.GPTConfig(vocab_size=23, block_size=16, n_layer=2, n_head=2, n_embd=16)
 CFG64 = CFG.replace(param_dtype="float64")
@@ -84,8 +84,8 @@ def test_forward_matches_naive_loop(dtype, activation, key):
     got = jax.jit(gpt.forward, static_argnums=2)(params, tokens, cfg)
     chex.assert_shape(got, (11, cfg.vocab_size))
     chex.assert_type(got, jnp.dtype(dtype))
-    np.testing.assert_allclose(got, naive_forward(params, tokens, cfg), rtol=TOL[np.dtype(dtype)],
-                               atol=TOL[np.dtype(dtype)])
+    np.testing.assert_allclose(got, naive_forward(params, tokens, cfg), rtol=LAYER[np.dtype(dtype)],
+                               atol=LAYER[np.dtype(dtype)])
 
 
 def test_batch_is_vmap_of_single(params64, key):

@@ -108,7 +108,7 @@ def test_two_processes_through_the_cli_train_like_one_and_resume_in_one(tiny_tex
 def hf_dir(tmp_path_factory):
     # a random GPT-2 whose vocabulary is the tiny 400-token BPE, in the Hugging Face layout with tokenizer files
     d = tmp_path_factory.mktemp("hf400")
-    config = gpt.GPTConfig(vocab_size=400, block_size=32, n_layer=2, n_head=2, n_embd=32)
+    config = gpt.GPTConfig(vocab_size=400, block_size=16, n_layer=1, n_head=2, n_embd=16)
     gpt.to_hf(gpt.init_params(config, jax.random.key(3)), config, d)
     for f in ("vocab.json", "merges.txt"):
         shutil.copy(TINY_BPE / f, d / f)
@@ -116,30 +116,32 @@ def hf_dir(tmp_path_factory):
 
 
 def test_finetune_from_a_hugging_face_folder_lowers_the_loss_and_resumes(hf_dir, tiny_text, tmp_path):
-    kw = dict(init_from=str(hf_dir), data=tiny_text, batch_size=4, grad_accum=2, learning_rate=1e-3, min_lr=1e-3,
-              eval_iters=4, sample_tokens=0, out_dir=str(tmp_path / "ft"))
+    # the finetune preset, shortened to 8 steps at a rate that moves a 1-layer random model that far
+    kw = dict(init_from=str(hf_dir), data=tiny_text, batch_size=4, grad_accum=2, learning_rate=1e-2, min_lr=1e-2,
+              max_iters=8, lr_decay_iters=8, eval_interval=4, eval_iters=4, sample_tokens=0,
+              out_dir=str(tmp_path / "ft"))
     cfg = T.config_from("finetune", **kw)
     res = T.train(cfg, progress=False, print_fn=None)
-    assert res.step == 20 and len(res.losses) == 20
+    assert res.step == 8 and len(res.losses) == 8
     # step 0 trains on the weights as loaded, on the run's own first batch: x, y = get_batch(fold_in(k_data, 0))
     config, params = gpt.from_hf(hf_dir)
     tok = gpt.BPETokenizer.from_gpt2_files(hf_dir / "vocab.json", hf_dir / "merges.txt")
-    train_np, _ = T.prepare_data(cfg.replace(n_layer=2, n_head=2, n_embd=32, block_size=32, tokenizer="bpe",
+    train_np, _ = T.prepare_data(cfg.replace(n_layer=1, n_head=2, n_embd=16, block_size=16, tokenizer="bpe",
                                              vocab_size=400), tok.to_dict())[1:]
-    x, y = get_batch(jax.random.fold_in(T.run_keys(cfg.seed)[1], 0), jnp.asarray(train_np), 8, 32)
+    x, y = get_batch(jax.random.fold_in(T.run_keys(cfg.seed)[1], 0), jnp.asarray(train_np), 8, 16)
     first = np.mean([float(gpt.loss(params, x[a * 4:(a + 1) * 4], y[a * 4:(a + 1) * 4], config)) for a in range(2)])
     assert abs(res.losses[0] - first) <= 1e-5, (res.losses[0], first)
-    assert res.evals[-1][2] < res.evals[0][2] - 0.3, res.evals  # validation loss, step 20 vs step 0
+    assert res.evals[-1][2] < res.evals[0][2] - 0.3, res.evals  # validation loss, step 8 vs step 0
     meta = ckpt_lib.read_meta(ckpt_lib.find_checkpoint(tmp_path / "ft"))
     assert meta["config"]["init_from"] == str(hf_dir.resolve())
     assert meta["extra"]["init_from"] == {"init_from": str(hf_dir.resolve()), "kind": "hf"}
-    assert meta["config"]["model"]["n_embd"] == 32 and meta["tokenizer"] == tok.to_dict()
+    assert meta["config"]["model"]["n_embd"] == 16 and meta["tokenizer"] == tok.to_dict()
     # resuming continues the fine-tune from its checkpoint, like the uninterrupted run
-    more = T.train(T.resume_config(tmp_path / "ft", max_iters=22), resume=tmp_path / "ft", progress=False,
+    more = T.train(T.resume_config(tmp_path / "ft", max_iters=10), resume=tmp_path / "ft", progress=False,
                    print_fn=None)
-    whole = T.train(cfg.replace(max_iters=22, lr_decay_iters=22, out_dir=str(tmp_path / "whole")), progress=False,
+    whole = T.train(cfg.replace(max_iters=10, lr_decay_iters=10, out_dir=str(tmp_path / "whole")), progress=False,
                     print_fn=None)
-    assert more.losses == whole.losses[20:]
+    assert more.losses == whole.losses[8:]
     assert ckpt_lib.read_meta(ckpt_lib.find_checkpoint(tmp_path / "ft"))["extra"]["init_from"]["kind"] == "hf"
 
 

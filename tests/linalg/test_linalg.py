@@ -7,13 +7,12 @@ import mpmath
 import numpy as np
 import pytest
 import sympy
-from conftest import TOL
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import fungpt
 from fungpt import linalg as la
-from tests.helpers import ALG, F32, F64, close
+from tests.helpers import ALG, F32, F64, LAYER, close
 
 DTYPES = [F32, F64]
 SLOW_F32 = [pytest.param(F32, marks=pytest.mark.slow), F64]     # float32 twin runs with -m slow
@@ -40,15 +39,15 @@ def _well(seed, n, dtype=F64):
 @pytest.mark.parametrize("dtype", SLOW_F32)
 def test_vectors_dot_cross_norm_angle(dtype):
     u, v = _rand(1, 3, dtype), _rand(2, 3, dtype)
-    close(la.dot(u, v), np.dot(u, v), TOL[dtype])
+    close(la.dot(u, v), np.dot(u, v), LAYER[dtype])
     w = la.cross(u, v)
-    close(w, np.cross(u, v), TOL[dtype])
-    close([la.dot(w, u), la.dot(w, v)], [0, 0], TOL[dtype])            # orthogonal to both
+    close(w, np.cross(u, v), LAYER[dtype])
+    close([la.dot(w, u), la.dot(w, v)], [0, 0], LAYER[dtype])            # orthogonal to both
     for ord_ in (1, 2, 3, 0, np.inf, -np.inf):
-        close(la.vector_norm(u, ord_), np.linalg.norm(u, ord_), TOL[dtype])
-    close(la.angle(u, v), np.arccos(np.dot(u, v) / np.linalg.norm(u) / np.linalg.norm(v)), TOL[dtype])
+        close(la.vector_norm(u, ord_), np.linalg.norm(u, ord_), LAYER[dtype])
+    close(la.angle(u, v), np.arccos(np.dot(u, v) / np.linalg.norm(u) / np.linalg.norm(v)), LAYER[dtype])
     p = la.project_onto_vector(v, u)
-    close(la.dot(v - p, u), 0, TOL[dtype])
+    close(la.dot(v - p, u), 0, LAYER[dtype])
 
 
 def test_norm_does_not_overflow_and_angle_is_accurate_when_tiny():
@@ -78,9 +77,9 @@ def test_vector_spaces_span_independence_coordinates():
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_matmul_transpose_trace(dtype):
     a, b = _rand(5, (4, 3), dtype), _rand(6, (3, 2), dtype)
-    close(la.matmul(a, b), a @ b, TOL[dtype])
+    close(la.matmul(a, b), a @ b, LAYER[dtype])
     close(la.transpose(a), a.T, 0)
-    close(la.trace(a @ a.T), np.trace(a @ a.T), TOL[dtype])
+    close(la.trace(a @ a.T), np.trace(a @ a.T), LAYER[dtype])
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
