@@ -20,6 +20,18 @@ ALG = {F32: 1e-4, F64: 1e-11, C64: 1e-4, C128: 1e-11}
 GRAD = {F32: 2e-3, F64: 1e-9, C64: 2e-3, C128: 1e-9}
 FD = {F64: 1e-5}
 LAYER = {F32: 2e-3, F64: 1e-7}
+# Tables for one kind of check each, with the error law they come from:
+FFT = {F32: 1e-4, F64: 1e-12}        # FFTs and filters vs float64 numpy: O(log n) butterfly stages of rounding
+FFT_GRAD = {F32: 2e-4, F64: 1e-10}   # gradients through FFTs
+LIMIT = {F32: 1e-4, F64: 1e-9}       # Richardson extrapolation on 8 levels amplifies rounding ~2^8
+FD_RULES = {                         # finite differences: forward O(√eps), central O(eps^(2/3)), complex step O(eps)
+    "forward": {d: 30 * float(np.finfo(d).eps) ** 0.5 for d in (F32, F64)},
+    "central": {d: 30 * float(np.finfo(d).eps) ** (2 / 3) for d in (F32, F64)},
+    "complex": {d: 30 * float(np.finfo(d).eps) for d in (F32, F64)},
+}
+FORMULA = {F32: EXACT[F32], F64: ALG[F64]}  # closed forms whose float64 evaluation sums many terms
+LOGPMF = {F32: 2e-6, F64: 2e-14}     # log-pmfs from lgamma differences and bd0: a few ulps of the result
+ULPS = {F32: 2e-6, F64: 4e-15}       # a few ulps of the result, relative to max(1, |ref|)
 
 
 def close(got, want, rtol, atol=None):

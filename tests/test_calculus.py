@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from scipy.stats import qmc
 
 from fungpt import calculus as C
-from tests.helpers import EXACT  # exact algorithms, float rounding only
+from tests.helpers import EXACT, FD_RULES, LIMIT  # the named tolerance tables
 
 F32, F64 = np.dtype("float32"), np.dtype("float64")
 DTYPES = [F32, F64]
@@ -25,12 +25,8 @@ DTYPES = [F32, F64]
 DTYPES_F32_SLOW = [pytest.param(F32, marks=pytest.mark.slow), F64]
 EPS = {F32: float(np.finfo(np.float32).eps), F64: float(np.finfo(np.float64).eps)}
 # Relative tolerances, each from the method's error law with a safety factor of ~10-30.
-LIMIT_TOL = {F32: 1e-4, F64: 1e-9}                 # Richardson on 8 levels amplifies rounding ~2^8
-FD_TOL = {                                         # forward O(√eps), central O(eps^(2/3)), complex O(eps)
-    "forward": {d: 30 * EPS[d] ** 0.5 for d in DTYPES},
-    "central": {d: 30 * EPS[d] ** (2 / 3) for d in DTYPES},
-    "complex": {d: 30 * EPS[d] for d in DTYPES},
-}
+LIMIT_TOL = LIMIT
+FD_TOL = FD_RULES
 
 x_sym = sp.Symbol("x")
 

@@ -12,10 +12,10 @@ import pytest
 from sympy.combinatorics import Permutation
 
 from fungpt import discrete as dm
-from tests.helpers import F32, F64, close
+from tests.helpers import F32, F64, ULPS, close
 
 mp.mp.dps = 40
-TOL = {F32: 2e-6, F64: 4e-15}  # relative to max(1, |ref|): a few ulps of the result
+TOL = ULPS  # relative to max(1, |ref|): a few ulps of the result
 PAIRS = [(1e5, 1), (1e6, 1), (1e6, 2), (50, 25), (10, 3), (1e4, 9_999), (3e7, 1e3), (7.5, 2.5)]
 
 

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 import fungpt
 from fungpt import linalg as la
-from tests.helpers import ALG, F32, F64, LAYER, close
+from tests.helpers import ALG, F32, F64, GRAD, LAYER, close
 
 DTYPES = [F32, F64]
 SLOW_F32 = [pytest.param(F32, marks=pytest.mark.slow), F64]     # float32 twin runs with -m slow
@@ -149,7 +149,7 @@ def test_vmap_batches_and_jit_does_not_retrace():
 
 # ---------------------------------------------------------------- gradients (fungpt.grad vs jax.grad of jnp.linalg)
 
-GRAD_TOL = {F32: 2e-3, F64: 1e-9}
+GRAD_TOL = GRAD
 
 
 @pytest.mark.parametrize("dtype", [pytest.param(F32, marks=pytest.mark.slow), F64])

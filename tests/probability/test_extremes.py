@@ -9,12 +9,12 @@ import pytest
 import scipy.stats as ss
 
 from fungpt import probability as P
-from tests.helpers import F32, F64, close
+from tests.helpers import F32, F64, LOGPMF, close
 
 mp.mp.dps = 40
 DTYPES = [F32, F64]
 # float32 results that sum O(1) terms carry a few ulps of the largest term: relative to max(1, |ref|)
-LOGPMF_TOL = {F32: 2e-6, F64: 2e-14}
+LOGPMF_TOL = LOGPMF
 
 
 def _binom_ref(k, n, p):

@@ -10,12 +10,12 @@ import scipy.optimize
 from hypothesis import given, settings
 
 from fungpt import probability as P
-from tests.helpers import ALG, EXACT, F32, F64, close
+from tests.helpers import F32, F64, FORMULA, close
 
 DTYPES = [F32, F64]
 
 
-TOL = {F32: EXACT[F32], F64: ALG[F64]}  # relative, for exact formulas (f64: summed terms)
+TOL = FORMULA  # relative, for exact formulas (f64: summed terms)
 
 
 Z = 5.0                          # statistical tolerance: 5 standard errors (two-sided p ≈ 6e-7)

@@ -11,12 +11,12 @@ import scipy.stats as ss
 from hypothesis import given, settings
 
 from fungpt import probability as P
-from tests.helpers import ALG, EXACT, F32, F64, close
+from tests.helpers import F32, F64, FORMULA, close
 
 DTYPES = [F32, F64]
 
 
-TOL = {F32: EXACT[F32], F64: ALG[F64]}  # relative, for exact formulas (f64: summed terms)
+TOL = FORMULA  # relative, for exact formulas (f64: summed terms)
 
 
 def _table(seed, shape):
