@@ -274,6 +274,7 @@ def test_bad_input_raises_clear_errors():
         nm.kahan_sum(np.array(["a", "b"]))
 
 
+@pytest.mark.slow  # ~7 s of compiles; tests/test_roadmap.py runs ch06 in --quick mode too
 def test_experiment_runs_quick(tmp_path):
     import importlib.util
     import pathlib

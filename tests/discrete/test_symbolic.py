@@ -153,6 +153,7 @@ def test_symbolic_evaluation_jits_vmaps_and_keeps_float32():
         x + "1"
 
 
+@pytest.mark.slow  # ~7 s of compiles; tests/test_roadmap.py runs ch09 in --quick mode too
 def test_experiment_runs_quick(tmp_path):
     """Smoke test: the chapter's experiment in --quick mode, in this process (no second jax import)."""
     path = pathlib.Path(__file__).resolve().parents[2] / "experiments" / "ch09_discrete.py"
