@@ -176,8 +176,8 @@ def _stack(a, b):
 @pytest.mark.parametrize(("name", "kinds"), _transform_cases())
 def test_named_functions_jit_vmap_grad(name, kinds):
     """Each claimed transform of a map row's function, on its sample: jit equals eager, vmap equals a loop of two,
-    fungpt.grad equals jax.grad (of the sum of the real floating leaves).  Where the row claims jit, the vmap and both
-    gradients are jitted (one compilation each instead of an op-by-op interpretation)."""
+    fungpt.grad equals jax.grad (of the sum of the real floating leaves).  Where the row claims jit, the jit and vmap
+    checks share one compilation, and so do the two gradients (XLA compile time is most of this test's cost)."""
     samples = _samples()
     assert name in samples, f"{name}: no sample input in tests/roadmap_samples/ (needed for its {kinds} checks)"
     sample, f = samples[name], _resolve(name)
@@ -186,13 +186,19 @@ def test_named_functions_jit_vmap_grad(name, kinds):
     dyn, call = _split(sample, args)
     dargs = [args[i] for i in dyn]
     eager = call(f, *dargs)
-    if "jit" in kinds:
-        _close(jax.jit(lambda *d: call(f, *d))(*dargs), eager, sample, f"{name}: jit vs eager")
+    jitted = "jit" in kinds
     if "vmap" in kinds:
         other = [sample.make(k2)[i] for i in dyn]
-        wrap = jax.jit if "jit" in kinds else (lambda g: g)  # one compilation, not one per batched primitive
-        batched = wrap(jax.vmap(lambda *d: call(f, *d)))(*_stack(dargs, other))
+
+        def both(d, stacked):
+            return call(f, *d), jax.vmap(lambda *e: call(f, *e))(*stacked)
+
+        one, batched = (jax.jit(both) if jitted else both)(dargs, _stack(dargs, other))
+        if jitted:
+            _close(one, eager, sample, f"{name}: jit vs eager")
         _close(batched, _stack(eager, call(f, *other)), sample, f"{name}: vmap vs a loop")
+    elif jitted:
+        _close(jax.jit(lambda *d: call(f, *d))(*dargs), eager, sample, f"{name}: jit vs eager")
     if "grad" in kinds:
         pos = dyn.index(sample.argnum)
 
@@ -202,8 +208,10 @@ def test_named_functions_jit_vmap_grad(name, kinds):
             leaves = jax.tree_util.tree_leaves(call(f, *d))
             return sum(jnp.sum(jnp.real(v)) for v in leaves if jnp.issubdtype(jnp.asarray(v).dtype, jnp.inexact))
 
-        wrap = jax.jit if "jit" in kinds else (lambda g: g)
-        ours, ref = wrap(fungpt.grad(scalar))(dargs[pos]), wrap(jax.grad(scalar))(dargs[pos])
+        def grads(x):
+            return fungpt.grad(scalar)(x), jax.grad(scalar)(x)
+
+        ours, ref = (jax.jit(grads) if jitted else grads)(dargs[pos])
         _close(ours, ref, sample, f"{name}: fungpt.grad vs jax.grad")
 
 
